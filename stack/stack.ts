@@ -1,0 +1,198 @@
+// The local stack: PostgreSQL with Supabase's stand-ins and the project's migrations,
+// the functions gateway, pg_net's worker, and the LiveKit and Twilio emulators when no
+// real credentials are given. `deno task dev` and `deno task test` both start it.
+import postgres from "postgres";
+import { type Cluster, freePort, startCluster } from "./postgres.ts";
+import { applyMigrations } from "./migrate.ts";
+import { createKeys, type Keys } from "./keys.ts";
+import { discoverFunctions, type Gateway, startGateway } from "./gateway.ts";
+import { type NetWorker, startNetWorker } from "./net.ts";
+import { type LiveKitEmulator, startLiveKit } from "./livekit/server.ts";
+import { startTwilio, type TwilioEmulator } from "./twilio/server.ts";
+import { setLogSink } from "../supabase/functions/_shared/log.ts";
+import { resetConfig } from "../supabase/functions/_shared/config.ts";
+
+import { ROOT } from "./migrate.ts";
+export { ROOT };
+
+/** What a client of the stack needs; written to <state>/stack.json. */
+export interface StackInfo {
+  supabaseUrl: string;
+  anonKey: string;
+  serviceKey: string;
+  dbUrl: string;
+  jwtSecret: string;
+  issuer: string;
+  privateJwk: Keys["privateJwk"];
+  livekit: { url: string; apiKey: string; apiSecret: string; emulated: boolean };
+  twilio: { url: string | null; accountSid: string; authToken: string; emulated: boolean } | null;
+  numbers: string[];
+  logFile: string;
+  stateDir: string;
+}
+
+export interface Stack {
+  info: StackInfo;
+  cluster: Cluster;
+  livekit: LiveKitEmulator | null;
+  twilio: TwilioEmulator | null;
+  net: NetWorker;
+  stop(): Promise<void>;
+}
+
+/** Numbers the Twilio emulator owns from the start (the demo and tests use them). */
+export const SEED_NUMBERS = Array.from({ length: 20 }, (_, i) => `+1415555${String(100 + i).padStart(4, "0")}`);
+
+function randomToken(bytes = 16): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+export interface StackOptions {
+  /** State folder name under .local/ */
+  name: string;
+  /** Use emulators even when real credentials are in the environment (tests). */
+  forceEmulators?: boolean;
+  /** Emulated call durations are multiplied by this. */
+  timeScale?: number;
+  log?: (line: string) => void;
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const say = opts.log ?? (() => {});
+  const stateDir = `${ROOT}/.local/${opts.name}`;
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const c of cleanups.reverse()) await c().catch((e) => console.error(String(e)));
+    cleanups.length = 0;
+  };
+  try {
+    await Deno.mkdir(stateDir, { recursive: true });
+    const cluster = await startCluster(`${stateDir}/pg`);
+    cleanups.push(() => cluster.stop());
+    say(`postgres on port ${cluster.port}`);
+    await applyMigrations(cluster.url, say);
+
+    const gatewayPort = freePort();
+    const supabaseUrl = `http://127.0.0.1:${gatewayPort}`;
+    const keys = await createKeys(supabaseUrl);
+    const env = Deno.env.toObject();
+    const useRealLiveKit = !opts.forceEmulators && !!(env.LIVEKIT_HOST ?? env.LIVEKIT_URL) &&
+      !!env.LIVEKIT_API_KEY && !!env.LIVEKIT_API_SECRET;
+    const useRealTwilio = !opts.forceEmulators && !!env.TWILIO_ACCOUNT_SID && !!env.TWILIO_AUTH_TOKEN;
+
+    let twilio: TwilioEmulator | null = null;
+    let twilioInfo: StackInfo["twilio"] = null;
+    if (useRealTwilio) {
+      twilioInfo = {
+        url: env.TWILIO_BASE_URL ?? null,
+        accountSid: env.TWILIO_ACCOUNT_SID,
+        authToken: env.TWILIO_AUTH_TOKEN,
+        emulated: false,
+      };
+    } else if (!env.SIP_PROVIDER_ADDRESS || opts.forceEmulators) {
+      const accountSid = `AC${randomToken(16)}`;
+      const authToken = randomToken(16);
+      twilio = await startTwilio({ accountSid, authToken, numbers: SEED_NUMBERS.map((phoneNumber) => ({ phoneNumber })) });
+      cleanups.push(() => twilio!.close());
+      twilioInfo = { url: twilio.url, accountSid, authToken, emulated: true };
+    }
+
+    let livekit: LiveKitEmulator | null = null;
+    let livekitInfo: StackInfo["livekit"];
+    if (useRealLiveKit) {
+      livekitInfo = {
+        url: (env.LIVEKIT_HOST ?? env.LIVEKIT_URL)!,
+        apiKey: env.LIVEKIT_API_KEY,
+        apiSecret: env.LIVEKIT_API_SECRET,
+        emulated: false,
+      };
+    } else {
+      const apiKey = `API${randomToken(6)}`;
+      const apiSecret = randomToken(24);
+      livekit = await startLiveKit({
+        apiKey,
+        apiSecret,
+        timeScale: opts.timeScale ?? 1,
+        webhookUrl: `${supabaseUrl}/functions/v1/livekit-webhook`,
+        carrier: twilio ? (call) => twilio!.terminate(call) : undefined,
+      });
+      cleanups.push(() => livekit!.close());
+      livekitInfo = { url: livekit.url, apiKey, apiSecret, emulated: true };
+    }
+
+    // The functions read their configuration from the environment, as on the platform.
+    const functionEnv: Record<string, string> = {
+      SUPABASE_URL: supabaseUrl,
+      SUPABASE_ANON_KEY: keys.anonKey,
+      SUPABASE_SERVICE_ROLE_KEY: keys.serviceKey,
+      SUPABASE_DB_URL: cluster.url,
+      JWT_SECRET: keys.jwtSecret,
+      LIVEKIT_URL: livekitInfo.url,
+      LIVEKIT_API_KEY: livekitInfo.apiKey,
+      LIVEKIT_API_SECRET: livekitInfo.apiSecret,
+      LIVEKIT_SIP_HOST: env.LIVEKIT_SIP_HOST ?? "sip.livekit.local",
+    };
+    if (twilioInfo) {
+      functionEnv.TWILIO_ACCOUNT_SID = twilioInfo.accountSid;
+      functionEnv.TWILIO_AUTH_TOKEN = twilioInfo.authToken;
+      if (twilioInfo.url) functionEnv.TWILIO_BASE_URL = twilioInfo.url;
+    }
+    if (opts.forceEmulators) {
+      for (const k of ["LIVEKIT_HOST", "SIP_PROVIDER_ADDRESS", "SIP_USERNAME", "SIP_PASSWORD"]) Deno.env.delete(k);
+    }
+    for (const [k, v] of Object.entries(functionEnv)) Deno.env.set(k, v);
+    resetConfig();
+
+    const logFile = `${stateDir}/functions.log`;
+    const logHandle = await Deno.open(logFile, { create: true, write: true, truncate: true });
+    const encoder = new TextEncoder();
+    setLogSink((line) => {
+      logHandle.writeSync(encoder.encode(line + "\n"));
+    });
+    cleanups.push(async () => logHandle.close());
+
+    const gateway: Gateway = startGateway({
+      port: gatewayPort,
+      keys,
+      functions: await discoverFunctions(`${ROOT}/supabase`),
+    });
+    cleanups.push(() => gateway.close());
+    cleanups.push(async () => {
+      const { closeDb } = await import("../supabase/functions/_shared/db.ts");
+      await closeDb();
+    });
+
+    const net = await startNetWorker(cluster.url);
+    cleanups.push(() => net.close());
+
+    // The project URL and service key the database uses to call functions (Supabase's
+    // documented Vault pattern), then the project's cron jobs.
+    const sql = postgres(cluster.url, { max: 1, onnotice: () => {} });
+    try {
+      await sql`select internal.configure(${supabaseUrl}, ${keys.serviceKey})`;
+    } finally {
+      await sql.end();
+    }
+
+    const info: StackInfo = {
+      supabaseUrl,
+      anonKey: keys.anonKey,
+      serviceKey: keys.serviceKey,
+      dbUrl: cluster.url,
+      jwtSecret: keys.jwtSecret,
+      issuer: keys.issuer,
+      privateJwk: keys.privateJwk,
+      livekit: livekitInfo,
+      twilio: twilioInfo,
+      numbers: twilio ? SEED_NUMBERS : [],
+      logFile,
+      stateDir,
+    };
+    await Deno.writeTextFile(`${stateDir}/stack.json`, JSON.stringify(info, null, 2));
+    return { info, cluster, livekit, twilio, net, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -1,0 +1,189 @@
+-- STAND-INS for what a Supabase project has before any migration runs: roles, the auth
+-- schema, Vault and pg_net. Applied by the local stack only, never part of
+-- supabase/migrations. Each piece is skipped where the real thing already exists.
+
+-- Roles -------------------------------------------------------------------------------
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'anon') then
+    create role anon nologin noinherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticated') then
+    create role authenticated nologin noinherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'service_role') then
+    create role service_role nologin noinherit bypassrls;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticator') then
+    -- The login role PostgREST uses; it switches to the three above per request.
+    create role authenticator login noinherit;
+  end if;
+end $$;
+grant anon, authenticated, service_role to authenticator;
+grant anon, authenticated, service_role to postgres;
+
+-- Schemas and extensions ----------------------------------------------------------------
+create schema if not exists extensions;
+create extension if not exists pgcrypto with schema extensions;
+create extension if not exists pgtap with schema extensions;
+grant usage on schema extensions to anon, authenticated, service_role;
+alter database postgres set search_path = "$user", public, extensions;
+set search_path = "$user", public, extensions;
+
+grant usage on schema public to anon, authenticated, service_role;
+alter default privileges in schema public grant all on tables to service_role;
+alter default privileges in schema public grant all on sequences to service_role;
+alter default privileges in schema public grant all on functions to service_role;
+
+-- auth ------------------------------------------------------------------------------------
+do $$
+begin
+  if exists (select from pg_namespace where nspname = 'auth') then
+    return;
+  end if;
+  create schema auth;
+  create table auth.users (
+    id uuid primary key default gen_random_uuid(),
+    aud text default 'authenticated',
+    role text default 'authenticated',
+    email text unique,
+    raw_app_meta_data jsonb default '{}'::jsonb,
+    raw_user_meta_data jsonb default '{}'::jsonb,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now()
+  );
+  -- Same definitions as GoTrue's: claims come from PostgREST's request.jwt.claims.
+  create function auth.jwt() returns jsonb language sql stable as $f$
+    select coalesce(
+      nullif(current_setting('request.jwt.claim', true), ''),
+      nullif(current_setting('request.jwt.claims', true), '')
+    )::jsonb
+  $f$;
+  create function auth.uid() returns uuid language sql stable as $f$
+    select coalesce(
+      nullif(current_setting('request.jwt.claim.sub', true), ''),
+      (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+    )::uuid
+  $f$;
+  create function auth.role() returns text language sql stable as $f$
+    select coalesce(
+      nullif(current_setting('request.jwt.claim.role', true), ''),
+      (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+    )::text
+  $f$;
+  grant usage on schema auth to anon, authenticated, service_role;
+  grant execute on function auth.jwt(), auth.uid(), auth.role() to anon, authenticated, service_role;
+  grant select on auth.users to service_role;
+end $$;
+
+-- Vault -------------------------------------------------------------------------------------
+do $$
+begin
+  if exists (select from pg_namespace where nspname = 'vault') then
+    return;
+  end if;
+  create schema vault;
+  -- The stand-in encrypts with a per-cluster key kept in a table only the owner can read.
+  create table vault.key (id int primary key default 1 check (id = 1), key text not null);
+  insert into vault.key (key) values (encode(extensions.gen_random_bytes(32), 'hex'));
+  create table vault.secrets (
+    id uuid primary key default gen_random_uuid(),
+    name text unique,
+    description text not null default '',
+    secret text not null,
+    key_id uuid,
+    nonce bytea,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now()
+  );
+  create function vault.create_secret(
+    new_secret text, new_name text default null, new_description text default '', new_key_id uuid default null
+  ) returns uuid language sql security definer set search_path = '' as $f$
+    insert into vault.secrets (name, description, secret, key_id)
+    values (new_name, coalesce(new_description, ''),
+            encode(extensions.pgp_sym_encrypt(new_secret, (select key from vault.key)), 'base64'),
+            new_key_id)
+    returning id
+  $f$;
+  create function vault.update_secret(
+    secret_id uuid, new_secret text default null, new_name text default null,
+    new_description text default null, new_key_id uuid default null
+  ) returns void language sql security definer set search_path = '' as $f$
+    update vault.secrets set
+      secret = case when new_secret is null then secret
+               else encode(extensions.pgp_sym_encrypt(new_secret, (select key from vault.key)), 'base64') end,
+      name = coalesce(new_name, name),
+      description = coalesce(new_description, description),
+      key_id = coalesce(new_key_id, key_id),
+      updated_at = now()
+    where id = secret_id
+  $f$;
+  create view vault.decrypted_secrets as
+    select s.id, s.name, s.description, s.secret,
+           extensions.pgp_sym_decrypt(decode(s.secret, 'base64'), k.key) as decrypted_secret,
+           s.key_id, s.nonce, s.created_at, s.updated_at
+    from vault.secrets s cross join vault.key k;
+  revoke all on schema vault from public;
+  revoke all on all tables in schema vault from public;
+  revoke all on all functions in schema vault from public;
+  grant usage on schema vault to service_role;
+  grant select on vault.decrypted_secrets to service_role;
+  grant execute on function vault.create_secret, vault.update_secret to service_role;
+end $$;
+
+-- pg_net ----------------------------------------------------------------------------------------
+do $$
+begin
+  if exists (select from pg_namespace where nspname = 'net')
+     or exists (select from pg_available_extensions where name = 'pg_net') then
+    return;
+  end if;
+  create schema net;
+  create table net.http_request_queue (
+    id bigserial primary key,
+    method text not null,
+    url text not null,
+    headers jsonb not null,
+    body bytea,
+    timeout_milliseconds integer not null
+  );
+  create table net._http_response (
+    id bigint,
+    status_code integer,
+    content_type text,
+    headers jsonb,
+    content text,
+    timed_out boolean,
+    error_msg text,
+    created timestamptz not null default now()
+  );
+  -- Same signature as pg_net's. The request is queued; the local stack's worker sends it
+  -- after the transaction commits (NOTIFY is delivered on commit), at most once.
+  create function net.http_post(
+    url text,
+    body jsonb default '{}'::jsonb,
+    params jsonb default '{}'::jsonb,
+    headers jsonb default '{"Content-Type": "application/json"}'::jsonb,
+    timeout_milliseconds integer default 5000
+  ) returns bigint language plpgsql security definer set search_path = '' as $f$
+  declare
+    request_id bigint;
+    full_url text := url;
+    query text;
+  begin
+    select string_agg(format('%s=%s', key, value), '&') into query from jsonb_each_text(params);
+    if query is not null then
+      full_url := full_url || case when position('?' in full_url) > 0 then '&' else '?' end || query;
+    end if;
+    insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+    values ('POST', full_url, headers, convert_to(body::text, 'UTF8'), timeout_milliseconds)
+    returning id into request_id;
+    perform pg_notify('net_http_request', request_id::text);
+    return request_id;
+  end
+  $f$;
+  revoke all on schema net from public;
+  revoke all on all functions in schema net from public;
+  grant usage on schema net to service_role;
+  grant execute on function net.http_post to service_role;
+end $$;

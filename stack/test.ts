@@ -1,0 +1,86 @@
+// `deno task test`: boots an isolated stack (its own cluster and ports), runs the pgTAP
+// files and every Deno test against it, tears it all down, and prints `N passed, N failed`.
+import { psql } from "./postgres.ts";
+import { ROOT, startStack } from "./stack.ts";
+
+const filter = Deno.args;
+let passed = 0;
+let failed = 0;
+
+async function runPgTap(dbUrl: string) {
+  const dir = `${ROOT}/supabase/tests/database`;
+  const files = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".test.sql")).map((e) => e.name).sort();
+  for (const file of files) {
+    let out: string;
+    try {
+      out = await psql({ url: dbUrl }, { file: `${dir}/${file}` }, ["-t", "-A"]);
+    } catch (e) {
+      failed++;
+      console.log(`not ok - ${file} did not run:\n${e instanceof Error ? e.message : e}`);
+      continue;
+    }
+    const lines = out.split("\n");
+    const plan = lines.map((l) => /^1\.\.(\d+)$/.exec(l.trim())).find(Boolean);
+    const ok = lines.filter((l) => /^ok \d+/.test(l.trim())).length;
+    const notOk = lines.filter((l) => /^not ok \d+/.test(l.trim()));
+    passed += ok;
+    failed += notOk.length;
+    const planned = plan ? Number(plan[1]) : NaN;
+    if (planned !== ok + notOk.length) {
+      failed++;
+      console.log(`not ok - ${file}: planned ${planned} tests, ran ${ok + notOk.length}`);
+    }
+    const status = notOk.length === 0 && planned === ok ? "ok" : "FAILED";
+    console.log(`pgtap ${file} ... ${status} (${ok}/${planned})`);
+    if (status !== "ok") console.log(lines.filter((l) => /^(not ok|#)/.test(l.trim())).join("\n"));
+  }
+}
+
+async function runDenoTests(stackFile: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--no-check", ...(filter.length ? filter : ["tests/"])],
+    cwd: ROOT,
+    env: { STACK_FILE: stackFile },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let tail = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    const text = decoder.decode(chunk, { stream: true });
+    await Deno.stdout.write(chunk);
+    tail = (tail + text).slice(-4000);
+  }
+  const status = await child.status;
+  const m = /(\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(tail);
+  if (m) {
+    passed += Number(m[1]);
+    failed += Number(m[2]);
+  }
+  if (!m || (!status.success && Number(m[2]) === 0)) {
+    failed++;
+    console.log(`not ok - deno test exited with code ${status.code}`);
+  }
+}
+
+const started = performance.now();
+const stack = await startStack({ name: `test-${Deno.pid}`, forceEmulators: true, timeScale: 0.001 });
+let interrupted = false;
+const onSignal = () => {
+  interrupted = true;
+};
+Deno.addSignalListener("SIGINT", onSignal);
+Deno.addSignalListener("SIGTERM", onSignal);
+try {
+  if (filter.length === 0) await runPgTap(stack.info.dbUrl);
+  if (!interrupted) await runDenoTests(`${stack.info.stateDir}/stack.json`);
+} catch (e) {
+  failed++;
+  console.log(`not ok - test run aborted: ${e instanceof Error ? e.stack : e}`);
+} finally {
+  await stack.stop();
+  await Deno.remove(stack.info.stateDir, { recursive: true }).catch(() => {});
+}
+console.log(`\ntotal time ${((performance.now() - started) / 1000).toFixed(1)} s`);
+console.log(`${passed} passed, ${failed} failed`);
+Deno.exit(failed === 0 && passed > 0 ? 0 : 1);

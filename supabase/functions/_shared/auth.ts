@@ -1,0 +1,88 @@
+// Who is calling: a user (session JWT verified against the JWKS, or the legacy HS256
+// secret where configured) or the service (the service key, compared in constant time).
+import * as jose from "jose";
+import type { Config } from "./config.ts";
+import { AuthError, ForbiddenError } from "./errors.ts";
+import type { UserClaims } from "./db.ts";
+
+export type Caller =
+  | { kind: "user"; userId: string; claims: UserClaims }
+  | { kind: "service" };
+
+const remoteSets = new Map<string, ReturnType<typeof jose.createRemoteJWKSet>>();
+
+function keySet(config: Config) {
+  if (config.jwks) return jose.createLocalJWKSet(config.jwks as jose.JSONWebKeySet);
+  const url = `${config.supabaseUrl}/auth/v1/.well-known/jwks.json`;
+  let set = remoteSets.get(url);
+  if (!set) {
+    set = jose.createRemoteJWKSet(new URL(url), { cooldownDuration: 30_000, timeoutDuration: 5_000 });
+    remoteSets.set(url, set);
+  }
+  return set;
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+export function bearer(req: Request): string | null {
+  const header = req.headers.get("authorization") ?? "";
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1] : null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Verifies the caller. Throws AuthError (401) for anything not proven. */
+export async function authenticate(req: Request, config: Config): Promise<Caller> {
+  const token = bearer(req);
+  if (!token) throw new AuthError("Missing Authorization: Bearer <token>.");
+  if (constantTimeEqual(token, config.serviceKey)) return { kind: "service" };
+  let header: jose.ProtectedHeaderParameters;
+  try {
+    header = jose.decodeProtectedHeader(token);
+  } catch {
+    throw new AuthError("The token is not a JWT.");
+  }
+  let payload: jose.JWTPayload;
+  try {
+    if (header.alg === "HS256") {
+      if (!config.jwtSecret) throw new AuthError("HS256 user tokens are not accepted by this project.");
+      ({ payload } = await jose.jwtVerify(token, new TextEncoder().encode(config.jwtSecret), {
+        algorithms: ["HS256"],
+      }));
+      if (payload.role === "service_role") return { kind: "service" };
+    } else {
+      ({ payload } = await jose.jwtVerify(token, keySet(config), {
+        algorithms: ["ES256", "RS256", "EdDSA"],
+        issuer: `${config.supabaseUrl}/auth/v1`,
+      }));
+    }
+  } catch (e) {
+    if (e instanceof AuthError) throw e;
+    const reason = e instanceof jose.errors.JWTExpired
+      ? "The token has expired."
+      : e instanceof jose.errors.JWTClaimValidationFailed
+      ? `The token's ${e.claim} claim is not accepted.`
+      : "The token could not be verified.";
+    throw new AuthError(reason);
+  }
+  if (payload.role !== "authenticated" || typeof payload.sub !== "string" || !UUID.test(payload.sub)) {
+    throw new AuthError("The token is not a user session.");
+  }
+  return { kind: "user", userId: payload.sub, claims: payload as UserClaims };
+}
+
+export function requireUser(caller: Caller): Extract<Caller, { kind: "user" }> {
+  if (caller.kind !== "user") throw new ForbiddenError("This call needs a user session, not the service key.");
+  return caller;
+}
+
+export function requireService(caller: Caller): void {
+  if (caller.kind !== "service") throw new ForbiddenError("Only the service may call this function.");
+}

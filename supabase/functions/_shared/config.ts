@@ -1,0 +1,157 @@
+// Environment parsed once with zod. One error names every missing or malformed variable.
+import { z } from "zod";
+import { NotConfiguredError } from "./errors.ts";
+
+const optional = z.string().trim().min(1).optional().catch(undefined);
+const countryList = z.string().trim().regex(/^[A-Za-z]{2}(\s*,\s*[A-Za-z]{2})*$/, "comma-separated ISO country codes");
+const intFrom = (min: number, max: number, fallback: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const schema = z.object({
+  SUPABASE_URL: z.url({ message: "the project URL, e.g. https://<ref>.supabase.co" }),
+  SUPABASE_ANON_KEY: z.string().min(1, "the project's anon key"),
+  SUPABASE_SERVICE_ROLE_KEY: z.string().min(1, "the service role key (pg_cron and triggers use it)"),
+  SUPABASE_DB_URL: z.string().min(1, "the Postgres connection string"),
+  SUPABASE_JWKS: z.string().optional(),
+  JWT_SECRET: optional,
+  LIVEKIT_HOST: optional,
+  LIVEKIT_URL: optional,
+  LIVEKIT_API_KEY: optional,
+  LIVEKIT_API_SECRET: optional,
+  LIVEKIT_SIP_HOST: optional,
+  TWILIO_ACCOUNT_SID: z.string().regex(/^AC[0-9a-fA-F]{32}$/, "an account SID (AC + 32 hex)").optional(),
+  TWILIO_AUTH_TOKEN: optional,
+  TWILIO_BASE_URL: optional,
+  TWILIO_TRUNK_NAME: z.string().regex(/^[a-z0-9-]{1,40}$/, "lowercase letters, digits and dashes").default("voice-ai"),
+  SIP_PROVIDER_ADDRESS: optional,
+  SIP_USERNAME: optional,
+  SIP_PASSWORD: optional,
+  SIP_TRANSPORT: z.enum(["auto", "udp", "tcp", "tls"]).default("tcp"),
+  SIP_DESTINATION_COUNTRY: z.string().regex(/^[A-Za-z]{2}$/, "a 2-letter country code").optional(),
+  ALLOWED_DESTINATION_COUNTRIES: countryList.default("US,CA"),
+  CALL_RINGING_TIMEOUT_SEC: intFrom(5, 80, 30),
+  CALL_MAX_DURATION_SEC: intFrom(10, 86_400, 1_800),
+  CALLS_PER_MINUTE_PER_USER: intFrom(1, 10_000, 30),
+});
+
+export type Env = z.infer<typeof schema>;
+
+export interface Config {
+  supabaseUrl: string;
+  anonKey: string;
+  serviceKey: string;
+  dbUrl: string;
+  jwks: { keys: unknown[] } | null;
+  jwtSecret: string | null;
+  livekit: { host: string; apiKey: string; apiSecret: string; sipHost: string | null } | null;
+  twilio: {
+    accountSid: string;
+    authToken: string;
+    baseUrl: string | null;
+    trunkName: string;
+  } | null;
+  /** Static SIP mode: the operator's own provider, no Twilio trunk provisioning. */
+  staticSip: { address: string; username: string | null; password: string | null } | null;
+  sipTransport: "auto" | "udp" | "tcp" | "tls";
+  destinationCountry: string | null;
+  allowedCountries: string[];
+  ringingTimeoutSec: number;
+  maxCallDurationSec: number;
+  callsPerMinutePerUser: number;
+  /** Variables a feature needs but did not get, by feature. */
+  missing: { livekit: string[]; twilio: string[] };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly issues: { variable: string; problem: string }[]) {
+    super(
+      "Invalid configuration: " + issues.map((i) => `${i.variable} (${i.problem})`).join("; "),
+    );
+  }
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => ({
+      variable: String(i.path[0]),
+      problem: env[String(i.path[0])] === undefined ? `missing: ${i.message}` : i.message,
+    })));
+  }
+  const e = parsed.data;
+  const host = e.LIVEKIT_HOST ?? e.LIVEKIT_URL;
+  const missingLiveKit = [
+    ...(host ? [] : ["LIVEKIT_HOST (or LIVEKIT_URL)"]),
+    ...(e.LIVEKIT_API_KEY ? [] : ["LIVEKIT_API_KEY"]),
+    ...(e.LIVEKIT_API_SECRET ? [] : ["LIVEKIT_API_SECRET"]),
+  ];
+  const missingTwilio = [
+    ...(e.TWILIO_ACCOUNT_SID ? [] : ["TWILIO_ACCOUNT_SID"]),
+    ...(e.TWILIO_AUTH_TOKEN ? [] : ["TWILIO_AUTH_TOKEN"]),
+  ];
+  let jwks: Config["jwks"] = null;
+  if (e.SUPABASE_JWKS) {
+    try {
+      const value = JSON.parse(e.SUPABASE_JWKS);
+      jwks = Array.isArray(value) ? { keys: value } : value;
+    } catch {
+      throw new ConfigError([{ variable: "SUPABASE_JWKS", problem: "not valid JSON" }]);
+    }
+  }
+  return {
+    supabaseUrl: e.SUPABASE_URL.replace(/\/+$/, ""),
+    anonKey: e.SUPABASE_ANON_KEY,
+    serviceKey: e.SUPABASE_SERVICE_ROLE_KEY,
+    dbUrl: e.SUPABASE_DB_URL,
+    jwks,
+    jwtSecret: e.JWT_SECRET ?? null,
+    livekit: missingLiveKit.length === 0
+      ? { host: host!, apiKey: e.LIVEKIT_API_KEY!, apiSecret: e.LIVEKIT_API_SECRET!, sipHost: e.LIVEKIT_SIP_HOST ?? null }
+      : null,
+    twilio: missingTwilio.length === 0
+      ? {
+        accountSid: e.TWILIO_ACCOUNT_SID!,
+        authToken: e.TWILIO_AUTH_TOKEN!,
+        baseUrl: e.TWILIO_BASE_URL ?? null,
+        trunkName: e.TWILIO_TRUNK_NAME,
+      }
+      : null,
+    staticSip: e.SIP_PROVIDER_ADDRESS
+      ? { address: e.SIP_PROVIDER_ADDRESS, username: e.SIP_USERNAME ?? null, password: e.SIP_PASSWORD ?? null }
+      : null,
+    sipTransport: e.SIP_TRANSPORT,
+    destinationCountry: e.SIP_DESTINATION_COUNTRY?.toUpperCase() ?? null,
+    allowedCountries: e.ALLOWED_DESTINATION_COUNTRIES.split(",").map((c) => c.trim().toUpperCase()),
+    ringingTimeoutSec: e.CALL_RINGING_TIMEOUT_SEC,
+    maxCallDurationSec: e.CALL_MAX_DURATION_SEC,
+    callsPerMinutePerUser: e.CALLS_PER_MINUTE_PER_USER,
+    missing: { livekit: missingLiveKit, twilio: missingTwilio },
+  };
+}
+
+let cached: Config | null = null;
+
+/** The process's config, parsed on first use (never at import time). */
+export function getConfig(): Config {
+  if (!cached) {
+    try {
+      cached = parseConfig(Deno.env.toObject());
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        throw new NotConfiguredError(e.issues.map((i) => i.variable), "This function");
+      }
+      throw e;
+    }
+  }
+  return cached;
+}
+
+/** Drops the cached config (the local stack changes env between runs). */
+export function resetConfig(): void {
+  cached = null;
+}
+
+export function requireLiveKit(config: Config): NonNullable<Config["livekit"]> {
+  if (!config.livekit) throw new NotConfiguredError(config.missing.livekit, "LiveKit");
+  return config.livekit;
+}

@@ -1,0 +1,41 @@
+// Structured JSON log lines. Keys that may hold secrets are redacted before printing.
+
+const SECRET_KEY = /pass(word)?|secret|token|authorization|api[_-]?key|credential/i;
+
+function redact(value: unknown, depth = 0): unknown {
+  if (depth > 6 || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_KEY.test(k) ? "[redacted]" : redact(v, depth + 1);
+  }
+  return out;
+}
+
+export type Fields = Record<string, unknown>;
+
+export interface Logger {
+  info(msg: string, fields?: Fields): void;
+  warn(msg: string, fields?: Fields): void;
+  error(msg: string, fields?: Fields): void;
+  child(fields: Fields): Logger;
+}
+
+export type Sink = (line: string) => void;
+let sink: Sink = (line) => console.log(line);
+
+/** Lets the local stack capture log lines (tests scan them for secrets). */
+export function setLogSink(next: Sink): void {
+  sink = next;
+}
+
+export function logger(base: Fields = {}): Logger {
+  const write = (level: string, msg: string, fields?: Fields) =>
+    sink(JSON.stringify(redact({ level, time: new Date().toISOString(), msg, ...base, ...fields })));
+  return {
+    info: (msg, f) => write("info", msg, f),
+    warn: (msg, f) => write("warn", msg, f),
+    error: (msg, f) => write("error", msg, f),
+    child: (f) => logger({ ...base, ...f }),
+  };
+}
