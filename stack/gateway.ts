@@ -38,6 +38,7 @@ export async function discoverFunctions(root: string): Promise<FunctionSpec[]> {
   for await (const entry of Deno.readDir(`${root}/functions`)) {
     if (!entry.isDirectory || entry.name.startsWith("_")) continue;
     const path = `${root}/functions/${entry.name}/handler.ts`;
+    if (!(await Deno.stat(path).catch(() => null))?.isFile) continue;
     specs.push({
       name: entry.name,
       verifyJwt: verify.get(entry.name) ?? true,

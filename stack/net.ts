@@ -35,7 +35,7 @@ export async function startNetWorker(dbUrl: string): Promise<NetWorker> {
       const res = await fetch(req.url, {
         method: req.method,
         headers: req.headers,
-        body: req.body,
+        body: req.body ? new Uint8Array(req.body) : null,
         signal: AbortSignal.timeout(req.timeout_milliseconds),
       });
       const content = await res.text();

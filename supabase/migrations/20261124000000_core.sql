@@ -223,6 +223,7 @@ create table internal.provisioning_job (
   owner_id uuid,
   status text not null default 'pending' check (status in ('pending', 'running', 'done')),
   attempts integer not null default 0,
+  generation integer not null default 1,
   run_after timestamptz not null default now(),
   locked_until timestamptz,
   last_error text,
@@ -230,7 +231,8 @@ create table internal.provisioning_job (
   updated_at timestamptz not null default now(),
   done_at timestamptz
 );
-comment on table internal.provisioning_job is 'Outbox: one row per number whose LiveKit/Twilio side must be reconciled to the database. Written in the same transaction as the change.';
+comment on table internal.provisioning_job is 'Outbox: one open row per number whose LiveKit/Twilio side must be reconciled to the database. Written in the same transaction as the change.';
+comment on column internal.provisioning_job.generation is 'Bumped by every new change; a worker only closes the job if no change arrived while it worked.';
 
 create table internal.sip_trunk (
   account_sid text primary key,

@@ -1,0 +1,330 @@
+/**
+ * Simulated outbound SIP calls. Like LiveKit SIP, the participant joins the room first
+ * (sip.callStatus=dialing), then the INVITE goes out: the trunk's CPS limit and the carrier
+ * hook may reject it, otherwise the callee behaves as the outcome table says. Every
+ * duration is simulated time, scaled by the time-scale knob.
+ */
+import { DisconnectReason, ParticipantInfo_Kind } from "@livekit/protocol";
+import {
+  calleeBehaviour,
+  type CalleeBehaviour,
+  type CallOutcome,
+  leaveReasonForSipStatus,
+  outcomeForSipStatus,
+  POST_DIAL_DELAY_S,
+  ringingTimeoutError,
+  sipCallError,
+  WAIT_UNTIL_ANSWERED_LIMIT_S,
+} from "./call_outcomes.ts";
+import { ID_PREFIX, newId } from "./ids.ts";
+import type { Rooms } from "./rooms.ts";
+import type { Scheduler } from "./timers.ts";
+import { TwirpError } from "./twirp.ts";
+
+/** Optional carrier stand-in: a SIP failure returned here fails the call as the carrier would. */
+export type CarrierCheck = (call: {
+  address: string;
+  username: string;
+  password: string;
+  fromNumber: string;
+  toNumber: string;
+  transport: string;
+}) => Promise<{ sipStatusCode: number; sipStatus: string } | null>;
+
+export const CPS_LIMIT_STATUS = { sipStatusCode: 503, sipStatus: "Trunk CPS limit exceeded" } as const;
+
+export interface DialRequest {
+  room: string;
+  identity: string;
+  name: string;
+  metadata: string;
+  attributes: Record<string, string>;
+  trunkId: string;
+  address: string;
+  transport: string;
+  username: string;
+  password: string;
+  fromNumber: string;
+  toNumber: string;
+  ringingTimeoutS: number;
+  maxCallDurationS: number;
+  waitUntilAnswered: boolean;
+}
+
+export interface CallRecord {
+  sipCallId: string;
+  participantId: string;
+  identity: string;
+  room: string;
+  trunkId: string;
+  address: string;
+  fromNumber: string;
+  toNumber: string;
+  startedAt: number;
+  outcome: CallOutcome;
+  sipStatusCode?: number;
+  sipStatus?: string;
+  answeredAt?: number;
+  endedAt?: number;
+  disconnectReason?: string;
+  /** Who ended an answered call. */
+  endedBy?: "callee" | "max_call_duration" | "transfer" | "room";
+  transferredTo?: string;
+}
+
+interface Call {
+  record: CallRecord;
+  req: DialRequest;
+  answered: boolean;
+  ended: boolean;
+  cancels: (() => void)[];
+  waiter?: { resolve(): void; reject(err: TwirpError): void };
+}
+
+export interface CallsDeps {
+  rooms: Rooms;
+  scheduler: Scheduler;
+  scaledMs(seconds: number): number;
+  trunkCps(): number;
+  carrier?: CarrierCheck;
+}
+
+export class Calls {
+  #deps: CallsDeps;
+  #calls = new Map<string, Call>();
+  /** INVITE times (real ms) in the last second, per trunk address. */
+  #invites = new Map<string, number[]>();
+
+  constructor(deps: CallsDeps) {
+    this.#deps = deps;
+  }
+
+  activeCount(): number {
+    let n = 0;
+    for (const c of this.#calls.values()) if (!c.ended) n++;
+    return n;
+  }
+
+  records(): CallRecord[] {
+    return [...this.#calls.values()].map((c) => ({ ...c.record }));
+  }
+
+  /**
+   * Joins the SIP participant and starts dialing. Resolves once the participant exists, or,
+   * with waitUntilAnswered, once the callee answers (rejecting with the call's Twirp error).
+   */
+  async dial(sipCallId: string, req: DialRequest): Promise<{ participantId: string; identity: string }> {
+    const call: Call = {
+      req,
+      answered: false,
+      ended: false,
+      cancels: [],
+      record: {
+        sipCallId,
+        participantId: "",
+        identity: req.identity,
+        room: req.room,
+        trunkId: req.trunkId,
+        address: req.address,
+        fromNumber: req.fromNumber,
+        toNumber: req.toNumber,
+        startedAt: Date.now(),
+        outcome: "dialing",
+      },
+    };
+    const participant = this.#deps.rooms.join(
+      req.room,
+      {
+        identity: req.identity,
+        name: req.name,
+        metadata: req.metadata,
+        attributes: { ...req.attributes, "sip.callStatus": "dialing" },
+        kind: ParticipantInfo_Kind.SIP,
+      },
+      (reason) => this.#removedByRoom(call, reason),
+    );
+    call.record.participantId = participant.sid;
+    this.#calls.set(sipCallId, call);
+
+    const answered = req.waitUntilAnswered ? this.#waitForAnswer(call) : null;
+    this.#invite(call).catch(() => this.#fail(call, 500, "Server Internal Error"));
+    if (answered) await answered;
+    return { participantId: participant.sid, identity: participant.identity };
+  }
+
+  /** TransferSIPParticipant on an answered call: the call ends shortly after the REFER succeeds. */
+  transfer(sipCallId: string, transferTo: string): string {
+    const call = this.#calls.get(sipCallId);
+    if (!call || call.ended) throw new TwirpError("not_found", "unknown call");
+    if (!call.answered) throw new TwirpError("failed_precondition", "can't transfer non established call");
+    call.record.transferredTo = transferTo;
+    this.#after(call, 1, () => this.#hangup(call, "transfer"));
+    return newId(ID_PREFIX.sipTransfer);
+  }
+
+  /** Forgets every call without webhooks; pending waits answer `unavailable`. */
+  clear(message: string): void {
+    for (const call of this.#calls.values()) {
+      if (!call.ended) {
+        call.ended = true;
+        for (const cancel of call.cancels) cancel();
+        call.waiter?.reject(new TwirpError("unavailable", message));
+      }
+    }
+    this.#calls.clear();
+    this.#invites.clear();
+  }
+
+  #waitForAnswer(call: Call): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      // livekit-server gives up waiting on the SIP service after 80 s; the call itself goes on.
+      const cancelLimit = this.#deps.scheduler.after(this.#deps.scaledMs(WAIT_UNTIL_ANSWERED_LIMIT_S), () => {
+        call.waiter = undefined;
+        reject(new TwirpError("deadline_exceeded", "request timed out"));
+      });
+      call.waiter = {
+        resolve: () => {
+          cancelLimit();
+          call.waiter = undefined;
+          resolve();
+        },
+        reject: (err) => {
+          cancelLimit();
+          call.waiter = undefined;
+          reject(err);
+        },
+      };
+    });
+  }
+
+  #after(call: Call, seconds: number, fn: () => void, alreadyElapsedMs = 0): void {
+    call.cancels.push(this.#deps.scheduler.after(this.#deps.scaledMs(seconds) - alreadyElapsedMs, () => {
+      if (!call.ended) fn();
+    }));
+  }
+
+  /** Admits an INVITE under the per-address calls-per-second limit (real seconds). */
+  #admitInvite(address: string): boolean {
+    const cps = this.#deps.trunkCps();
+    if (cps <= 0) return true;
+    const now = Date.now();
+    const key = address.toLowerCase();
+    const recent = (this.#invites.get(key) ?? []).filter((t) => now - t < 1000);
+    if (recent.length >= cps) {
+      this.#invites.set(key, recent);
+      return false;
+    }
+    recent.push(now);
+    this.#invites.set(key, recent);
+    return true;
+  }
+
+  async #invite(call: Call): Promise<void> {
+    const { req } = call;
+    const startedAt = Date.now();
+    // The ringing timeout and the call's max duration both run from the INVITE.
+    this.#after(call, Math.min(req.ringingTimeoutS, req.maxCallDurationS), () => {
+      if (!call.answered) this.#noAnswer(call);
+    });
+    this.#after(call, req.maxCallDurationS, () => this.#hangup(call, "max_call_duration"));
+
+    let behaviour: CalleeBehaviour | null = null;
+    if (!this.#admitInvite(req.address)) {
+      behaviour = { kind: "reject", ringS: 0, ...CPS_LIMIT_STATUS };
+    } else if (this.#deps.carrier) {
+      let verdict: { sipStatusCode: number; sipStatus: string } | null;
+      try {
+        verdict = await this.#deps.carrier({
+          address: req.address,
+          username: req.username,
+          password: req.password,
+          fromNumber: req.fromNumber,
+          toNumber: req.toNumber,
+          transport: req.transport,
+        });
+      } catch {
+        verdict = { sipStatusCode: 503, sipStatus: "Service Unavailable" };
+      }
+      if (verdict) behaviour = { kind: "reject", ringS: 0, ...verdict };
+    }
+    if (call.ended) return;
+    behaviour ??= calleeBehaviour(req.toNumber);
+    const elapsed = Date.now() - startedAt;
+
+    switch (behaviour.kind) {
+      case "no_answer":
+        this.#after(call, POST_DIAL_DELAY_S, () => this.#ringing(call), elapsed);
+        return;
+      case "answer": {
+        const { talkS } = behaviour;
+        this.#after(call, POST_DIAL_DELAY_S, () => this.#ringing(call), elapsed);
+        this.#after(call, POST_DIAL_DELAY_S + behaviour.ringS, () => this.#answer(call, talkS), elapsed);
+        return;
+      }
+      case "reject": {
+        const { sipStatusCode, sipStatus } = behaviour;
+        if (behaviour.ringS > 0) this.#after(call, POST_DIAL_DELAY_S, () => this.#ringing(call), elapsed);
+        this.#after(call, POST_DIAL_DELAY_S + behaviour.ringS, () => this.#fail(call, sipStatusCode, sipStatus), elapsed);
+        return;
+      }
+    }
+  }
+
+  #ringing(call: Call): void {
+    if (call.answered) return;
+    call.record.outcome = "ringing";
+    this.#deps.rooms.setAttributes(call.req.room, call.req.identity, { "sip.callStatus": "ringing" });
+  }
+
+  #answer(call: Call, talkS: number): void {
+    call.answered = true;
+    call.record.outcome = "active";
+    call.record.answeredAt = Date.now();
+    this.#deps.rooms.setAttributes(call.req.room, call.req.identity, { "sip.callStatus": "active" });
+    call.waiter?.resolve();
+    // The callee hangs up after talking.
+    this.#after(call, talkS, () => this.#hangup(call, "callee"));
+  }
+
+  #hangup(call: Call, by: "callee" | "max_call_duration" | "transfer"): void {
+    if (!call.answered) return;
+    call.record.endedBy = by;
+    this.#deps.rooms.setAttributes(call.req.room, call.req.identity, { "sip.callStatus": "hangup" });
+    this.#end(call, by === "transfer" ? "transferred" : "completed", DisconnectReason.CLIENT_INITIATED);
+  }
+
+  #fail(call: Call, code: number, reason: string): void {
+    if (call.ended || call.answered) return;
+    call.record.sipStatusCode = code;
+    call.record.sipStatus = reason;
+    this.#end(call, outcomeForSipStatus(code, reason), leaveReasonForSipStatus(code, reason), sipCallError(code, reason));
+  }
+
+  #noAnswer(call: Call): void {
+    this.#end(call, "no_answer", DisconnectReason.USER_UNAVAILABLE, ringingTimeoutError());
+  }
+
+  #end(call: Call, outcome: CallOutcome, reason: DisconnectReason, error?: TwirpError): void {
+    if (call.ended) return;
+    call.ended = true;
+    for (const cancel of call.cancels) cancel();
+    call.record.outcome = outcome;
+    call.record.endedAt = Date.now();
+    call.record.disconnectReason = DisconnectReason[reason];
+    if (error) call.waiter?.reject(error);
+    this.#deps.rooms.remove(call.req.room, call.req.identity, reason, false);
+  }
+
+  /** The server removed the participant (room deleted, removed, replaced): the call ends. */
+  #removedByRoom(call: Call, reason: DisconnectReason): void {
+    if (call.ended) return;
+    call.ended = true;
+    for (const cancel of call.cancels) cancel();
+    call.record.outcome = call.answered ? "completed" : "canceled";
+    if (call.answered) call.record.endedBy = "room";
+    call.record.endedAt = Date.now();
+    call.record.disconnectReason = DisconnectReason[reason];
+    // Dialing stops when the room connection closes; LiveKit SIP reports that as a timeout.
+    call.waiter?.reject(ringingTimeoutError());
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Runs the LiveKit emulator on its own.
+ *
+ *   LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret deno run -A stack/livekit/main.ts
+ *
+ * Optional: PORT (default 7880, LiveKit's own), HOSTNAME (default 127.0.0.1), WEBHOOK_URL,
+ * LIVEKIT_TIME_SCALE (default 1).
+ */
+import { startLiveKit } from "./server.ts";
+
+function readConfig() {
+  const problems: string[] = [];
+  const apiKey = Deno.env.get("LIVEKIT_API_KEY") ?? "";
+  const apiSecret = Deno.env.get("LIVEKIT_API_SECRET") ?? "";
+  if (!apiKey) problems.push("LIVEKIT_API_KEY (the API key clients sign their tokens with) is not set");
+  if (!apiSecret) problems.push("LIVEKIT_API_SECRET (the secret that signs API tokens and webhooks) is not set");
+  const port = Number(Deno.env.get("PORT") ?? "7880");
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push("PORT must be a port number");
+  const timeScale = Number(Deno.env.get("LIVEKIT_TIME_SCALE") ?? "1");
+  if (!Number.isFinite(timeScale) || timeScale < 0) problems.push("LIVEKIT_TIME_SCALE must be a number >= 0");
+  if (problems.length) throw new Error(`cannot start the LiveKit emulator:\n  - ${problems.join("\n  - ")}`);
+  return {
+    apiKey,
+    apiSecret,
+    port,
+    hostname: Deno.env.get("HOSTNAME") || "127.0.0.1",
+    webhookUrl: Deno.env.get("WEBHOOK_URL") || null,
+    timeScale,
+  };
+}
+
+if (import.meta.main) {
+  let config;
+  try {
+    config = readConfig();
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    Deno.exit(1);
+  }
+  const emulator = await startLiveKit(config);
+  console.log(emulator.url);
+  const stop = async () => {
+    await emulator.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}

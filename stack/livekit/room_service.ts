@@ -1,0 +1,147 @@
+/** livekit.RoomService and livekit.AgentDispatchService over Twirp. */
+import {
+  AgentDispatch,
+  AgentDispatchState,
+  CreateAgentDispatchRequest,
+  CreateRoomRequest,
+  DeleteAgentDispatchRequest,
+  DeleteRoomRequest,
+  DeleteRoomResponse,
+  DisconnectReason,
+  ListAgentDispatchRequest,
+  ListAgentDispatchResponse,
+  ListParticipantsRequest,
+  ListParticipantsResponse,
+  ListRoomsRequest,
+  ListRoomsResponse,
+  RemoveParticipantResponse,
+  RoomParticipantIdentity,
+} from "@livekit/protocol";
+import { canAdminRoom, canCreateRoom, canListRooms } from "./auth.ts";
+import { hashedId, ID_PREFIX, newId } from "./ids.ts";
+import type { Rooms } from "./rooms.ts";
+import { PERMISSION_DENIED } from "./sip_service.ts";
+import { type CallContext, method, type Service, TwirpError } from "./twirp.ts";
+
+const ROOM_NOT_FOUND = "requested room does not exist";
+const PARTICIPANT_NOT_FOUND = "participant does not exist";
+
+function deny(): TwirpError {
+  return new TwirpError("unauthenticated", PERMISSION_DENIED);
+}
+
+function requireRoomAdmin(ctx: CallContext, room: string): void {
+  if (!canAdminRoom(ctx.grants, room)) throw deny();
+}
+
+async function dispatchId(ctx: CallContext): Promise<string> {
+  // LiveKit derives the id from the request id, so an SDK retry lands on the same dispatch.
+  return ctx.requestId ? await hashedId(ID_PREFIX.agentDispatch, ctx.requestId) : newId(ID_PREFIX.agentDispatch);
+}
+
+function newDispatch(id: string, init: Partial<AgentDispatch>): AgentDispatch {
+  return new AgentDispatch({
+    ...init,
+    id,
+    state: new AgentDispatchState({ createdAt: BigInt(Date.now()) * 1_000_000n }),
+  });
+}
+
+export function roomService(rooms: Rooms): Service {
+  return {
+    methods: {
+      CreateRoom: method(CreateRoomRequest, (req, ctx) => {
+        if (!canCreateRoom(ctx.grants)) throw deny();
+        if (req.name === "") throw new TwirpError("invalid_argument", "no room name");
+        const existed = rooms.has(req.name);
+        const room = rooms.ensure(req.name, {
+          emptyTimeout: req.emptyTimeout,
+          departureTimeout: req.departureTimeout,
+          maxParticipants: req.maxParticipants,
+          metadata: req.metadata,
+        });
+        if (!existed) {
+          for (const agent of req.agents) {
+            rooms.addDispatch(req.name, newDispatch(newId(ID_PREFIX.agentDispatch), { ...agent, room: req.name }));
+          }
+        }
+        return room;
+      }),
+
+      ListRooms: method(ListRoomsRequest, (req, ctx) => {
+        if (!canListRooms(ctx.grants)) throw deny();
+        return new ListRoomsResponse({ rooms: rooms.list(req.names) });
+      }),
+
+      DeleteRoom: method(DeleteRoomRequest, (req, ctx) => {
+        if (!canCreateRoom(ctx.grants)) throw deny();
+        if (!rooms.delete(req.room)) throw new TwirpError("not_found", ROOM_NOT_FOUND);
+        return new DeleteRoomResponse();
+      }),
+
+      ListParticipants: method(ListParticipantsRequest, (req, ctx) => {
+        requireRoomAdmin(ctx, req.room);
+        return new ListParticipantsResponse({ participants: rooms.participants(req.room) });
+      }),
+
+      GetParticipant: method(RoomParticipantIdentity, (req, ctx) => {
+        requireRoomAdmin(ctx, req.room);
+        const p = rooms.participant(req.room, req.identity);
+        if (!p) throw new TwirpError("not_found", PARTICIPANT_NOT_FOUND);
+        return p;
+      }),
+
+      RemoveParticipant: method(RoomParticipantIdentity, (req, ctx) => {
+        requireRoomAdmin(ctx, req.room);
+        if (!rooms.remove(req.room, req.identity, DisconnectReason.PARTICIPANT_REMOVED)) {
+          throw new TwirpError("not_found", PARTICIPANT_NOT_FOUND);
+        }
+        return new RemoveParticipantResponse();
+      }),
+    },
+    unimplemented: [
+      "MutePublishedTrack",
+      "UpdateParticipant",
+      "UpdateSubscriptions",
+      "SendData",
+      "UpdateRoomMetadata",
+      "ForwardParticipant",
+      "MoveParticipant",
+      "PerformRpc",
+    ],
+  };
+}
+
+export function agentDispatchService(rooms: Rooms): Service {
+  return {
+    methods: {
+      CreateDispatch: method(CreateAgentDispatchRequest, async (req, ctx) => {
+        requireRoomAdmin(ctx, req.room);
+        const dispatch = newDispatch(await dispatchId(ctx), {
+          agentName: req.agentName,
+          room: req.room,
+          metadata: req.metadata,
+          restartPolicy: req.restartPolicy,
+          deployment: req.deployment,
+          attributes: req.attributes,
+        });
+        return rooms.addDispatch(req.room, dispatch);
+      }),
+
+      ListDispatch: method(ListAgentDispatchRequest, (req, ctx) => {
+        requireRoomAdmin(ctx, req.room);
+        const all = rooms.dispatches(req.room);
+        return new ListAgentDispatchResponse({
+          agentDispatches: req.dispatchId ? all.filter((d) => d.id === req.dispatchId) : all,
+        });
+      }),
+
+      DeleteDispatch: method(DeleteAgentDispatchRequest, (req, ctx) => {
+        requireRoomAdmin(ctx, req.room);
+        const removed = rooms.removeDispatch(req.room, req.dispatchId);
+        if (!removed) throw new TwirpError("not_found", "dispatch not found");
+        return removed;
+      }),
+    },
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * Webhook delivery like LiveKit's URL notifier: POST protojson (camelCase, defaults omitted)
+ * with Content-Type application/webhook+json and `Authorization: <JWT>` whose sha256 claim
+ * signs the body. Events go out in order from one queue, off the request path, with a
+ * bounded number of retries.
+ */
+import { WebhookEvent } from "@livekit/protocol";
+import { webhookToken } from "./auth.ts";
+import { ID_PREFIX, newId } from "./ids.ts";
+import type { Scheduler } from "./timers.ts";
+
+const MAX_ATTEMPTS = 3;
+const RETRY_DELAYS_MS = [200, 1000];
+const DELIVERY_TIMEOUT_MS = 10_000;
+const LOG_LIMIT = 500;
+
+export interface WebhookDelivery {
+  id: string;
+  event: string;
+  room: string;
+  participant?: string;
+  attempts: number;
+  /** HTTP status of the last attempt; 0 when the request itself failed. */
+  status: number;
+  delivered: boolean;
+}
+
+export interface WebhookSenderOptions {
+  apiKey: string;
+  apiSecret: string;
+  url: () => string | null;
+  scheduler: Scheduler;
+}
+
+export class WebhookSender {
+  #opts: WebhookSenderOptions;
+  #queue: WebhookEvent[] = [];
+  #running: Promise<void> | null = null;
+  #abort = new AbortController();
+  #stopped = false;
+  #log: WebhookDelivery[] = [];
+  sent = 0;
+  failed = 0;
+
+  constructor(opts: WebhookSenderOptions) {
+    this.#opts = opts;
+  }
+
+  /** Stamps id and time on the event and queues it; never waits for delivery. */
+  emit(event: WebhookEvent): void {
+    if (this.#stopped || !this.#opts.url()) return;
+    event.id = newId(ID_PREFIX.webhookEvent);
+    event.createdAt = BigInt(Math.floor(Date.now() / 1000));
+    this.#queue.push(event);
+    this.#kick();
+  }
+
+  deliveries(): WebhookDelivery[] {
+    return [...this.#log];
+  }
+
+  /** Drops queued events, aborts the one in flight and forgets the counters. */
+  reset(): void {
+    this.#queue = [];
+    this.#abort.abort();
+    this.#abort = new AbortController();
+    this.#log = [];
+    this.sent = 0;
+    this.failed = 0;
+  }
+
+  /** For shutdown: like reset, then waits for the delivery in flight to give up. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.reset();
+    await this.#running;
+  }
+
+  #kick(): void {
+    if (this.#running || this.#stopped) return;
+    this.#running = this.#drain().finally(() => {
+      this.#running = null;
+      if (this.#queue.length > 0) this.#kick();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    const signal = this.#abort.signal;
+    while (this.#queue.length > 0 && !signal.aborted) {
+      const event = this.#queue.shift()!;
+      await this.#deliver(event, signal);
+    }
+  }
+
+  async #deliver(event: WebhookEvent, signal: AbortSignal): Promise<void> {
+    const body = event.toJsonString();
+    const record: WebhookDelivery = {
+      id: event.id,
+      event: event.event,
+      room: event.room?.name ?? "",
+      participant: event.participant?.identity,
+      attempts: 0,
+      status: 0,
+      delivered: false,
+    };
+    this.#log.push(record);
+    if (this.#log.length > LOG_LIMIT) this.#log.shift();
+    for (let attempt = 0; attempt < MAX_ATTEMPTS && !signal.aborted; attempt++) {
+      if (attempt > 0) {
+        const elapsed = await this.#opts.scheduler.sleep(RETRY_DELAYS_MS[attempt - 1] ?? 1000);
+        if (!elapsed || signal.aborted) break;
+      }
+      const url = this.#opts.url();
+      if (!url) break;
+      record.attempts = attempt + 1;
+      const attemptCtl = new AbortController();
+      const onAbort = () => attemptCtl.abort();
+      signal.addEventListener("abort", onAbort);
+      const cancelTimeout = this.#opts.scheduler.after(DELIVERY_TIMEOUT_MS, onAbort);
+      try {
+        const res = await fetch(url, {
+          method: "POST",
+          headers: {
+            "Content-Type": "application/webhook+json",
+            "Authorization": await webhookToken(body, this.#opts.apiKey, this.#opts.apiSecret),
+            "User-Agent": "LiveKit",
+          },
+          body,
+          signal: attemptCtl.signal,
+        });
+        await res.body?.cancel();
+        record.status = res.status;
+        if (res.ok) {
+          record.delivered = true;
+          if (!signal.aborted) this.sent++;
+          return;
+        }
+      } catch {
+        record.status = 0;
+      } finally {
+        cancelTimeout();
+        signal.removeEventListener("abort", onAbort);
+      }
+    }
+    if (!signal.aborted) this.failed++;
+  }
+}

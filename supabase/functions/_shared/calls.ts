@@ -1,0 +1,286 @@
+// Placing a call and recording what happens to it. One dial helper serves create-participant
+// and the campaign engine: resolve the assistant's ready outbound trunk, check the callee,
+// write the call record, dispatch the agent into a fresh room, then dial.
+import { DisconnectReason, ParticipantInfo_Kind } from "@livekit/protocol";
+import type { WebhookEvent } from "livekit-server-sdk";
+import type { Config } from "./config.ts";
+import { asService, type Sql, type Tx } from "./db.ts";
+import { type AppError, NotFoundError, PreconditionError, UpstreamError } from "./errors.ts";
+import { describeLiveKitError, type LiveKit } from "./livekit.ts";
+import type { Logger } from "./log.ts";
+import { applyEvent, type CallEvent, type CallStatus, durationSec, isFinal, type Mapped, outcomeFromError } from "./outcomes.ts";
+import { checkDestination } from "./phone.ts";
+
+export interface CallRow {
+  id: string;
+  owner_id: string;
+  assistant_id: string | null;
+  phone_number_id: string | null;
+  campaign_id: string | null;
+  campaign_call_id: string | null;
+  attempt: number | null;
+  from_number: string;
+  to_number: string;
+  room_name: string;
+  participant_identity: string;
+  participant_id: string | null;
+  sip_call_id: string | null;
+  dispatch_id: string | null;
+  outbound_trunk_id: string;
+  status: CallStatus;
+  outcome: string | null;
+  sip_status_code: number | null;
+  sip_status: string | null;
+  disconnect_reason: string | null;
+  error: string | null;
+  answered_at: Date | null;
+  ended_at: Date | null;
+  duration_sec: number | null;
+}
+
+export function callView(c: CallRow) {
+  return {
+    id: c.id,
+    roomName: c.room_name,
+    participantId: c.participant_id,
+    participantIdentity: c.participant_identity,
+    sipCallId: c.sip_call_id,
+    outboundTrunkId: c.outbound_trunk_id,
+    fromNumber: c.from_number,
+    toNumber: c.to_number,
+    status: c.status,
+    outcome: c.outcome,
+  };
+}
+
+export interface DialInput {
+  ownerId: string;
+  /** The assistant whose agent talks; its ready outbound trunk dials. */
+  assistantId?: string | null;
+  /** Service callers may name the outbound trunk instead. */
+  outboundTrunkId?: string | null;
+  /** Campaigns dial from a chosen number of the assistant. */
+  phoneNumberId?: string | null;
+  to: string;
+  roomName?: string;
+  participantName?: string;
+  participantIdentity?: string;
+  metadata?: Record<string, unknown>;
+  waitUntilAnswered?: boolean;
+  ringingTimeoutSec?: number;
+  maxCallDurationSec?: number;
+  /** Narrows the account's allowed destination countries (a campaign's list). */
+  allowedCountries?: readonly string[];
+  campaign?: { campaignId: string; campaignCallId: string; attempt: number };
+}
+
+export interface DialResult {
+  call: CallRow;
+  /** The attempt's room already existed: it was dialed before and is not dialed again. */
+  duplicate: boolean;
+  error: AppError | null;
+  mapped: Mapped | null;
+}
+
+interface Trunk {
+  phone_number_id: string;
+  e164: string;
+  outbound_trunk_id: string;
+  owner_id: string;
+  assistant_id: string;
+  agent_name: string;
+}
+
+/** The ready outbound trunk and caller number for the call, or 422 no_outbound_trunk. */
+async function resolveTrunk(tx: Tx, input: DialInput): Promise<Trunk> {
+  const rows = await tx<Trunk[]>`
+    select p.id as phone_number_id, p.e164, p.outbound_trunk_id, p.owner_id, a.id as assistant_id, a.agent_name
+    from public.phone_number p join public.assistant a on a.id = p.assistant_id
+    where p.owner_id = ${input.ownerId}
+      and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
+      ${input.assistantId ? tx`and a.id = ${input.assistantId}` : tx``}
+      ${input.outboundTrunkId ? tx`and p.outbound_trunk_id = ${input.outboundTrunkId}` : tx``}
+      ${input.phoneNumberId ? tx`and p.id = ${input.phoneNumberId}` : tx``}
+    order by p.e164 limit 1`;
+  if (rows[0]) return rows[0];
+  const who = input.assistantId ? `Assistant ${input.assistantId}` : `Outbound trunk ${input.outboundTrunkId}`;
+  throw new PreconditionError(
+    "no_outbound_trunk",
+    `${who} has no number with a ready outbound trunk${input.phoneNumberId ? ` (number ${input.phoneNumberId})` : ""}. ` +
+      "Assign a number to the assistant with map-number and wait until its trunkStatus is ready.",
+  );
+}
+
+/** Callee checks that must hold before anything reaches LiveKit. */
+export async function checkCallee(tx: Tx, config: Config, ownerId: string, to: string, narrow?: readonly string[]) {
+  const allowed = narrow ? config.allowedCountries.filter((c) => narrow.includes(c)) : config.allowedCountries;
+  const dest = checkDestination(to, allowed);
+  if (!dest.ok) {
+    throw new PreconditionError("destination_not_allowed", `Cannot call ${to}: ${dest.reason}.`, { allowed });
+  }
+  const [dnc] = await tx`select 1 from public.do_not_call where owner_id = ${ownerId} and e164 = ${to}`;
+  if (dnc) {
+    throw new PreconditionError("do_not_call", `${to} is on the do-not-call list; remove it there to call it.`);
+  }
+}
+
+const FINISHED_SQL = (tx: Tx, id: string, retryable: boolean | null) =>
+  tx`select internal.call_finished(${id}, ${retryable})`;
+
+/** Writes the call record, dispatches the agent, dials, and records the result. */
+export async function placeCall(config: Config, sql: Sql, lk: LiveKit, input: DialInput, log: Logger): Promise<DialResult> {
+  const prepared = await asService(sql, async (tx) => {
+    const trunk = await resolveTrunk(tx, input);
+    await checkCallee(tx, config, input.ownerId, input.to, input.allowedCountries);
+    const id = crypto.randomUUID();
+    const room = input.roomName ?? `out-${trunk.assistant_id.slice(0, 8)}-${id}`;
+    const identity = input.participantIdentity ?? `sip-${id}`;
+    const [call] = await tx<CallRow[]>`
+      insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
+        attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id)
+      values (${id}, ${trunk.owner_id}, ${trunk.assistant_id}, ${trunk.phone_number_id},
+        ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null}, ${input.campaign?.attempt ?? null},
+        ${trunk.e164}, ${input.to}, ${room}, ${identity}, ${trunk.outbound_trunk_id})
+      on conflict (room_name) do nothing returning *`;
+    if (!call) {
+      const [existing] = await tx<CallRow[]>`select * from public.outbound_calls where room_name = ${room}`;
+      return { trunk, call: existing, duplicate: true };
+    }
+    return { trunk, call, duplicate: false };
+  });
+  const { trunk, duplicate } = prepared;
+  let call = prepared.call;
+  if (duplicate) return { call, duplicate, error: null, mapped: null };
+  const l = log.child({ callId: call.id, assistantId: trunk.assistant_id, roomName: call.room_name, campaignCallId: input.campaign?.campaignCallId });
+
+  const metadata = {
+    ...(input.metadata ?? {}),
+    assistantId: trunk.assistant_id,
+    callId: call.id,
+    campaignId: input.campaign?.campaignId ?? null,
+    campaignCallId: input.campaign?.campaignCallId ?? null,
+    to: input.to,
+    from: trunk.e164,
+  };
+  let step = "dispatch the agent";
+  try {
+    const dispatch = await lk.dispatch.createDispatch(call.room_name, trunk.agent_name, { metadata: JSON.stringify(metadata) });
+    await sql`update public.outbound_calls set dispatch_id = ${dispatch.id} where id = ${call.id}`;
+    step = "dial";
+    const p = await lk.sip.createSipParticipant(trunk.outbound_trunk_id, input.to, call.room_name, {
+      participantIdentity: call.participant_identity,
+      participantName: input.participantName ?? input.to,
+      participantMetadata: JSON.stringify(metadata),
+      participantAttributes: {
+        callId: call.id,
+        assistantId: trunk.assistant_id,
+        ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
+      },
+      fromNumber: trunk.e164,
+      waitUntilAnswered: input.waitUntilAnswered ?? false,
+      ringingTimeout: input.ringingTimeoutSec ?? config.ringingTimeoutSec,
+      maxCallDuration: input.maxCallDurationSec ?? config.maxCallDurationSec,
+      krispEnabled: true,
+    });
+    // A webhook may have moved the call already: only fill in, never regress.
+    [call] = await sql<CallRow[]>`
+      update public.outbound_calls set participant_id = ${p.participantId}, sip_call_id = ${p.sipCallId},
+        status = case when ${input.waitUntilAnswered ?? false} and status in ('dialing', 'ringing')
+                      then 'in_progress'::public.call_status else status end,
+        answered_at = case when ${input.waitUntilAnswered ?? false} then coalesce(answered_at, now()) else answered_at end,
+        outcome = case when ${input.waitUntilAnswered ?? false} and outcome is null then 'answered' else outcome end
+      where id = ${call.id} returning *`;
+    l.info("call placed", { participantId: p.participantId, sipCallId: p.sipCallId });
+    return { call, duplicate: false, error: null, mapped: null };
+  } catch (e) {
+    const f = describeLiveKitError(e);
+    const mapped = outcomeFromError(f);
+    l.warn("call failed", { step, upstreamCode: f.code, upstreamStatus: f.status, sipStatusCode: f.sipStatusCode, outcome: mapped.outcome });
+    call = await asService(sql, async (tx) => {
+      const [row] = await tx<CallRow[]>`
+        update public.outbound_calls set status = case when status in ('dialing', 'ringing', 'in_progress')
+            then ${mapped.status}::public.call_status else status end,
+          outcome = coalesce(outcome, ${mapped.outcome}), sip_status_code = ${f.sipStatusCode}, sip_status = ${f.sipStatus},
+          error = ${`${step}: ${f.message}`}, ended_at = coalesce(ended_at, now())
+        where id = ${call.id} returning *`;
+      if (row.campaign_call_id) await FINISHED_SQL(tx, row.id, mapped.retryable);
+      return row;
+    });
+    // The room was made for this call; do not leave the agent waiting in it.
+    lk.rooms.deleteRoom(call.room_name).catch(() => {});
+    const error = new UpstreamError(
+      "livekit",
+      `Cannot ${step} ${input.to}: ${f.sipStatusCode ? `SIP ${f.sipStatusCode} ${f.sipStatus ?? ""}`.trim() : f.message} (${mapped.outcome})`,
+      f.code,
+      f.status,
+      { sipStatusCode: f.sipStatusCode, sipStatus: f.sipStatus, outcome: mapped.outcome, callId: call.id },
+    );
+    return { call, duplicate: false, error, mapped };
+  }
+}
+
+/** What a LiveKit webhook means for the call in its room, if any. */
+export function eventFor(call: Pick<CallRow, "participant_identity">, ev: WebhookEvent): CallEvent | null {
+  const at = new Date(Number(ev.createdAt ?? 0n) * 1000 || Date.now());
+  const p = ev.participant;
+  const isOurs = !!p && p.identity === call.participant_identity && p.kind === ParticipantInfo_Kind.SIP;
+  const status = p?.attributes?.["sip.callStatus"];
+  switch (ev.event) {
+    case "participant_joined":
+      if (!isOurs) return null;
+      if (status === "active") return { kind: "answered", at };
+      return status === "ringing" ? { kind: "ringing", at } : null;
+    case "track_published":
+      return isOurs ? { kind: "answered", at } : null;
+    case "participant_left":
+    case "participant_connection_aborted":
+      if (!isOurs) return null;
+      return { kind: "left", at, reason: DisconnectReason[p!.disconnectReason] ?? "UNKNOWN_REASON", answered: status === "active" };
+    case "room_finished":
+      return { kind: "room_finished", at };
+    default:
+      return null;
+  }
+}
+
+/** Stores a verified webhook once (by event id) and moves its call forward. */
+export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
+  const room = ev.room?.name ?? "";
+  return await asService(sql, async (tx) => {
+    const [call] = room ? await tx<CallRow[]>`select * from public.outbound_calls where room_name = ${room} for update` : [];
+    const [stored] = await tx`
+      insert into public.call_events (event_id, owner_id, call_id, event, room_name, participant_identity, payload, created_at)
+      values (${ev.id}, ${call?.owner_id ?? null}, ${call?.id ?? null}, ${ev.event}, ${room || null},
+        ${ev.participant?.identity ?? null}, ${tx.json(JSON.parse(ev.toJsonString()))},
+        to_timestamp(${Number(ev.createdAt ?? 0n)}))
+      on conflict (event_id) do nothing returning id`;
+    if (!stored) return { duplicate: true, callId: call?.id ?? null, status: call?.status ?? null };
+    if (!call) return { duplicate: false, callId: null, status: null };
+    const event = eventFor(call, ev);
+    const next = event && applyEvent({ status: call.status, answeredAt: call.answered_at, endedAt: call.ended_at }, event);
+    if (!next) return { duplicate: false, callId: call.id, status: call.status };
+    const reason = event?.kind === "left" ? event.reason : null;
+    const [row] = await tx<CallRow[]>`
+      update public.outbound_calls set status = ${next.status}, answered_at = ${next.answeredAt}, ended_at = ${next.endedAt},
+        outcome = coalesce(${next.outcome}, outcome), disconnect_reason = coalesce(${reason}, disconnect_reason),
+        duration_sec = ${durationSec(next.answeredAt, next.endedAt)},
+        participant_id = coalesce(participant_id, ${ev.participant?.sid || null})
+      where id = ${call.id} returning *`;
+    if (row.campaign_call_id && row.status === "in_progress") {
+      await tx`update public.campaign_calls set status = 'in_progress'
+        where id = ${row.campaign_call_id} and status = 'dialing' and attempts = ${row.attempt}`;
+    }
+    if (isFinal(row.status) && !isFinal(call.status)) {
+      log.info("call ended", { callId: row.id, status: row.status, outcome: row.outcome, disconnectReason: reason });
+      if (row.campaign_call_id) await FINISHED_SQL(tx, row.id, next.retryable);
+    }
+    return { duplicate: false, callId: row.id, status: row.status };
+  });
+}
+
+/** Resolves the caller's assistant under their own rights (another user's is simply not found). */
+export async function requireAssistant(tx: Tx, assistantId: string) {
+  const [a] = await tx<{ id: string; owner_id: string }[]>`select id, owner_id from public.assistant where id = ${assistantId}`;
+  if (!a) throw new NotFoundError(`Assistant ${assistantId} does not exist.`);
+  return a;
+}

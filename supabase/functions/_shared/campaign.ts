@@ -1,0 +1,165 @@
+// The campaign engine's tick: claims due calls (the database decides which, and when each
+// may be sent), dials each at its slot through the shared dial helper, and hands every
+// result back to the database, which schedules retries and completes campaigns.
+import type { Config } from "./config.ts";
+import { placeCall } from "./calls.ts";
+import type { Sql } from "./db.ts";
+import { PreconditionError } from "./errors.ts";
+import type { LiveKit } from "./livekit.ts";
+import type { Logger } from "./log.ts";
+
+export interface TickOptions {
+  campaignId?: string;
+  maxCalls?: number;
+  /** How long this tick may keep claiming, in ms. */
+  budgetMs?: number;
+}
+
+interface Claim {
+  campaign_call_id: string;
+  campaign_id: string;
+  owner_id: string;
+  assistant_id: string;
+  phone_number_id: string;
+  e164: string;
+  attempt: number;
+  send_at: Date;
+  room_name: string;
+  participant_identity: string;
+  ringing_timeout_sec: number;
+  max_call_duration_sec: number;
+  allowed_countries: string[];
+  metadata: Record<string, unknown>;
+  name: string | null;
+}
+
+type Result = "dialed" | "failed" | "skipped" | "deferred";
+
+export interface Counts {
+  dialed: number;
+  failed: number;
+  skipped: number;
+  deferred: number;
+}
+
+/** A send must land in the same wall-clock second as its slot, or it waits for another slot. */
+export function sendDeadline(sendAt: Date): number {
+  return Math.floor(sendAt.getTime() / 1000) * 1000 + 950;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+async function giveBack(sql: Sql, c: Claim, reason: string) {
+  await sql`update public.campaign_calls set status = 'queued', attempts = greatest(attempts - 1, 0),
+      lease_until = null, lease_owner = null, next_attempt_at = now(), last_error = ${reason}
+    where id = ${c.campaign_call_id} and status = 'dialing' and attempts = ${c.attempt}`;
+}
+
+async function dialOne(config: Config, sql: Sql, lk: LiveKit, c: Claim, log: Logger): Promise<Result> {
+  await sleep(c.send_at.getTime() - Date.now());
+  if (Date.now() > sendDeadline(c.send_at)) {
+    await giveBack(sql, c, "send slot missed; requeued");
+    return "deferred";
+  }
+  let result;
+  try {
+    result = await placeCall(config, sql, lk, {
+      ownerId: c.owner_id,
+      assistantId: c.assistant_id,
+      phoneNumberId: c.phone_number_id,
+      to: c.e164,
+      roomName: c.room_name,
+      participantIdentity: c.participant_identity,
+      participantName: c.name ?? c.e164,
+      metadata: c.metadata,
+      waitUntilAnswered: false,
+      ringingTimeoutSec: c.ringing_timeout_sec,
+      maxCallDurationSec: c.max_call_duration_sec,
+      allowedCountries: c.allowed_countries,
+      campaign: { campaignId: c.campaign_id, campaignCallId: c.campaign_call_id, attempt: c.attempt },
+    }, log);
+  } catch (e) {
+    if (!(e instanceof PreconditionError)) throw e;
+    if (e.code === "no_outbound_trunk") {
+      await giveBack(sql, c, e.message);
+      await sql`update public.campaigns set status = 'paused', status_reason = ${e.message}
+        where id = ${c.campaign_id} and status = 'running'`;
+      return "deferred";
+    }
+    // Do-not-call or destination checks at dial time: this callee is not called at all.
+    await sql`update public.campaign_calls set status = 'skipped', attempts = greatest(attempts - 1, 0),
+        last_outcome = ${e.code}, last_error = ${e.message}, lease_until = null, completed_at = now()
+      where id = ${c.campaign_call_id} and status = 'dialing'`;
+    await sql`select internal.maybe_complete(${c.campaign_id})`;
+    return "skipped";
+  }
+  if (result.duplicate) return "skipped";
+  if (result.error) return "failed";
+  // Live until a webhook ends it; the lease covers ringing plus the longest call.
+  await sql`update public.campaign_calls set current_call_id = ${result.call.id},
+      lease_until = now() + make_interval(secs => ${c.ringing_timeout_sec + c.max_call_duration_sec + 120})
+    where id = ${c.campaign_call_id} and status in ('dialing', 'in_progress') and attempts = ${c.attempt}`;
+  return "dialed";
+}
+
+/** One tick: claim and dial until nothing is due, maxCalls is reached or the budget runs out. */
+export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOptions, log: Logger) {
+  const tickId = crypto.randomUUID();
+  const l = log.child({ tickId, campaignId: opts.campaignId ?? null });
+  const deadline = Date.now() + (opts.budgetMs ?? 25_000);
+  const maxCalls = opts.maxCalls ?? 10_000;
+  const totals: Counts = { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
+  const byCampaign = new Map<string, Counts>();
+  const inflight = new Set<Promise<void>>();
+  let claimedTotal = 0;
+
+  await sql`select internal.release_expired_leases()`;
+  while (Date.now() < deadline && claimedTotal < maxCalls) {
+    const claims = await sql<Claim[]>`
+      select * from internal.claim_calls(${opts.campaignId ?? null}, ${Math.min(200, maxCalls - claimedTotal)}, ${tickId})`;
+    claimedTotal += claims.length;
+    for (const c of claims) {
+      const p = dialOne(config, sql, lk, c, l).catch((e) => {
+        l.error("dial crashed", { campaignCallId: c.campaign_call_id, error: String(e) });
+        return giveBack(sql, c, "internal error; requeued").then(() => "deferred" as const);
+      }).then((r) => {
+        totals[r]++;
+        const per = byCampaign.get(c.campaign_id) ?? { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
+        per[r]++;
+        byCampaign.set(c.campaign_id, per);
+      }).finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+    if (claims.length > 0) {
+      // Claim the next slots once these are nearly due, not all at once.
+      const last = Math.max(...claims.map((c) => c.send_at.getTime()));
+      await sleep(Math.min(last - Date.now() - 200, deadline - Date.now()));
+      continue;
+    }
+    // Nothing claimable: stop when nothing is due; else wait for a free line or slot.
+    const [{ due }] = await sql<{ due: boolean }[]>`
+      select exists (select from public.campaign_calls cc join public.campaigns c on c.id = cc.campaign_id
+        where c.status = 'running' and cc.status = 'queued' and cc.next_attempt_at <= now()
+          ${opts.campaignId ? sql`and c.id = ${opts.campaignId}` : sql``}) as due`;
+    if (!due) break;
+    await sleep(Math.min(150, deadline - Date.now()));
+  }
+  await Promise.all([...inflight]);
+
+  const ids = opts.campaignId ? [...new Set([opts.campaignId, ...byCampaign.keys()])] : [...byCampaign.keys()];
+  const rows = ids.length === 0 ? [] : await sql<{ id: string; status: string }[]>`
+    select id, status from public.campaigns where id in ${sql(ids)}`;
+  for (const r of rows) {
+    if (r.status === "running") {
+      const [{ done }] = await sql<{ done: boolean }[]>`select internal.maybe_complete(${r.id}) as done`;
+      if (done) r.status = "completed";
+    }
+  }
+  const campaigns = rows.map((r) => ({
+    id: r.id,
+    ...(byCampaign.get(r.id) ?? { dialed: 0, failed: 0, skipped: 0, deferred: 0 }),
+    status: r.status,
+  }));
+  l.info("tick done", { ...totals });
+  return { ...totals, campaigns };
+}

@@ -1,0 +1,75 @@
+// The LiveKit clients (the real livekit-server-sdk) and the mapping of their errors.
+import { AgentDispatchClient, RoomServiceClient, ServerError, SipClient } from "livekit-server-sdk";
+import { type Config, requireLiveKit } from "./config.ts";
+import { UpstreamError } from "./errors.ts";
+
+export interface LiveKit {
+  sip: SipClient;
+  dispatch: AgentDispatchClient;
+  rooms: RoomServiceClient;
+}
+
+const cache = new Map<string, LiveKit>();
+
+/** Clients for the configured LiveKit project; key and secret always passed explicitly. */
+export function liveKit(config: Config): LiveKit {
+  const { host, apiKey, apiSecret } = requireLiveKit(config);
+  const key = `${host}|${apiKey}`;
+  let clients = cache.get(key);
+  if (!clients) {
+    const options = { requestTimeout: 10 };
+    clients = {
+      sip: new SipClient(host, apiKey, apiSecret, options),
+      dispatch: new AgentDispatchClient(host, apiKey, apiSecret, options),
+      rooms: new RoomServiceClient(host, apiKey, apiSecret, options),
+    };
+    cache.set(key, clients);
+  }
+  return clients;
+}
+
+/** What LiveKit said, in a form we can store and map. */
+export interface LiveKitFailure {
+  code: string;
+  status: number | null;
+  message: string;
+  sipStatusCode: number | null;
+  sipStatus: string | null;
+}
+
+export function describeLiveKitError(e: unknown): LiveKitFailure {
+  if (e instanceof ServerError) {
+    const meta = (e.metadata ?? {}) as Record<string, string>;
+    const sip = meta.sip_status_code ? Number(meta.sip_status_code) : null;
+    return {
+      code: e.code ?? "unknown",
+      status: e.status ?? null,
+      message: e.message,
+      sipStatusCode: Number.isFinite(sip) ? sip : null,
+      sipStatus: meta.sip_status ?? null,
+    };
+  }
+  const name = e instanceof Error ? e.name : "Error";
+  const timeout = name === "TimeoutError" || name === "AbortError";
+  return {
+    code: timeout ? "timeout" : "unreachable",
+    status: null,
+    message: timeout ? "LiveKit did not answer in time" : `LiveKit could not be reached (${name})`,
+    sipStatusCode: null,
+    sipStatus: null,
+  };
+}
+
+/** "Cannot <action>: LiveKit rejected ... (code)" as a 502 naming the upstream. */
+export function liveKitError(action: string, e: unknown): UpstreamError {
+  const f = describeLiveKitError(e);
+  return new UpstreamError(
+    "livekit",
+    `Cannot ${action}: LiveKit ${f.status ? `answered ${f.status} ${f.code}` : f.message} (${
+      f.status ? f.message : f.code
+    })`,
+    f.code,
+    f.status,
+    f.sipStatusCode ? { sipStatusCode: f.sipStatusCode, sipStatus: f.sipStatus } : {},
+  );
+}

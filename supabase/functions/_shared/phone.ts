@@ -1,0 +1,39 @@
+// Phone numbers: E.164 normalisation (national formats with a default country), the
+// destination country, and the checks that stop toll fraud.
+import { type CountryCode, parsePhoneNumberFromString } from "libphonenumber-js/max";
+
+export interface ParsedNumber {
+  e164: string;
+  country: string | null;
+  type: string | null;
+}
+
+/** Parses "+1 415 555 0100" or "(415) 555-0100" (with a default country) into E.164; null if invalid. */
+export function normalise(input: string, defaultCountry?: string): ParsedNumber | null {
+  const trimmed = input.trim();
+  if (trimmed.length === 0 || trimmed.length > 40) return null;
+  const p = parsePhoneNumberFromString(trimmed, defaultCountry?.toUpperCase() as CountryCode | undefined);
+  if (!p || !p.isPossible()) return null;
+  return { e164: p.number, country: p.country ?? null, type: p.getType() ?? null };
+}
+
+/** Types no AI dialer should ever call: premium-rate and shared-cost ranges are the classic fraud. */
+const BLOCKED_TYPES = new Set(["PREMIUM_RATE", "SHARED_COST", "UAN", "PAGER"]);
+
+export type DestinationCheck =
+  | { ok: true; country: string }
+  | { ok: false; reason: string };
+
+/** Is this E.164 number a destination the allowlist permits? */
+export function checkDestination(e164: string, allowed: readonly string[]): DestinationCheck {
+  const p = normalise(e164);
+  if (!p || p.e164 !== e164) return { ok: false, reason: `${e164} is not a valid E.164 number` };
+  if (!p.country) return { ok: false, reason: `the country of ${e164} cannot be determined` };
+  if (!allowed.includes(p.country)) {
+    return { ok: false, reason: `calls to ${p.country} are not allowed (allowed: ${allowed.join(", ")})` };
+  }
+  if (p.type && BLOCKED_TYPES.has(p.type)) {
+    return { ok: false, reason: `${e164} is a ${p.type.toLowerCase().replace("_", "-")} number` };
+  }
+  return { ok: true, country: p.country };
+}

@@ -1,0 +1,218 @@
+// Reconciles LiveKit and Twilio towards the database for one number: the row says which
+// assistant should own it; this makes exactly that exist and records where it stands.
+import type { Config } from "./config.ts";
+import { asService, type Sql, type Tx } from "./db.ts";
+import { AppError } from "./errors.ts";
+import { liveKit } from "./livekit.ts";
+import type { Logger } from "./log.ts";
+import { attachNumber, detachNumber, sipCredentials } from "./sip_trunk.ts";
+import {
+  ensureDispatchRule,
+  ensureInboundTrunk,
+  ensureOutboundTrunk,
+  findExisting,
+  removeStale,
+  type SipCredentials,
+  type TrunkOwner,
+} from "./trunks.ts";
+
+export interface NumberRow {
+  id: string;
+  owner_id: string;
+  e164: string;
+  twilio_sid: string | null;
+  label: string | null;
+  assistant_id: string | null;
+  trunk_status: "pending" | "ready" | "error" | "released";
+  trunk_error: string | null;
+  inbound_trunk_id: string | null;
+  inbound_trunk_name: string | null;
+  outbound_trunk_id: string | null;
+  outbound_trunk_name: string | null;
+  dispatch_rule_id: string | null;
+  provisioned_assistant_id: string | null;
+}
+
+/** The number as api.md shows it. */
+export function numberView(r: NumberRow) {
+  return {
+    id: r.id,
+    e164: r.e164,
+    label: r.label,
+    assistantId: r.assistant_id,
+    twilioSid: r.twilio_sid,
+    trunkStatus: r.trunk_status,
+    inboundTrunkId: r.inbound_trunk_id,
+    inboundTrunkName: r.inbound_trunk_name,
+    outboundTrunkId: r.outbound_trunk_id,
+    outboundTrunkName: r.outbound_trunk_name,
+    dispatchRuleId: r.dispatch_rule_id,
+    trunkError: r.trunk_error,
+  };
+}
+
+export function trunkView(r: NumberRow) {
+  return {
+    phoneNumberId: r.id,
+    e164: r.e164,
+    assistantId: r.assistant_id,
+    trunkStatus: r.trunk_status,
+    trunkError: r.trunk_error,
+    inboundTrunkId: r.inbound_trunk_id,
+    outboundTrunkId: r.outbound_trunk_id,
+    outboundTrunkName: r.outbound_trunk_name,
+    dispatchRuleId: r.dispatch_rule_id,
+  };
+}
+
+export type NumberKey = { phoneNumberId: string; e164?: string } | { e164: string };
+
+async function loadRow(tx: Tx, key: NumberKey, lock: boolean): Promise<NumberRow | null> {
+  const where = "phoneNumberId" in key ? tx`id = ${key.phoneNumberId}` : tx`e164 = ${key.e164}`;
+  const [row] = lock
+    ? await tx<NumberRow[]>`select * from public.phone_number where ${where} for update`
+    : await tx<NumberRow[]>`select * from public.phone_number where ${where}`;
+  return row ?? null;
+}
+
+export interface ProvisionResult {
+  row: NumberRow | null;
+  error: AppError | null;
+}
+
+/**
+ * Makes LiveKit (and Twilio) match the row. Serialised per number (advisory lock plus the
+ * row lock), so concurrent calls converge; a failure is recorded on the row, not lost.
+ */
+export async function provisionNumber(
+  config: Config,
+  sql: Sql,
+  key: NumberKey,
+  log: Logger,
+): Promise<ProvisionResult> {
+  const first = await asService(sql, (tx) => loadRow(tx, key, false));
+  const e164 = first?.e164 ?? ("e164" in key ? key.e164 : undefined);
+  if (!e164) return { row: null, error: null };
+
+  // Carrier credentials are ensured in their own committed transaction: what Twilio
+  // holds and what Vault holds must never diverge because a later step rolled back.
+  let creds: SipCredentials | null = null;
+  let credsError: AppError | null = null;
+  if (first?.assistant_id) {
+    try {
+      creds = await asService(sql, (tx) => sipCredentials(config, tx));
+    } catch (e) {
+      if (!(e instanceof AppError)) throw e;
+      credsError = e;
+    }
+  }
+
+  return await asService(sql, async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext(${"provision:" + e164}))`;
+    const row = first ? await loadRow(tx, { phoneNumberId: first.id }, true) : null;
+    const assistant = row?.assistant_id
+      ? (await tx<{ id: string; agent_name: string }[]>`
+          select id, agent_name from public.assistant where id = ${row.assistant_id}`)[0]
+      : undefined;
+    const owner: TrunkOwner | null = row && assistant
+      ? { phoneNumberId: row.id, e164, assistantId: assistant.id, agentName: assistant.agent_name, ownerId: row.owner_id }
+      : null;
+    const l = log.child({ phoneNumberId: row?.id, e164, assistantId: owner?.assistantId ?? null });
+    try {
+      if (owner && credsError) throw credsError;
+      const lk = liveKit(config);
+      const existing = await findExisting(lk, e164);
+      const removed = await removeStale(lk, e164, existing, owner);
+      if (removed.rules + removed.inbound + removed.outbound > 0) l.info("removed stale trunks", removed);
+      if (!owner) {
+        await detachNumber(config, tx, e164);
+        if (!row) return { row: null, error: null };
+        const [done] = await tx<NumberRow[]>`
+          update public.phone_number set trunk_status = 'released', trunk_error = null,
+            inbound_trunk_id = null, inbound_trunk_name = null, outbound_trunk_id = null,
+            outbound_trunk_name = null, dispatch_rule_id = null, provisioned_assistant_id = null,
+            provisioned_at = now()
+          where id = ${row.id} returning *`;
+        l.info("number released");
+        return { row: done, error: null };
+      }
+      const inbound = await ensureInboundTrunk(lk, owner, existing);
+      const rule = await ensureDispatchRule(lk, owner, inbound.sipTrunkId, existing);
+      const twilioSid = await attachNumber(config, tx, e164);
+      const outbound = await ensureOutboundTrunk(lk, owner, creds!, existing);
+      const [done] = await tx<NumberRow[]>`
+        update public.phone_number set trunk_status = 'ready', trunk_error = null,
+          twilio_sid = coalesce(${twilioSid}, twilio_sid),
+          inbound_trunk_id = ${inbound.sipTrunkId}, inbound_trunk_name = ${inbound.name},
+          outbound_trunk_id = ${outbound.sipTrunkId}, outbound_trunk_name = ${outbound.name},
+          dispatch_rule_id = ${rule.sipDispatchRuleId}, provisioned_assistant_id = ${owner.assistantId},
+          provisioned_at = now()
+        where id = ${owner.phoneNumberId} returning *`;
+      l.info("number ready", { inboundTrunkId: inbound.sipTrunkId, outboundTrunkId: outbound.sipTrunkId });
+      return { row: done, error: null };
+    } catch (e) {
+      if (!(e instanceof AppError)) throw e;
+      l.warn("provisioning failed", { code: e.code, details: e.details, message: e.message });
+      if (!row) return { row: null, error: e };
+      const [failed] = await tx<NumberRow[]>`
+        update public.phone_number set trunk_status = 'error', trunk_error = ${e.message}
+        where id = ${row.id} returning *`;
+      return { row: failed, error: e };
+    }
+  });
+}
+
+interface Job {
+  id: string;
+  phone_number_id: string | null;
+  e164: string;
+  attempts: number;
+  generation: number;
+}
+
+/** Seconds before retry `attempt` (1-based): 10 s doubling, at most an hour. */
+export function retryDelaySec(attempt: number): number {
+  return Math.min(3600, 10 * 2 ** Math.max(0, attempt - 1));
+}
+
+/** Runs one outbox job; returns null when another worker holds it or it is already done. */
+export async function runJob(
+  config: Config,
+  sql: Sql,
+  jobId: string,
+  log: Logger,
+  rounds = 3,
+): Promise<(ProvisionResult & { job: Job }) | null> {
+  const [job] = await sql<Job[]>`
+    update internal.provisioning_job set status = 'running', attempts = attempts + 1,
+      locked_until = now() + interval '2 minutes'
+    where id = ${jobId} and status <> 'done' and (locked_until is null or locked_until < now())
+    returning id::text, phone_number_id, e164, attempts, generation`;
+  if (!job) return null;
+  const key: NumberKey = job.phone_number_id ? { phoneNumberId: job.phone_number_id, e164: job.e164 } : { e164: job.e164 };
+  let result: ProvisionResult;
+  try {
+    result = await provisionNumber(config, sql, key, log.child({ jobId }));
+  } catch (e) {
+    await sql`update internal.provisioning_job set status = 'pending', locked_until = null,
+      run_after = now() + make_interval(secs => ${retryDelaySec(job.attempts)}), last_error = 'internal error'
+      where id = ${jobId}`;
+    throw e;
+  }
+  if (result.error) {
+    await sql`update internal.provisioning_job set status = 'pending', locked_until = null,
+      run_after = now() + make_interval(secs => ${retryDelaySec(job.attempts)}), last_error = ${result.error.message}
+      where id = ${jobId}`;
+  } else {
+    // A change that arrived while we worked bumped the generation: run again for it.
+    const [after] = await sql<{ status: string }[]>`update internal.provisioning_job set
+      status = case when generation = ${job.generation} then 'done' else 'pending' end,
+      done_at = case when generation = ${job.generation} then now() end,
+      locked_until = null, last_error = null, run_after = now()
+      where id = ${jobId} returning status`;
+    if (after?.status === "pending" && rounds > 1) {
+      return await runJob(config, sql, jobId, log, rounds - 1) ?? { job, ...result };
+    }
+  }
+  return { job, ...result };
+}

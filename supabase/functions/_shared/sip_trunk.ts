@@ -1,0 +1,222 @@
+// The carrier side of a number: the account's Twilio Elastic SIP trunk (termination domain,
+// origination to LiveKit, a credential list with a generated username and password kept in
+// Vault) and the number attached to it. Or, in static mode, the operator's own SIP provider.
+// `twilio` is imported lazily so functions that never provision do not load it.
+import type { Config } from "./config.ts";
+import type { Tx } from "./db.ts";
+import { NotConfiguredError, NotFoundError, UpstreamError } from "./errors.ts";
+import type { SipCredentials } from "./trunks.ts";
+import type { Twilio } from "twilio";
+
+type TwilioConfig = NonNullable<Config["twilio"]>;
+
+async function client(t: TwilioConfig): Promise<Twilio> {
+  const { createTwilioClient } = await import("./twilio_client.ts");
+  return createTwilioClient({ accountSid: t.accountSid, authToken: t.authToken, baseUrl: t.baseUrl, timeoutMs: 10_000 });
+}
+
+export function twilioError(action: string, e: unknown): UpstreamError {
+  const err = e as { status?: number; code?: number; message?: string; name?: string };
+  if (typeof err?.status === "number") {
+    return new UpstreamError(
+      "twilio",
+      `Cannot ${action}: Twilio answered ${err.status} (${err.code ?? "no code"}: ${err.message ?? ""})`,
+      err.code ?? null,
+      err.status,
+    );
+  }
+  return new UpstreamError("twilio", `Cannot ${action}: Twilio could not be reached`, "unreachable", null);
+}
+
+export interface TwilioNumber {
+  sid: string;
+  e164: string;
+  trunkSid: string | null;
+  friendlyName: string | null;
+}
+
+/** Finds a number of the account by E.164 or PN SID; null when the account has no such number. */
+export async function findTwilioNumber(
+  config: Config,
+  key: { e164: string } | { sid: string },
+): Promise<TwilioNumber | null> {
+  if (!config.twilio) return null;
+  const tw = await client(config.twilio);
+  try {
+    if ("sid" in key) {
+      const n = await tw.incomingPhoneNumbers(key.sid).fetch();
+      return { sid: n.sid, e164: n.phoneNumber, trunkSid: n.trunkSid ?? null, friendlyName: n.friendlyName ?? null };
+    }
+    const [n] = await tw.incomingPhoneNumbers.list({ phoneNumber: key.e164, limit: 1 });
+    return n ? { sid: n.sid, e164: n.phoneNumber, trunkSid: n.trunkSid ?? null, friendlyName: n.friendlyName ?? null } : null;
+  } catch (e) {
+    if ((e as { status?: number }).status === 404) return null;
+    throw twilioError(`look up ${"sid" in key ? key.sid : key.e164} in the Twilio account`, e);
+  }
+}
+
+/** A password Twilio accepts (>= 12 chars with upper, lower and a digit), from a CSPRNG. */
+export function generatePassword(length = 32): string {
+  const sets = ["ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz", "23456789"];
+  const all = sets.join("");
+  const pick = (set: string) => {
+    const limit = 256 - (256 % set.length);
+    for (;;) {
+      const [b] = crypto.getRandomValues(new Uint8Array(1));
+      if (b < limit) return set[b % set.length];
+    }
+  };
+  const chars = [...sets.map(pick), ...Array.from({ length: length - sets.length }, () => pick(all))];
+  // Shuffle so the guaranteed classes are not always first.
+  for (let i = chars.length - 1; i > 0; i--) {
+    const j = crypto.getRandomValues(new Uint32Array(1))[0] % (i + 1);
+    [chars[i], chars[j]] = [chars[j], chars[i]];
+  }
+  return chars.join("");
+}
+
+export function trunkDomain(t: TwilioConfig): string {
+  return `${t.trunkName}-${t.accountSid.slice(-8).toLowerCase()}.pstn.twilio.com`;
+}
+
+interface SipTrunkRow {
+  account_sid: string;
+  trunk_sid: string | null;
+  domain_name: string | null;
+  credential_list_sid: string | null;
+  origination_url_sid: string | null;
+  sip_username: string | null;
+  password_secret_id: string | null;
+}
+
+/**
+ * The credentials LiveKit's outbound trunk uses. Static mode: from env. Twilio: ensures the
+ * account's trunk step by step (each step finds before it creates) under a lock.
+ */
+export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredentials> {
+  const base = { transport: config.sipTransport, destinationCountry: config.destinationCountry };
+  if (config.staticSip) {
+    return { ...base, ...config.staticSip };
+  }
+  if (!config.twilio) {
+    throw new NotConfiguredError(
+      ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
+      "Outbound calling (or SIP_PROVIDER_ADDRESS for another SIP provider)",
+    );
+  }
+  const t = config.twilio;
+  const tw = await client(t);
+  await tx`select pg_advisory_xact_lock(hashtext(${"sip_trunk:" + t.accountSid}))`;
+  await tx`insert into internal.sip_trunk (account_sid) values (${t.accountSid}) on conflict do nothing`;
+  const [row] = await tx<SipTrunkRow[]>`select * from internal.sip_trunk where account_sid = ${t.accountSid}`;
+  const save = (fields: Partial<SipTrunkRow>) =>
+    tx`update internal.sip_trunk set ${tx(fields as Record<string, unknown>)}, updated_at = now()
+       where account_sid = ${t.accountSid}`;
+  const call = async <T>(action: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      throw twilioError(action, e);
+    }
+  };
+
+  // 1. The trunk, found by its domain.
+  const domain = trunkDomain(t);
+  let trunkSid = row.trunk_sid;
+  if (trunkSid) {
+    const exists = await tw.trunking.v1.trunks(trunkSid).fetch().then(() => true, (e) => {
+      if (e?.status === 404) return false;
+      throw twilioError("fetch the SIP trunk", e);
+    });
+    if (!exists) trunkSid = null;
+  }
+  if (!trunkSid) {
+    const trunks = await call("list SIP trunks", () => tw.trunking.v1.trunks.list());
+    trunkSid = trunks.find((x) => x.domainName === domain)?.sid ??
+      (await call("create the SIP trunk", () =>
+        tw.trunking.v1.trunks.create({ friendlyName: `${t.trunkName} (LiveKit)`, domainName: domain }))).sid;
+    await save({ trunk_sid: trunkSid, domain_name: domain });
+  }
+  const trunk = tw.trunking.v1.trunks(trunkSid);
+
+  // 2. Origination: inbound calls go to LiveKit's SIP host.
+  const sipHost = config.livekit?.sipHost;
+  if (sipHost) {
+    const sipUrl = `sip:${sipHost};transport=tcp`;
+    const urls = await call("list origination URLs", () => trunk.originationUrls.list());
+    const found = urls.find((u) => u.sipUrl === sipUrl);
+    const sid = found?.sid ?? (await call("create the origination URL", () =>
+      trunk.originationUrls.create({ sipUrl, priority: 10, weight: 10, enabled: true, friendlyName: "LiveKit" }))).sid;
+    if (sid !== row.origination_url_sid) await save({ origination_url_sid: sid });
+  }
+
+  // 3. The credential list and its one credential (password only in Vault).
+  const listName = `${t.trunkName}-livekit`;
+  let listSid = row.credential_list_sid;
+  if (listSid) {
+    const exists = await tw.sip.credentialLists(listSid).fetch().then(() => true, (e) => {
+      if (e?.status === 404) return false;
+      throw twilioError("fetch the credential list", e);
+    });
+    if (!exists) listSid = null;
+  }
+  if (!listSid) {
+    const lists = await call("list credential lists", () => tw.sip.credentialLists.list());
+    listSid = lists.find((l) => l.friendlyName === listName)?.sid ??
+      (await call("create the credential list", () => tw.sip.credentialLists.create({ friendlyName: listName }))).sid;
+    await save({ credential_list_sid: listSid });
+  }
+  const credentials = await call("list credentials", () => tw.sip.credentialLists(listSid!).credentials.list());
+  let username = row.sip_username;
+  let password = row.password_secret_id
+    ? (await tx<{ v: string | null }[]>`select internal.secret(${"sip_password:" + t.accountSid}) as v`)[0].v
+    : null;
+  const onTwilio = credentials.some((c) => c.username === username);
+  if (!username || !password || !onTwilio) {
+    // Twilio keeps only a hash: credentials whose password we do not hold are replaced.
+    for (const c of credentials) {
+      await call("replace the SIP credential", () => tw.sip.credentialLists(listSid!).credentials(c.sid).remove());
+    }
+    username = `lk${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+    password = generatePassword();
+    const [{ id }] = await tx<{ id: string }[]>`select internal.put_secret(${"sip_password:" + t.accountSid}, ${password}) as id`;
+    await call("create the SIP credential", () =>
+      tw.sip.credentialLists(listSid!).credentials.create({ username: username!, password: password! }));
+    await save({ sip_username: username, password_secret_id: id });
+  }
+
+  // 4. Attach the list to the trunk's termination.
+  const attached = await call("list the trunk's credential lists", () => trunk.credentialsLists.list());
+  if (!attached.some((a) => a.sid === listSid)) {
+    await call("attach the credential list", () => trunk.credentialsLists.create({ credentialListSid: listSid! }));
+  }
+  return { ...base, address: domain, username, password };
+}
+
+/** Puts the number on the account's trunk (Twilio mode); returns its PN SID. */
+export async function attachNumber(config: Config, tx: Tx, e164: string): Promise<string | null> {
+  if (!config.twilio || config.staticSip) return null;
+  const n = await findTwilioNumber(config, { e164 });
+  if (!n) throw new NotFoundError(`${e164} is not a number of the Twilio account.`);
+  const [row] = await tx<{ trunk_sid: string }[]>`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
+  if (row?.trunk_sid && n.trunkSid !== row.trunk_sid) {
+    const tw = await client(config.twilio);
+    await tw.trunking.v1.trunks(row.trunk_sid).phoneNumbers.create({ phoneNumberSid: n.sid }).catch((e) => {
+      throw twilioError(`attach ${e164} to the SIP trunk`, e);
+    });
+  }
+  return n.sid;
+}
+
+/** Takes the number off the account's trunk, if it is on it (Twilio mode). */
+export async function detachNumber(config: Config, tx: Tx, e164: string): Promise<void> {
+  if (!config.twilio || config.staticSip) return;
+  const n = await findTwilioNumber(config, { e164 });
+  if (!n?.trunkSid) return;
+  const [row] = await tx<{ trunk_sid: string }[]>`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
+  if (n.trunkSid !== row?.trunk_sid) return; // on someone else's trunk: not ours to change
+  const tw = await client(config.twilio);
+  await tw.trunking.v1.trunks(n.trunkSid).phoneNumbers(n.sid).remove().catch((e) => {
+    if (e?.status !== 404) throw twilioError(`detach ${e164} from the SIP trunk`, e);
+  });
+}

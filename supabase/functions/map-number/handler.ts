@@ -1,0 +1,76 @@
+import { z } from "zod";
+import { authenticate, requireUser } from "../_shared/auth.ts";
+import { asUser, db } from "../_shared/db.ts";
+import { ConflictError, NotConfiguredError, NotFoundError, UpstreamError } from "../_shared/errors.ts";
+import { readJson, serve } from "../_shared/http.ts";
+import { type NumberRow, numberView, provisionNumber } from "../_shared/provision.ts";
+import { e164, phoneSid, uuid } from "../_shared/schemas.ts";
+import { findTwilioNumber } from "../_shared/sip_trunk.ts";
+
+const Body = z.strictObject({
+  phoneNumber: e164.optional(),
+  phoneSid: phoneSid.optional(),
+  assistantId: uuid.nullable(),
+  label: z.string().max(200, "at most 200 characters").optional(),
+  force: z.boolean().optional(),
+}).refine((b) => (b.phoneNumber === undefined) !== (b.phoneSid === undefined), {
+  message: "give exactly one of phoneNumber or phoneSid",
+  path: ["phoneNumber"],
+});
+
+export const handler = serve("map-number", ["POST"], async (req, { config, log }) => {
+  const user = requireUser(await authenticate(req, config));
+  const body = await readJson(req, Body);
+
+  // The number must be in the Twilio account (when Twilio is what we provision).
+  let number = body.phoneNumber;
+  let twilioSid: string | null = body.phoneSid ?? null;
+  if (config.twilio && !config.staticSip) {
+    const found = await findTwilioNumber(config, number ? { e164: number } : { sid: body.phoneSid! });
+    if (!found) {
+      throw new NotFoundError(`${number ?? body.phoneSid} is not a number of the Twilio account.`);
+    }
+    number = found.e164;
+    twilioSid = found.sid;
+  } else if (!number) {
+    throw new NotConfiguredError(["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"], "Looking numbers up by SID");
+  }
+
+  const sql = db(config.dbUrl);
+  const row = await asUser(sql, user.claims, async (tx) => {
+    if (body.assistantId) {
+      const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
+      if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);
+    }
+    const [existing] = await tx<NumberRow[]>`select * from public.phone_number where e164 = ${number!}`;
+    if (existing) {
+      if (existing.assistant_id && body.assistantId && existing.assistant_id !== body.assistantId && !body.force) {
+        throw new ConflictError(
+          `${number} is assigned to assistant ${existing.assistant_id}; send force: true to move it.`,
+          { assistantId: existing.assistant_id },
+        );
+      }
+      const [updated] = await tx<NumberRow[]>`
+        update public.phone_number set assistant_id = ${body.assistantId},
+          label = ${body.label ?? existing.label}
+        where id = ${existing.id} returning *`;
+      return updated;
+    }
+    // Another account's number is invisible here; the unique key still refuses it.
+    const [inserted] = await tx<NumberRow[]>`
+      insert into public.phone_number (e164, twilio_sid, label, assistant_id)
+      values (${number!}, ${twilioSid}, ${body.label ?? null}, ${body.assistantId})
+      on conflict (e164) do nothing returning *`;
+    if (!inserted) throw new ConflictError(`${number} is registered to another account.`);
+    return inserted;
+  });
+
+  // The assignment is committed (with its outbox job); now provision it right away.
+  const result = await provisionNumber(config, sql, { phoneNumberId: row.id }, log.child({ userId: user.userId }));
+  const phoneNumber = numberView(result.row ?? row);
+  if (result.error) {
+    if (result.error instanceof UpstreamError) result.error.details!.phoneNumber = phoneNumber;
+    throw result.error;
+  }
+  return { phoneNumber };
+});

@@ -1,0 +1,103 @@
+// What tests need from the running local stack (started by `deno task test`).
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import postgres from "postgres";
+import { mintUserToken } from "../../stack/keys.ts";
+import type { StackInfo } from "../../stack/stack.ts";
+
+const file = Deno.env.get("STACK_FILE");
+if (!file) throw new Error("STACK_FILE is not set: run the tests with `deno task test`.");
+export const stack: StackInfo = JSON.parse(Deno.readTextFileSync(file));
+
+/** A superuser connection for arranging and inspecting state. */
+export const sql = postgres(stack.dbUrl, { max: 4, onnotice: () => {}, prepare: false });
+
+export interface TestUser {
+  id: string;
+  email: string;
+  token: string;
+  client: SupabaseClient;
+}
+
+export async function createUser(label = "user"): Promise<TestUser> {
+  const email = `${label}-${crypto.randomUUID().slice(0, 8)}@example.com`;
+  const [{ id }] = await sql<{ id: string }[]>`insert into auth.users (email) values (${email}) returning id`;
+  const token = await mintUserToken(stack, { id, email });
+  return { id, email, token, client: userClient(token) };
+}
+
+export function userClient(token: string): SupabaseClient {
+  return createClient(stack.supabaseUrl, stack.anonKey, {
+    global: { headers: { Authorization: `Bearer ${token}` } },
+    auth: { persistSession: false, autoRefreshToken: false },
+  });
+}
+
+export const serviceClient = () =>
+  createClient(stack.supabaseUrl, stack.serviceKey, { auth: { persistSession: false, autoRefreshToken: false } });
+
+/** Calls a function over HTTP and returns status and parsed JSON. */
+export async function call(
+  name: string,
+  opts: { token?: string | null; body?: unknown; method?: string; query?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+  if (opts.body !== undefined && !headers["Content-Type"]) headers["Content-Type"] = "application/json";
+  const res = await fetch(`${stack.supabaseUrl}/functions/v1/${name}${opts.query ?? ""}`, {
+    method: opts.method ?? "POST",
+    headers,
+    body: opts.body === undefined ? undefined : typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body),
+  });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch { /* not JSON: the assertion will say so */ }
+  return { status: res.status, body };
+}
+
+export async function createAssistant(user: TestUser, name = "Receptionist", agentName = "receptionist") {
+  const [a] = await sql<{ id: string }[]>`
+    insert into public.assistant (owner_id, name, agent_name) values (${user.id}, ${name}, ${agentName}) returning id`;
+  return a.id;
+}
+
+/** A seeded number of the Twilio emulator that no other test uses. */
+let nextNumber = 0;
+export async function freeNumber(): Promise<string> {
+  for (;;) {
+    const n = stack.numbers[nextNumber++ % stack.numbers.length];
+    const [used] = await sql`select 1 from public.phone_number where e164 = ${n}`;
+    if (!used) return n;
+    if (nextNumber > stack.numbers.length * 2) throw new Error("no free seeded number left");
+  }
+}
+
+/** The LiveKit emulator's state and request log. */
+export async function livekitState(): Promise<any> {
+  return await (await fetch(`${stack.livekit.url}/emulator/state`)).json();
+}
+export async function livekitRequests(): Promise<any[]> {
+  return (await (await fetch(`${stack.livekit.url}/emulator/requests`)).json()).requests;
+}
+export async function configureLiveKit(knobs: Record<string, unknown>) {
+  const res = await fetch(`${stack.livekit.url}/emulator/config`, { method: "POST", body: JSON.stringify(knobs) });
+  await res.body?.cancel();
+}
+export async function twilioState(): Promise<any> {
+  return await (await fetch(`${stack.twilio!.url}/emulator/state`)).json();
+}
+export async function configureTwilio(knobs: Record<string, unknown>) {
+  const res = await fetch(`${stack.twilio!.url}/emulator/config`, { method: "POST", body: JSON.stringify(knobs) });
+  await res.body?.cancel();
+}
+
+/** Polls until `check` returns a truthy value (bounded); returns it. */
+export async function eventually<T>(check: () => Promise<T | null | undefined | false>, what: string, tries = 200): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const v = await check();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

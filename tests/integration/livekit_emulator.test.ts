@@ -1,0 +1,723 @@
+/**
+ * The LiveKit emulator, driven only through livekit-server-sdk (plus raw HTTP where the SDK
+ * has no call, such as GetSIPOutboundTrunk and the /emulator endpoints). Simulated time is
+ * scaled down so every call finishes in milliseconds.
+ */
+import assert from "node:assert/strict";
+import {
+  AccessToken,
+  AgentDispatchClient,
+  RoomServiceClient,
+  ServerError,
+  SipCallError,
+  SipClient,
+  WebhookReceiver,
+} from "livekit-server-sdk";
+import {
+  DisconnectReason,
+  ListUpdate,
+  ParticipantInfo_Kind,
+  RoomAgentDispatch,
+  RoomConfiguration,
+  SIPInboundTrunkInfo,
+  SIPOutboundTrunkUpdate,
+  SIPTransport,
+  type WebhookEvent,
+} from "@livekit/protocol";
+import { type LiveKitEmulator, type LiveKitKnobs, startLiveKit } from "../../stack/livekit/server.ts";
+
+const KEY = "devkey";
+const SECRET = "devsecret-that-is-long-enough-for-hs256";
+const CALLER = "+15550100100";
+const FAST = 0.001;
+
+async function withEmulator(
+  knobs: Partial<LiveKitKnobs>,
+  fn: (lk: LiveKitEmulator) => Promise<void>,
+): Promise<void> {
+  const lk = await startLiveKit({ apiKey: KEY, apiSecret: SECRET, timeScale: FAST, ...knobs });
+  try {
+    await fn(lk);
+  } finally {
+    await lk.close();
+  }
+}
+
+interface Received {
+  body: string;
+  auth: string | null;
+  contentType: string | null;
+}
+
+async function withWebhookSink(fn: (url: string, received: Received[]) => Promise<void>): Promise<void> {
+  const received: Received[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    received.push({
+      body: await req.text(),
+      auth: req.headers.get("Authorization"),
+      contentType: req.headers.get("Content-Type"),
+    });
+    return new Response("ok");
+  });
+  try {
+    await fn(`http://127.0.0.1:${server.addr.port}/hooks`, received);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls until `check` returns something truthy; the bound only guards against a hang. */
+type Maybe<T> = T | undefined | null | false;
+
+async function waitFor<T>(what: string, check: () => Maybe<T> | Promise<Maybe<T>>): Promise<T> {
+  for (let i = 0; i < 1000; i++) {
+    const v = await check();
+    if (v) return v;
+    await delay(5);
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  assert.fail("expected the call to fail");
+}
+
+async function serverError(p: Promise<unknown>): Promise<ServerError> {
+  const err = await rejection(p);
+  assert.ok(err instanceof ServerError, `expected a ServerError, got ${err}`);
+  return err;
+}
+
+async function state(lk: LiveKitEmulator): Promise<Record<string, unknown> & { calls: Record<string, unknown>[] }> {
+  return await (await fetch(`${lk.url}/emulator/state`)).json();
+}
+
+async function outboundTrunk(sip: SipClient, address = "demo.pstn.twilio.com", numbers = [CALLER]) {
+  return await sip.createSipOutboundTrunk("caller line", address, numbers, {
+    transport: SIPTransport.SIP_TRANSPORT_AUTO,
+    authUsername: "lk-user",
+    authPassword: "lk-password-123",
+  });
+}
+
+async function adminToken(grants: { video?: Record<string, unknown>; sip?: Record<string, boolean> }) {
+  const at = new AccessToken(KEY, SECRET, { ttl: "5m" });
+  if (grants.video) at.addGrant(grants.video);
+  if (grants.sip) at.addSIPGrant(grants.sip);
+  return await at.toJwt();
+}
+
+Deno.test("trunks round-trip through create, filtered list, get, both update forms and delete", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+
+    const inbound = await sip.createSipInboundTrunk("inbound line", ["+15550001111"], {
+      metadata: '{"assistant":"a1"}',
+      allowedAddresses: ["54.172.60.0/30"],
+      authUsername: "in-user",
+      authPassword: "in-password",
+      krispEnabled: true,
+    });
+    assert.match(inbound.sipTrunkId, /^ST_[0-9A-Za-z]{12}$/);
+    assert.equal(inbound.name, "inbound line");
+    assert.deepEqual(inbound.numbers, ["+15550001111"]);
+    assert.deepEqual(inbound.allowedAddresses, ["54.172.60.0/30"]);
+    assert.equal(inbound.metadata, '{"assistant":"a1"}');
+    assert.equal(inbound.krispEnabled, true);
+
+    const first = await sip.createSipOutboundTrunk("first", "first.pstn.twilio.com", ["+15550001111"], {
+      transport: SIPTransport.SIP_TRANSPORT_TCP,
+      destinationCountry: "US",
+      authUsername: "out-user",
+      authPassword: "out-password",
+      metadata: "m1",
+    });
+    const second = await outboundTrunk(sip, "second.pstn.twilio.com", ["+15550002222"]);
+    assert.equal(first.address, "first.pstn.twilio.com");
+    assert.equal(first.transport, SIPTransport.SIP_TRANSPORT_TCP);
+    assert.equal(first.destinationCountry, "US");
+    assert.equal(first.authUsername, "out-user");
+
+    const byNumber = await sip.listSipOutboundTrunk({ numbers: ["+15550002222"] });
+    assert.deepEqual(byNumber.map((t) => t.sipTrunkId), [second.sipTrunkId]);
+    const byId = await sip.listSipOutboundTrunk({ trunkIds: [first.sipTrunkId] });
+    assert.deepEqual(byId.map((t) => t.sipTrunkId), [first.sipTrunkId]);
+    const inboundByFormattedNumber = await sip.listSipInboundTrunk({ numbers: ["+1 (555) 000-1111"] });
+    assert.deepEqual(inboundByFormattedNumber.map((t) => t.sipTrunkId), [inbound.sipTrunkId]);
+
+    // The SDK has no Get call: use the wire directly and check the real server's JSON shape.
+    const res = await fetch(`${lk.url}/twirp/livekit.SIP/GetSIPOutboundTrunk`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        Authorization: `Bearer ${await adminToken({ sip: { admin: true } })}`,
+      },
+      body: JSON.stringify({ sipTrunkId: first.sipTrunkId }),
+    });
+    assert.equal(res.status, 200);
+    const got = await res.json();
+    assert.equal(got.trunk.sip_trunk_id, first.sipTrunkId);
+    assert.equal(got.trunk.transport, "SIP_TRANSPORT_TCP");
+    assert.equal(got.trunk.destination_country, "US");
+    assert.equal(got.trunk.from_host, "", "every field is present, defaults included");
+
+    const updated = await sip.updateSipOutboundTrunkFields(
+      first.sipTrunkId,
+      new SIPOutboundTrunkUpdate({ numbers: new ListUpdate({ add: ["+15550003333"] }), metadata: "m2" }),
+    );
+    assert.deepEqual(updated.numbers, ["+15550001111", "+15550003333"]);
+    assert.equal(updated.metadata, "m2");
+    assert.equal(updated.address, "first.pstn.twilio.com");
+
+    const replaced = await sip.updateSipInboundTrunk(
+      inbound.sipTrunkId,
+      new SIPInboundTrunkInfo({ name: "renamed", numbers: ["+15550004444"] }),
+    );
+    assert.equal(replaced.sipTrunkId, inbound.sipTrunkId);
+    assert.equal(replaced.name, "renamed");
+    assert.deepEqual(replaced.allowedAddresses, [], "replace drops fields it does not carry");
+
+    const removedAll = await serverError(
+      sip.updateSipOutboundTrunkFields(second.sipTrunkId, new SIPOutboundTrunkUpdate({ numbers: new ListUpdate({ clear: true }) })),
+    );
+    assert.equal(removedAll.message, "no trunk numbers specified");
+
+    await sip.deleteSipTrunk(first.sipTrunkId);
+    await sip.deleteSipTrunk("ST_doesnotexist");
+    assert.deepEqual((await sip.listSipOutboundTrunk()).map((t) => t.sipTrunkId), [second.sipTrunkId]);
+  });
+});
+
+Deno.test("a second inbound trunk claiming the same number is refused with invalid_argument", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const existing = await sip.createSipInboundTrunk("first", ["+15550001111"]);
+    const err = await serverError(sip.createSipInboundTrunk("second", ["+1 (555) 000-1111"]));
+    assert.equal(err.status, 400);
+    assert.equal(err.code, "invalid_argument");
+    assert.equal(
+      err.message,
+      `Conflicting inbound SIP Trunks: "<new>" and "${existing.sipTrunkId}", using the same number(s) ["+1 (555) 000-1111"] without AllowedNumbers set`,
+    );
+
+    await sip.deleteSipTrunk(existing.sipTrunkId);
+    await sip.createSipInboundTrunk("second", ["+1 (555) 000-1111"]);
+  });
+});
+
+Deno.test("an outbound trunk address written as a SIP URI is refused", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const uri = await serverError(outboundTrunk(sip, "sip:demo.pstn.twilio.com"));
+    assert.equal(uri.code, "invalid_argument");
+    assert.equal(uri.message, "trunk address should be a hostname or IP, not SIP URI");
+    const at = await serverError(outboundTrunk(sip, "user@demo.pstn.twilio.com"));
+    assert.equal(at.message, "trunk address should be a hostname or IP, not SIP URI");
+    const transport = await serverError(outboundTrunk(sip, "demo.pstn.twilio.com;transport=tcp"));
+    assert.equal(transport.message, "trunk address should not contain transport parameter");
+  });
+});
+
+Deno.test("trunks missing numbers, an address, or any inbound restriction are refused", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const noNumbers = await serverError(outboundTrunk(sip, "demo.pstn.twilio.com", []));
+    assert.equal(noNumbers.code, "invalid_argument");
+    assert.equal(noNumbers.message, "no trunk numbers specified");
+    const noAddress = await serverError(outboundTrunk(sip, ""));
+    assert.equal(noAddress.message, "no outbound address specified");
+    const open = await serverError(sip.createSipInboundTrunk("open", []));
+    assert.equal(open.code, "invalid_argument");
+    assert.match(open.message, /^for security, one of the fields must be set/);
+    assert.deepEqual(await sip.listSipOutboundTrunk(), []);
+  });
+});
+
+Deno.test("a token signed with the wrong secret gets a plain-text 401", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, "not-the-secret-but-long-enough-anyway");
+    const err = await serverError(sip.listSipInboundTrunk());
+    assert.equal(err.status, 401);
+    assert.equal(err.code, undefined, "a plain-text body carries no Twirp code");
+    assert.match(err.message, /^invalid authorization token/);
+  });
+});
+
+Deno.test("a token without the sip.admin grant is refused as unauthenticated", async () => {
+  await withEmulator({}, async (lk) => {
+    const token = await adminToken({ sip: { call: true } });
+    const sip = new SipClient(lk.url, undefined, undefined, { token });
+    const err = await serverError(sip.listSipInboundTrunk());
+    assert.equal(err.status, 401);
+    assert.equal(err.code, "unauthenticated");
+    assert.equal(err.message, "permissions denied");
+  });
+});
+
+Deno.test("a second dispatch rule for the same trunk is refused", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await sip.createSipInboundTrunk("in", ["+15550001111"]);
+    const rule = await sip.createSipDispatchRule(
+      { type: "individual", roomPrefix: "call-" },
+      { trunkIds: [trunk.sipTrunkId], name: "assistant a1" },
+    );
+    assert.match(rule.sipDispatchRuleId, /^SDR_[0-9A-Za-z]{12}$/);
+    const err = await serverError(
+      sip.createSipDispatchRule({ type: "individual", roomPrefix: "other-" }, { trunkIds: [trunk.sipTrunkId] }),
+    );
+    assert.equal(err.code, "invalid_argument");
+    assert.equal(
+      err.message,
+      "Dispatch rule for the same trunk, inbound number, number, and PIN combination already exists in dispatch rule " +
+        `"${rule.sipDispatchRuleId}" "assistant a1"`,
+    );
+    const unknown = await serverError(sip.deleteSipDispatchRule("SDR_doesnotexist"));
+    assert.equal(unknown.code, "not_found");
+    assert.equal(unknown.message, "requested sip dispatch rule does not exist");
+  });
+});
+
+Deno.test("a dispatch rule with roomConfig agents round-trips through list", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await sip.createSipInboundTrunk("in", ["+15550001111"]);
+    const other = await sip.createSipInboundTrunk("in 2", ["+15550002222"]);
+    const created = await sip.createSipDispatchRule({ type: "individual", roomPrefix: "call-" }, {
+      trunkIds: [trunk.sipTrunkId],
+      name: "a1",
+      metadata: "rule meta",
+      roomConfig: new RoomConfiguration({
+        agents: [new RoomAgentDispatch({ agentName: "phone-agent", metadata: '{"assistant":"a1"}' })],
+      }),
+    });
+    await sip.createSipDispatchRule({ type: "individual", roomPrefix: "call-" }, { trunkIds: [other.sipTrunkId] });
+
+    const [listed, ...rest] = await sip.listSipDispatchRule({ trunkIds: [trunk.sipTrunkId] });
+    assert.equal(rest.length, 0);
+    assert.equal(listed.sipDispatchRuleId, created.sipDispatchRuleId);
+    assert.equal(listed.rule?.rule.case, "dispatchRuleIndividual");
+    assert.equal(listed.rule?.rule.value?.roomPrefix, "call-");
+    assert.deepEqual(listed.trunkIds, [trunk.sipTrunkId]);
+    assert.equal(listed.metadata, "rule meta");
+    assert.equal(listed.roomConfig?.agents[0].agentName, "phone-agent");
+    assert.equal(listed.roomConfig?.agents[0].metadata, '{"assistant":"a1"}');
+    const byId = await sip.listSipDispatchRule({ dispatchRuleIds: [created.sipDispatchRuleId] });
+    assert.equal(byId.length, 1);
+  });
+});
+
+Deno.test("createSipParticipant on an unknown trunk answers not_found", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const err = await serverError(
+      sip.createSipParticipant("ST_doesnotexist", "+15550000000", "room-1", { participantIdentity: "callee" }),
+    );
+    assert.equal(err.status, 404);
+    assert.equal(err.code, "not_found");
+    assert.equal(err.message, "requested sip trunk does not exist");
+    assert.deepEqual((await state(lk)).rooms, [], "nothing joined");
+  });
+});
+
+Deno.test("a busy callee with waitUntilAnswered fails with SipCallError 486", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const err = await rejection(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000486", "room-busy", {
+        participantIdentity: "callee",
+        waitUntilAnswered: true,
+      }),
+    );
+    assert.ok(err instanceof SipCallError);
+    assert.equal(err.sipStatusCode, 486);
+    assert.equal(err.sipStatus, "Busy Here");
+    assert.equal(err.code, "resource_exhausted");
+    assert.equal(err.status, 429);
+    const [call] = (await state(lk)).calls;
+    assert.equal(call.outcome, "busy");
+  });
+});
+
+Deno.test("a callee who never answers times out as canceled 408 without SIP metadata", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const err = await serverError(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000408", "room-no-answer", {
+        participantIdentity: "callee",
+        waitUntilAnswered: true,
+        ringingTimeout: 30,
+      }),
+    );
+    assert.ok(!(err instanceof SipCallError));
+    assert.equal(err.status, 408);
+    assert.equal(err.code, "canceled");
+    assert.equal(err.message, "sip request timed out");
+    assert.equal(err.metadata, undefined);
+    assert.equal((await state(lk)).calls[0].outcome, "no_answer");
+  });
+});
+
+Deno.test("a carrier 503 fails as failed_precondition carrying SIP status 503", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const err = await rejection(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000503", "room-503", {
+        participantIdentity: "callee",
+        waitUntilAnswered: true,
+      }),
+    );
+    assert.ok(err instanceof SipCallError);
+    assert.equal(err.status, 412);
+    assert.equal(err.code, "failed_precondition");
+    assert.equal(err.sipStatusCode, 503);
+    assert.equal(err.sipStatus, "Service Unavailable");
+  });
+});
+
+Deno.test("the carrier hook can reject a call the way the carrier would", async () => {
+  const seen: { address: string; username: string; fromNumber: string; toNumber: string }[] = [];
+  const lk = await startLiveKit({
+    apiKey: KEY,
+    apiSecret: SECRET,
+    timeScale: FAST,
+    carrier: (call) => {
+      seen.push(call);
+      return Promise.resolve(call.toNumber.endsWith("1234") ? { sipStatusCode: 403, sipStatus: "Forbidden" } : null);
+    },
+  });
+  try {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const err = await rejection(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550001234", "room-hook", {
+        participantIdentity: "callee",
+        waitUntilAnswered: true,
+      }),
+    );
+    assert.ok(err instanceof SipCallError);
+    assert.equal(err.code, "permission_denied");
+    assert.equal(err.sipStatusCode, 403);
+    assert.deepEqual(seen, [{
+      address: "demo.pstn.twilio.com",
+      username: "lk-user",
+      password: "lk-password-123",
+      fromNumber: CALLER,
+      toNumber: "+15550001234",
+      transport: "auto",
+    }]);
+  } finally {
+    await lk.close();
+  }
+});
+
+Deno.test("an answered call without waiting returns at once, then signed webhooks report joined, left and room finished", async () => {
+  await withWebhookSink(async (hookUrl, received) => {
+    await withEmulator({ webhookUrl: hookUrl }, async (lk) => {
+      const sip = new SipClient(lk.url, KEY, SECRET);
+      const trunk = await outboundTrunk(sip);
+      const info = await sip.createSipParticipant(trunk.sipTrunkId, "+15550000777", "room-answered", {
+        participantIdentity: "callee-777",
+        participantName: "Callee",
+        participantAttributes: { campaignCallId: "cc-1" },
+      });
+      assert.equal(info.participantIdentity, "callee-777");
+      assert.equal(info.roomName, "room-answered");
+      assert.match(info.participantId, /^PA_[0-9A-Za-z]{12}$/);
+      assert.match(info.sipCallId, /^SCL_[0-9A-Za-z]{12}$/);
+
+      await waitFor("room_finished", () => received.some((r) => r.body.includes('"room_finished"')));
+      const receiver = new WebhookReceiver(KEY, SECRET);
+      const events: WebhookEvent[] = [];
+      for (const r of received) {
+        assert.equal(r.contentType, "application/webhook+json");
+        assert.ok(r.auth && !r.auth.startsWith("Bearer"));
+        events.push(await receiver.receive(r.body, r.auth));
+      }
+      assert.deepEqual(events.map((e) => e.event), [
+        "room_started",
+        "participant_joined",
+        "participant_left",
+        "room_finished",
+      ]);
+      for (const e of events) {
+        assert.match(e.id, /^EV_/);
+        assert.ok(e.createdAt > 0n);
+        assert.equal(e.room?.name, "room-answered");
+      }
+      const joined = events[1].participant!;
+      assert.equal(joined.kind, ParticipantInfo_Kind.SIP);
+      assert.equal(joined.identity, "callee-777");
+      assert.equal(joined.sid, info.participantId);
+      assert.deepEqual(joined.attributes, {
+        campaignCallId: "cc-1",
+        "sip.callStatus": "dialing",
+        "sip.callID": info.sipCallId,
+        "sip.trunkID": trunk.sipTrunkId,
+        "sip.phoneNumber": "+15550000777",
+        "sip.hostname": "demo.pstn.twilio.com",
+        "sip.trunkPhoneNumber": CALLER,
+      });
+      const left = events[2].participant!;
+      assert.equal(left.disconnectReason, DisconnectReason.CLIENT_INITIATED);
+      assert.equal(left.attributes["sip.callStatus"], "hangup");
+      const [call] = (await state(lk)).calls;
+      assert.equal(call.outcome, "completed");
+      assert.equal(call.endedBy, "callee");
+      assert.equal((await state(lk)).webhooksSent, 4);
+    });
+  });
+});
+
+Deno.test("a tampered webhook body fails verification", async () => {
+  await withWebhookSink(async (hookUrl, received) => {
+    await withEmulator({ webhookUrl: hookUrl }, async (lk) => {
+      const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
+      await rooms.createRoom({ name: "room-tamper" });
+      const [hook] = await waitFor("room_started", () => received.length > 0 && received);
+      const receiver = new WebhookReceiver(KEY, SECRET);
+      assert.equal((await receiver.receive(hook.body, hook.auth ?? undefined)).event, "room_started");
+      const tampered = hook.body.replace("room-tamper", "room-other");
+      await assert.rejects(receiver.receive(tampered, hook.auth ?? undefined), /sha256 checksum of body does not match/);
+      await assert.rejects(new WebhookReceiver(KEY, "another-secret-long-enough-to-sign").receive(hook.body, hook.auth ?? undefined));
+    });
+  });
+});
+
+Deno.test("a failed call without waiting leaves the room with the matching disconnect reason", async () => {
+  await withWebhookSink(async (hookUrl, received) => {
+    await withEmulator({ webhookUrl: hookUrl }, async (lk) => {
+      const sip = new SipClient(lk.url, KEY, SECRET);
+      const trunk = await outboundTrunk(sip);
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000486", "room-busy", { participantIdentity: "busy" });
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000480", "room-away", { participantIdentity: "away" });
+      await waitFor("both calls to end", () => received.filter((r) => r.body.includes('"participant_left"')).length === 2);
+      const receiver = new WebhookReceiver(KEY, SECRET);
+      const left = new Map<string, WebhookEvent>();
+      for (const r of received) {
+        const e = await receiver.receive(r.body, r.auth ?? undefined);
+        if (e.event === "participant_left") left.set(e.participant!.identity, e);
+      }
+      assert.equal(left.get("busy")?.participant?.disconnectReason, DisconnectReason.USER_REJECTED);
+      assert.equal(left.get("away")?.participant?.disconnectReason, DisconnectReason.USER_UNAVAILABLE);
+      assert.equal(left.get("busy")?.participant?.attributes["sip.callStatus"], "dialing", "never rang");
+    });
+  });
+});
+
+Deno.test("waitUntilAnswered returns once the callee answers", async () => {
+  await withEmulator({ timeScale: 0.01 }, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000999", "room-wait", {
+      participantIdentity: "callee",
+      waitUntilAnswered: true,
+    });
+    const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
+    const [p] = await rooms.listParticipants("room-wait");
+    assert.equal(p.attributes["sip.callStatus"], "active");
+  });
+});
+
+Deno.test("maxCallDuration hangs up an answered call at the limit", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000999", "room-limit", {
+      participantIdentity: "callee",
+      maxCallDuration: 5,
+    });
+    const call = await waitFor("the call to end", async () => {
+      const [c] = (await state(lk)).calls;
+      return c?.endedAt ? c : undefined;
+    });
+    assert.equal(call.endedBy, "max_call_duration");
+    assert.equal(call.outcome, "completed");
+  });
+});
+
+Deno.test("trunkCps of one rejects the second call in the same second with SIP 503", async () => {
+  await withEmulator({ trunkCps: 1 }, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-cps-1", { participantIdentity: "a" });
+    const err = await rejection(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000002", "room-cps-2", {
+        participantIdentity: "b",
+        waitUntilAnswered: true,
+      }),
+    );
+    assert.ok(err instanceof SipCallError);
+    assert.equal(err.code, "failed_precondition");
+    assert.equal(err.sipStatusCode, 503);
+    assert.equal(err.sipStatus, "Trunk CPS limit exceeded");
+    const calls = (await state(lk)).calls;
+    assert.equal(calls.find((c) => c.identity === "b")?.outcome, "rate_limited");
+    assert.notEqual(calls.find((c) => c.identity === "a")?.outcome, "rate_limited");
+  });
+});
+
+Deno.test("maxConcurrentCalls refuses calls beyond the cap with resource_exhausted", async () => {
+  await withEmulator({ timeScale: 1, maxConcurrentCalls: 1 }, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-cap-1", { participantIdentity: "a" });
+    const err = await serverError(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000002", "room-cap-2", { participantIdentity: "b" }),
+    );
+    assert.equal(err.status, 429);
+    assert.equal(err.code, "resource_exhausted");
+    assert.equal((await state(lk)).calls.length, 1);
+  });
+});
+
+Deno.test("failureRate of one fails calls with 503 and creates nothing", async () => {
+  await withEmulator({ failureRate: 1 }, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const err = await serverError(outboundTrunk(sip));
+    assert.equal(err.status, 503);
+    assert.equal(err.code, "unavailable");
+    lk.configure({ failureRate: 0 });
+    assert.deepEqual(await sip.listSipOutboundTrunk(), []);
+  });
+});
+
+Deno.test("timeoutRate of one hangs the request and then drops the connection", async () => {
+  await withEmulator({ timeoutRate: 1, hangMs: 10 }, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const err = await rejection(outboundTrunk(sip));
+    assert.ok(!(err instanceof ServerError), `expected a transport error, got ${err}`);
+    lk.configure({ timeoutRate: 0 });
+    assert.deepEqual(await sip.listSipOutboundTrunk(), []);
+  });
+});
+
+Deno.test("inspection endpoints report requests and state, and accept config and reset", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    await outboundTrunk(sip);
+    await serverError(outboundTrunk(sip, ""));
+
+    const { requests } = await (await fetch(`${lk.url}/emulator/requests`)).json();
+    assert.deepEqual(
+      requests.map((r: Record<string, unknown>) => [r.service, r.method, r.status, r.code]),
+      [
+        ["livekit.SIP", "CreateSIPOutboundTrunk", 200, undefined],
+        ["livekit.SIP", "CreateSIPOutboundTrunk", 400, "invalid_argument"],
+      ],
+    );
+    assert.equal(requests[0].body.trunk.address, "demo.pstn.twilio.com");
+    assert.ok(Number.isFinite(requests[0].ms) && typeof requests[0].at === "string");
+
+    const config = await fetch(`${lk.url}/emulator/config`, { method: "POST", body: JSON.stringify({ trunkCps: 5 }) });
+    assert.equal((await config.json()).knobs.trunkCps, 5);
+    const bad = await fetch(`${lk.url}/emulator/config`, { method: "POST", body: JSON.stringify({ failureRate: 2 }) });
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
+
+    const before = await state(lk);
+    assert.equal((before.outboundTrunks as unknown[]).length, 1);
+    assert.equal((before.knobs as LiveKitKnobs).trunkCps, 5);
+
+    await (await fetch(`${lk.url}/emulator/reset`, { method: "POST" })).body?.cancel();
+    const after = await state(lk);
+    assert.deepEqual(after.outboundTrunks, []);
+    assert.equal((after.knobs as LiveKitKnobs).trunkCps, 0);
+    assert.deepEqual((await (await fetch(`${lk.url}/emulator/requests`)).json()).requests, []);
+  });
+});
+
+Deno.test("createDispatch creates the room and listParticipants shows the SIP participant", async () => {
+  await withEmulator({ timeScale: 1 }, async (lk) => {
+    const dispatch = new AgentDispatchClient(lk.url, KEY, SECRET);
+    const created = await dispatch.createDispatch("room-agent", "phone-agent", { metadata: '{"call":"cc-1"}' });
+    assert.match(created.id, /^AD_[0-9A-Za-z]{12}$/);
+    assert.equal(created.agentName, "phone-agent");
+    assert.equal(created.metadata, '{"call":"cc-1"}');
+    assert.deepEqual((await dispatch.listDispatch("room-agent")).map((d) => d.id), [created.id]);
+
+    const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
+    assert.deepEqual((await rooms.listRooms()).map((r) => r.name), ["room-agent"]);
+    assert.deepEqual(await rooms.listParticipants("room-agent"), []);
+
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-agent", { participantIdentity: "callee" });
+    const [p] = await rooms.listParticipants("room-agent");
+    assert.equal(p.identity, "callee");
+    assert.equal(p.kind, ParticipantInfo_Kind.SIP);
+    assert.equal(p.attributes["sip.trunkID"], trunk.sipTrunkId);
+
+    const denied = await serverError(new RoomServiceClient(lk.url, KEY, SECRET, {
+      token: await adminToken({ video: { roomAdmin: true, room: "another-room" } }),
+    }).listParticipants("room-agent"));
+    assert.equal(denied.code, "unauthenticated");
+  });
+});
+
+Deno.test("deleting a room ends its calls and finishes it; deleting an unknown room is not_found", async () => {
+  await withWebhookSink(async (hookUrl, received) => {
+    await withEmulator({ timeScale: 1, webhookUrl: hookUrl }, async (lk) => {
+      const sip = new SipClient(lk.url, KEY, SECRET);
+      const trunk = await outboundTrunk(sip);
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-delete", { participantIdentity: "callee" });
+      const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
+      await rooms.deleteRoom("room-delete");
+      await waitFor("room_finished", () => received.some((r) => r.body.includes('"room_finished"')));
+      const receiver = new WebhookReceiver(KEY, SECRET);
+      const events = await Promise.all(received.map((r) => receiver.receive(r.body, r.auth ?? undefined)));
+      assert.deepEqual(events.map((e) => e.event), ["room_started", "participant_joined", "participant_left", "room_finished"]);
+      assert.equal(events[2].participant?.disconnectReason, DisconnectReason.ROOM_DELETED);
+      assert.equal((await state(lk)).calls[0].outcome, "canceled");
+
+      const err = await serverError(rooms.deleteRoom("room-delete"));
+      assert.equal(err.code, "not_found");
+      assert.equal(err.message, "requested room does not exist");
+    });
+  });
+});
+
+Deno.test("unknown Twirp methods answer bad_route with Content-Type application/json", async () => {
+  await withEmulator({}, async (lk) => {
+    const res = await fetch(`${lk.url}/twirp/livekit.SIP/CreateSIPTrunkTypo`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${await adminToken({ sip: { admin: true } })}` },
+      body: "{}",
+    });
+    assert.equal(res.status, 404);
+    assert.equal(res.headers.get("Content-Type"), "application/json");
+    const body = await res.json();
+    assert.equal(body.code, "bad_route");
+    assert.equal(body.msg, 'no handler for path "/twirp/livekit.SIP/CreateSIPTrunkTypo"');
+  });
+});
+
+Deno.test("transferSipParticipant hands an answered call over and the participant leaves", async () => {
+  await withEmulator({ timeScale: 0.01 }, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000999", "room-transfer", {
+      participantIdentity: "callee",
+      waitUntilAnswered: true,
+    });
+    await sip.transferSipParticipant("room-transfer", "callee", "tel:+15550009999");
+    const call = await waitFor("the transfer to finish", async () => {
+      const [c] = (await state(lk)).calls;
+      return c?.endedAt ? c : undefined;
+    });
+    assert.equal(call.outcome, "transferred");
+    assert.equal(call.transferredTo, "tel:+15550009999");
+  });
+});
