@@ -57,15 +57,25 @@ function decodeJsonPart(part: string): Record<string, unknown> | null {
 }
 
 function hmacKey(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-    usage,
-  ]);
+  return crypto.subtle.importKey(
+    "raw",
+    enc.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    [
+      usage,
+    ],
+  );
 }
 
 export async function signJwt(payload: Record<string, unknown>, secret: string): Promise<string> {
   const head = b64urlEncode(enc.encode(JSON.stringify({ alg: "HS256", typ: "JWT" })));
   const body = b64urlEncode(enc.encode(JSON.stringify(payload)));
-  const sig = await crypto.subtle.sign("HMAC", await hmacKey(secret, "sign"), enc.encode(`${head}.${body}`));
+  const sig = await crypto.subtle.sign(
+    "HMAC",
+    await hmacKey(secret, "sign"),
+    enc.encode(`${head}.${body}`),
+  );
   return `${head}.${body}.${b64urlEncode(new Uint8Array(sig))}`;
 }
 
@@ -73,7 +83,11 @@ export async function signJwt(payload: Record<string, unknown>, secret: string):
  * Verifies an API token the way LiveKit's auth middleware does. Messages follow
  * livekit-server (pkg/service/auth.go) wrapping golang-jwt's errors.
  */
-export async function verifyToken(token: string, apiKey: string, apiSecret: string): Promise<AuthResult> {
+export async function verifyToken(
+  token: string,
+  apiKey: string,
+  apiSecret: string,
+): Promise<AuthResult> {
   const invalid = "invalid authorization token";
   const parts = token.split(".");
   if (parts.length !== 3) return { ok: false, message: invalid };
@@ -83,7 +97,12 @@ export async function verifyToken(token: string, apiKey: string, apiSecret: stri
   if (!header || !claims || !sig) return { ok: false, message: invalid };
   if (claims.iss !== apiKey) return { ok: false, message: "invalid API key" };
   if (header.alg !== "HS256") {
-    return { ok: false, message: `${invalid}: token signature is invalid: signing method ${String(header.alg)} is invalid` };
+    return {
+      ok: false,
+      message: `${invalid}: token signature is invalid: signing method ${
+        String(header.alg)
+      } is invalid`,
+    };
   }
   const valid = await crypto.subtle.verify(
     "HMAC",
@@ -91,12 +110,15 @@ export async function verifyToken(token: string, apiKey: string, apiSecret: stri
     sig,
     enc.encode(`${parts[0]}.${parts[1]}`),
   );
-  if (!valid) return { ok: false, message: `${invalid}: token signature is invalid: signature is invalid` };
+  if (!valid) {
+    return { ok: false, message: `${invalid}: token signature is invalid: signature is invalid` };
+  }
   const now = Date.now() / 1000;
   if (typeof claims.exp !== "number") {
     return {
       ok: false,
-      message: `${invalid}: token has invalid claims: token is missing required claim: exp claim is required`,
+      message:
+        `${invalid}: token has invalid claims: token is missing required claim: exp claim is required`,
     };
   }
   if (now > claims.exp + LEEWAY_SECONDS) {
@@ -105,7 +127,10 @@ export async function verifyToken(token: string, apiKey: string, apiSecret: stri
   if (typeof claims.nbf === "number" && now < claims.nbf - LEEWAY_SECONDS) {
     return { ok: false, message: `${invalid}: token has invalid claims: token is not valid yet` };
   }
-  return { ok: true, grants: { video: objectOrUndefined(claims.video), sip: objectOrUndefined(claims.sip) } };
+  return {
+    ok: true,
+    grants: { video: objectOrUndefined(claims.video), sip: objectOrUndefined(claims.sip) },
+  };
 }
 
 function objectOrUndefined<T>(v: unknown): T | undefined {
@@ -116,12 +141,20 @@ function objectOrUndefined<T>(v: unknown): T | undefined {
  * The middleware step: no header means no grants (handlers then answer
  * "permissions denied"); a malformed or unverifiable token is a plain-text 401.
  */
-export function authenticate(req: Request, url: URL, apiKey: string, apiSecret: string): Promise<AuthResult> {
+export function authenticate(
+  req: Request,
+  url: URL,
+  apiKey: string,
+  apiSecret: string,
+): Promise<AuthResult> {
   const header = req.headers.get("Authorization");
   let token: string | null;
   if (header) {
     if (!header.startsWith("Bearer ")) {
-      return Promise.resolve({ ok: false, message: "invalid authorization header. Must start with Bearer " });
+      return Promise.resolve({
+        ok: false,
+        message: "invalid authorization header. Must start with Bearer ",
+      });
     }
     token = header.slice("Bearer ".length);
   } else {
@@ -152,7 +185,11 @@ export function canListRooms(g: ClaimGrants | null): boolean {
 }
 
 /** Webhook token: iss = API key, five minutes of validity, sha256 = base64(SHA-256(body)). */
-export async function webhookToken(body: string, apiKey: string, apiSecret: string): Promise<string> {
+export async function webhookToken(
+  body: string,
+  apiKey: string,
+  apiSecret: string,
+): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(body)));
   let bin = "";
   for (const b of digest) bin += String.fromCharCode(b);

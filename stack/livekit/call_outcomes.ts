@@ -140,8 +140,12 @@ const INVITE_FAILED_CODES = new Set([400, 404, 480, 486, 488]);
 /** The Twirp error CreateSIPParticipant returns (with wait_until_answered) for a failed INVITE. */
 export function sipCallError(code: number, reason: string): TwirpError {
   const enumName = (SIPStatusCode[code] as string | undefined) ?? `${code}`;
-  const detail = reason !== "" ? `sip status: ${code}: ${reason}` : `sip status: ${code} (${enumName.replace(/^SIP_STATUS_/, "")})`;
-  const prefix = INVITE_FAILED_CODES.has(code) ? "INVITE failed" : "unexpected status from INVITE response";
+  const detail = reason !== ""
+    ? `sip status: ${code}: ${reason}`
+    : `sip status: ${code} (${enumName.replace(/^SIP_STATUS_/, "")})`;
+  const prefix = INVITE_FAILED_CODES.has(code)
+    ? "INVITE failed"
+    : "unexpected status from INVITE response";
   const twirpCode = sipStatusToTwirpCode(code);
   const msg = `${prefix}: ${detail}`;
   return new TwirpError(twirpCode, msg, {
@@ -171,7 +175,9 @@ export function leaveReasonForSipStatus(code: number, reason: string): Disconnec
   if (code === 404 || code === 408 || code === 480) return DisconnectReason.USER_UNAVAILABLE;
   if (code >= 400 && code < 500) return DisconnectReason.USER_REJECTED;
   if (code >= 500 && code < 600) {
-    return isCarrierLimit(reason) ? DisconnectReason.USER_REJECTED : DisconnectReason.CLIENT_INITIATED;
+    return isCarrierLimit(reason)
+      ? DisconnectReason.USER_REJECTED
+      : DisconnectReason.CLIENT_INITIATED;
   }
   if (code >= 600 && code < 700) return DisconnectReason.USER_REJECTED;
   return DisconnectReason.CLIENT_INITIATED;

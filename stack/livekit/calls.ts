@@ -6,8 +6,8 @@
  */
 import { DisconnectReason, ParticipantInfo_Kind } from "@livekit/protocol";
 import {
-  calleeBehaviour,
   type CalleeBehaviour,
+  calleeBehaviour,
   type CallOutcome,
   leaveReasonForSipStatus,
   outcomeForSipStatus,
@@ -31,7 +31,10 @@ export type CarrierCheck = (call: {
   transport: string;
 }) => Promise<{ sipStatusCode: number; sipStatus: string } | null>;
 
-export const CPS_LIMIT_STATUS = { sipStatusCode: 503, sipStatus: "Trunk CPS limit exceeded" } as const;
+export const CPS_LIMIT_STATUS = {
+  sipStatusCode: 503,
+  sipStatus: "Trunk CPS limit exceeded",
+} as const;
 
 export interface DialRequest {
   room: string;
@@ -113,7 +116,10 @@ export class Calls {
    * Joins the SIP participant and starts dialing. Resolves once the participant exists, or,
    * with waitUntilAnswered, once the callee answers (rejecting with the call's Twirp error).
    */
-  async dial(sipCallId: string, req: DialRequest): Promise<{ participantId: string; identity: string }> {
+  async dial(
+    sipCallId: string,
+    req: DialRequest,
+  ): Promise<{ participantId: string; identity: string }> {
     const call: Call = {
       req,
       answered: false,
@@ -156,7 +162,9 @@ export class Calls {
   transfer(sipCallId: string, transferTo: string): string {
     const call = this.#calls.get(sipCallId);
     if (!call || call.ended) throw new TwirpError("not_found", "unknown call");
-    if (!call.answered) throw new TwirpError("failed_precondition", "can't transfer non established call");
+    if (!call.answered) {
+      throw new TwirpError("failed_precondition", "can't transfer non established call");
+    }
     call.record.transferredTo = transferTo;
     this.#after(call, 1, () => this.#hangup(call, "transfer"));
     return newId(ID_PREFIX.sipTransfer);
@@ -178,10 +186,13 @@ export class Calls {
   #waitForAnswer(call: Call): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // livekit-server gives up waiting on the SIP service after 80 s; the call itself goes on.
-      const cancelLimit = this.#deps.scheduler.after(this.#deps.scaledMs(WAIT_UNTIL_ANSWERED_LIMIT_S), () => {
-        call.waiter = undefined;
-        reject(new TwirpError("deadline_exceeded", "request timed out"));
-      });
+      const cancelLimit = this.#deps.scheduler.after(
+        this.#deps.scaledMs(WAIT_UNTIL_ANSWERED_LIMIT_S),
+        () => {
+          call.waiter = undefined;
+          reject(new TwirpError("deadline_exceeded", "request timed out"));
+        },
+      );
       call.waiter = {
         resolve: () => {
           cancelLimit();
@@ -198,9 +209,11 @@ export class Calls {
   }
 
   #after(call: Call, seconds: number, fn: () => void, alreadyElapsedMs = 0): void {
-    call.cancels.push(this.#deps.scheduler.after(this.#deps.scaledMs(seconds) - alreadyElapsedMs, () => {
-      if (!call.ended) fn();
-    }));
+    call.cancels.push(
+      this.#deps.scheduler.after(this.#deps.scaledMs(seconds) - alreadyElapsedMs, () => {
+        if (!call.ended) fn();
+      }),
+    );
   }
 
   /** Admits an INVITE under the per-address calls-per-second limit (real seconds). */
@@ -258,13 +271,25 @@ export class Calls {
       case "answer": {
         const { talkS } = behaviour;
         this.#after(call, POST_DIAL_DELAY_S, () => this.#ringing(call), elapsed);
-        this.#after(call, POST_DIAL_DELAY_S + behaviour.ringS, () => this.#answer(call, talkS), elapsed);
+        this.#after(
+          call,
+          POST_DIAL_DELAY_S + behaviour.ringS,
+          () => this.#answer(call, talkS),
+          elapsed,
+        );
         return;
       }
       case "reject": {
         const { sipStatusCode, sipStatus } = behaviour;
-        if (behaviour.ringS > 0) this.#after(call, POST_DIAL_DELAY_S, () => this.#ringing(call), elapsed);
-        this.#after(call, POST_DIAL_DELAY_S + behaviour.ringS, () => this.#fail(call, sipStatusCode, sipStatus), elapsed);
+        if (behaviour.ringS > 0) {
+          this.#after(call, POST_DIAL_DELAY_S, () => this.#ringing(call), elapsed);
+        }
+        this.#after(
+          call,
+          POST_DIAL_DELAY_S + behaviour.ringS,
+          () => this.#fail(call, sipStatusCode, sipStatus),
+          elapsed,
+        );
         return;
       }
     }
@@ -273,14 +298,18 @@ export class Calls {
   #ringing(call: Call): void {
     if (call.answered) return;
     call.record.outcome = "ringing";
-    this.#deps.rooms.setAttributes(call.req.room, call.req.identity, { "sip.callStatus": "ringing" });
+    this.#deps.rooms.setAttributes(call.req.room, call.req.identity, {
+      "sip.callStatus": "ringing",
+    });
   }
 
   #answer(call: Call, talkS: number): void {
     call.answered = true;
     call.record.outcome = "active";
     call.record.answeredAt = Date.now();
-    this.#deps.rooms.setAttributes(call.req.room, call.req.identity, { "sip.callStatus": "active" });
+    this.#deps.rooms.setAttributes(call.req.room, call.req.identity, {
+      "sip.callStatus": "active",
+    });
     call.waiter?.resolve();
     // The callee hangs up after talking.
     this.#after(call, talkS, () => this.#hangup(call, "callee"));
@@ -289,15 +318,26 @@ export class Calls {
   #hangup(call: Call, by: "callee" | "max_call_duration" | "transfer"): void {
     if (!call.answered) return;
     call.record.endedBy = by;
-    this.#deps.rooms.setAttributes(call.req.room, call.req.identity, { "sip.callStatus": "hangup" });
-    this.#end(call, by === "transfer" ? "transferred" : "completed", DisconnectReason.CLIENT_INITIATED);
+    this.#deps.rooms.setAttributes(call.req.room, call.req.identity, {
+      "sip.callStatus": "hangup",
+    });
+    this.#end(
+      call,
+      by === "transfer" ? "transferred" : "completed",
+      DisconnectReason.CLIENT_INITIATED,
+    );
   }
 
   #fail(call: Call, code: number, reason: string): void {
     if (call.ended || call.answered) return;
     call.record.sipStatusCode = code;
     call.record.sipStatus = reason;
-    this.#end(call, outcomeForSipStatus(code, reason), leaveReasonForSipStatus(code, reason), sipCallError(code, reason));
+    this.#end(
+      call,
+      outcomeForSipStatus(code, reason),
+      leaveReasonForSipStatus(code, reason),
+      sipCallError(code, reason),
+    );
   }
 
   #noAnswer(call: Call): void {

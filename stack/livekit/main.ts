@@ -12,13 +12,23 @@ function readConfig() {
   const problems: string[] = [];
   const apiKey = Deno.env.get("LIVEKIT_API_KEY") ?? "";
   const apiSecret = Deno.env.get("LIVEKIT_API_SECRET") ?? "";
-  if (!apiKey) problems.push("LIVEKIT_API_KEY (the API key clients sign their tokens with) is not set");
-  if (!apiSecret) problems.push("LIVEKIT_API_SECRET (the secret that signs API tokens and webhooks) is not set");
+  if (!apiKey) {
+    problems.push("LIVEKIT_API_KEY (the API key clients sign their tokens with) is not set");
+  }
+  if (!apiSecret) {
+    problems.push("LIVEKIT_API_SECRET (the secret that signs API tokens and webhooks) is not set");
+  }
   const port = Number(Deno.env.get("PORT") ?? "7880");
-  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push("PORT must be a port number");
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    problems.push("PORT must be a port number");
+  }
   const timeScale = Number(Deno.env.get("LIVEKIT_TIME_SCALE") ?? "1");
-  if (!Number.isFinite(timeScale) || timeScale < 0) problems.push("LIVEKIT_TIME_SCALE must be a number >= 0");
-  if (problems.length) throw new Error(`cannot start the LiveKit emulator:\n  - ${problems.join("\n  - ")}`);
+  if (!Number.isFinite(timeScale) || timeScale < 0) {
+    problems.push("LIVEKIT_TIME_SCALE must be a number >= 0");
+  }
+  if (problems.length) {
+    throw new Error(`cannot start the LiveKit emulator:\n  - ${problems.join("\n  - ")}`);
+  }
   return {
     apiKey,
     apiSecret,

@@ -36,7 +36,9 @@ function requireRoomAdmin(ctx: CallContext, room: string): void {
 
 async function dispatchId(ctx: CallContext): Promise<string> {
   // LiveKit derives the id from the request id, so an SDK retry lands on the same dispatch.
-  return ctx.requestId ? await hashedId(ID_PREFIX.agentDispatch, ctx.requestId) : newId(ID_PREFIX.agentDispatch);
+  return ctx.requestId
+    ? await hashedId(ID_PREFIX.agentDispatch, ctx.requestId)
+    : newId(ID_PREFIX.agentDispatch);
 }
 
 function newDispatch(id: string, init: Partial<AgentDispatch>): AgentDispatch {
@@ -62,7 +64,10 @@ export function roomService(rooms: Rooms): Service {
         });
         if (!existed) {
           for (const agent of req.agents) {
-            rooms.addDispatch(req.name, newDispatch(newId(ID_PREFIX.agentDispatch), { ...agent, room: req.name }));
+            rooms.addDispatch(
+              req.name,
+              newDispatch(newId(ID_PREFIX.agentDispatch), { ...agent, room: req.name }),
+            );
           }
         }
         return room;

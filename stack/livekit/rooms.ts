@@ -123,7 +123,11 @@ export class Rooms {
       joinedAt: BigInt(Math.floor(now / 1000)),
       joinedAtMs: BigInt(now),
       version: 1,
-      permission: new ParticipantPermission({ canSubscribe: true, canPublish: true, canPublishData: true }),
+      permission: new ParticipantPermission({
+        canSubscribe: true,
+        canPublish: true,
+        canPublishData: true,
+      }),
     });
     entry.members.set(init.identity, { info, onRemoved });
     entry.everJoined = true;
@@ -219,7 +223,10 @@ export class Rooms {
     return {
       rooms: entries.map((e) => e.info.toJson()),
       participants: entries.flatMap((e) =>
-        [...e.members.values()].map((m) => ({ room: e.info.name, ...(m.info.toJson() as Record<string, JsonValue>) }))
+        [...e.members.values()].map((m) => ({
+          room: e.info.name,
+          ...(m.info.toJson() as Record<string, JsonValue>),
+        }))
       ),
       dispatches: entries.flatMap((e) => e.dispatches.map((d) => d.toJson())),
     };
@@ -244,7 +251,12 @@ export class Rooms {
     this.#emit("room_finished", entry, undefined, reason);
   }
 
-  #emit(event: string, entry: RoomEntry, participant?: ParticipantInfo, roomEndReason?: RoomEndReason): void {
+  #emit(
+    event: string,
+    entry: RoomEntry,
+    participant?: ParticipantInfo,
+    roomEndReason?: RoomEndReason,
+  ): void {
     this.#deps.emit(
       new WebhookEvent({
         event,

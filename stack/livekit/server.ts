@@ -4,9 +4,10 @@
  * livekit-server-sdk can be its client. Knobs add latency, failures and carrier limits;
  * /emulator/* endpoints expose what happened.
  */
-import { z } from "zod";
 import { authenticate } from "./auth.ts";
-import { type CallRecord, type CarrierCheck, Calls } from "./calls.ts";
+import { Calls, type CarrierCheck } from "./calls.ts";
+import { type EmulatorState, handleInspection, RequestLog } from "./inspect.ts";
+import { DEFAULT_KNOBS, type LiveKitKnobs, parseKnobs } from "./knobs.ts";
 import { Rooms } from "./rooms.ts";
 import { agentDispatchService, roomService } from "./room_service.ts";
 import { sipService, SipStore } from "./sip_service.ts";
@@ -17,38 +18,22 @@ import {
   encodeJson,
   errorResponse,
   HTTP_STATUS,
-  type JsonValue,
   type ProtoMessage,
   type Service,
   TwirpError,
 } from "./twirp.ts";
-import { type WebhookDelivery, WebhookSender } from "./webhooks.ts";
+import { WebhookSender } from "./webhooks.ts";
 
-export type { CarrierCheck } from "./calls.ts";
-
-export interface LiveKitKnobs {
-  /** Multiplies every simulated duration (ringing, talk time, timeouts); 1 = real time. */
-  timeScale: number;
-  /** Added before every Twirp response. */
-  latencyMs: number;
-  /** 0..1 chance a Twirp call answers 503 unavailable without doing anything. */
-  failureRate: number;
-  /** 0..1 chance a Twirp call hangs for `hangMs`, then drops the connection, without doing anything. */
-  timeoutRate: number;
-  hangMs: number;
-  /** 0 = unlimited; at the cap CreateSIPParticipant fails with resource_exhausted. */
-  maxConcurrentCalls: number;
-  /** 0 = unlimited; INVITEs per real second per outbound trunk address before the carrier answers 503. */
-  trunkCps: number;
-  /** Where webhooks are POSTed; null sends none. */
-  webhookUrl: string | null;
-}
+export type { CallRecord, CarrierCheck } from "./calls.ts";
+export type { EmulatorState, RequestLogEntry } from "./inspect.ts";
+export { DEFAULT_KNOBS, type LiveKitKnobs } from "./knobs.ts";
 
 export interface LiveKitEmulatorOptions extends Partial<LiveKitKnobs> {
   apiKey: string;
   apiSecret: string;
   port?: number;
   hostname?: string;
+  /** Called before each call is dialed; a SIP failure returned here fails the call like the carrier would. */
   carrier?: CarrierCheck;
 }
 
@@ -59,59 +44,6 @@ export interface LiveKitEmulator {
   /** Clears all state and the request log and restores the knobs given at start. */
   reset(): void;
   close(): Promise<void>;
-}
-
-export interface RequestLogEntry {
-  at: string;
-  ms: number;
-  service: string;
-  method: string;
-  body: unknown;
-  /** HTTP status sent; 0 while pending or when the connection was dropped. */
-  status: number;
-  code?: string;
-}
-
-export const DEFAULT_KNOBS: LiveKitKnobs = {
-  timeScale: 1,
-  latencyMs: 0,
-  failureRate: 0,
-  timeoutRate: 0,
-  hangMs: 15_000,
-  maxConcurrentCalls: 0,
-  trunkCps: 0,
-  webhookUrl: null,
-};
-
-const knobsPatch = z.object({
-  timeScale: z.number().min(0).optional(),
-  latencyMs: z.number().min(0).optional(),
-  failureRate: z.number().min(0).max(1).optional(),
-  timeoutRate: z.number().min(0).max(1).optional(),
-  hangMs: z.number().min(0).optional(),
-  maxConcurrentCalls: z.number().int().min(0).optional(),
-  trunkCps: z.number().min(0).optional(),
-  webhookUrl: z.url().nullable().optional(),
-}).strict();
-
-/** Validates a partial set of knobs; throws with every problem named. */
-export function parseKnobs(input: unknown): Partial<LiveKitKnobs> {
-  const result = knobsPatch.safeParse(input);
-  if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
-    throw new Error(`invalid LiveKit emulator knobs: ${problems.join("; ")}`);
-  }
-  const out: Partial<LiveKitKnobs> = {};
-  for (const [k, v] of Object.entries(result.data)) {
-    if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  }
-  return out;
-}
-
-const REQUEST_LOG_LIMIT = 100_000;
-
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
 }
 
 /** A response whose body fails at once: the client sees the connection drop. */
@@ -126,59 +58,55 @@ function droppedConnection(): Response {
 }
 
 export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKitEmulator> {
-  const { apiKey, apiSecret } = opts;
+  const { apiKey, apiSecret, carrier } = opts;
   if (!apiKey || !apiSecret) throw new Error("startLiveKit needs apiKey and apiSecret");
-  const { port: _port, hostname: _hostname, carrier, apiKey: _k, apiSecret: _s, ...knobInput } = opts;
+  const { port: _p, hostname: _h, carrier: _c, apiKey: _k, apiSecret: _s, ...knobInput } = opts;
   const initialKnobs: LiveKitKnobs = { ...DEFAULT_KNOBS, ...parseKnobs(knobInput) };
   let knobs: LiveKitKnobs = { ...initialKnobs };
-  let requests: RequestLogEntry[] = [];
   let closing = false;
 
   const scheduler = new Scheduler();
   const scaledMs = (seconds: number) => seconds * 1000 * knobs.timeScale;
+  const requests = new RequestLog();
   const webhooks = new WebhookSender({ apiKey, apiSecret, url: () => knobs.webhookUrl, scheduler });
   const rooms = new Rooms({ scheduler, scaledMs, emit: (e) => webhooks.emit(e) });
   const calls = new Calls({ rooms, scheduler, scaledMs, trunkCps: () => knobs.trunkCps, carrier });
   const store = new SipStore();
   const services: Record<string, Service> = {
-    "livekit.SIP": sipService({ store, rooms, calls, maxConcurrentCalls: () => knobs.maxConcurrentCalls }),
+    "livekit.SIP": sipService({
+      store,
+      rooms,
+      calls,
+      maxConcurrentCalls: () => knobs.maxConcurrentCalls,
+    }),
     "livekit.RoomService": roomService(rooms),
     "livekit.AgentDispatchService": agentDispatchService(rooms),
   };
 
-  function state(): {
-    inboundTrunks: JsonValue[];
-    outboundTrunks: JsonValue[];
-    dispatchRules: JsonValue[];
-    rooms: JsonValue[];
-    participants: JsonValue[];
-    dispatches: JsonValue[];
-    calls: CallRecord[];
-    webhooksSent: number;
-    webhooksFailed: number;
-    webhookDeliveries: WebhookDelivery[];
-    knobs: LiveKitKnobs;
-  } {
-    return {
-      ...store.snapshot(),
-      ...rooms.snapshot(),
-      calls: calls.records(),
-      webhooksSent: webhooks.sent,
-      webhooksFailed: webhooks.failed,
-      webhookDeliveries: webhooks.deliveries(),
-      knobs: { ...knobs },
-    };
-  }
+  const state = (): EmulatorState => ({
+    ...store.snapshot(),
+    ...rooms.snapshot(),
+    calls: calls.records(),
+    webhooksSent: webhooks.sent,
+    webhooksFailed: webhooks.failed,
+    webhookDeliveries: webhooks.deliveries(),
+    knobs: { ...knobs },
+  });
 
-  function reset(): void {
+  const configure = (patch: Partial<LiveKitKnobs>): LiveKitKnobs => {
+    knobs = { ...knobs, ...parseKnobs(patch) };
+    return { ...knobs };
+  };
+
+  const reset = (): void => {
     calls.clear("emulator reset");
     scheduler.cancelAll();
     rooms.clear();
     store.clear();
     webhooks.reset();
-    requests = [];
+    requests.clear();
     knobs = { ...initialKnobs };
-  }
+  };
 
   async function handleTwirp(req: Request, url: URL): Promise<Response> {
     const path = url.pathname;
@@ -197,17 +125,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
         logged = text;
       }
     }
-    const entry: RequestLogEntry = {
-      at: new Date().toISOString(),
-      ms: Date.now(),
-      service: pkgService,
-      method: methodName,
-      body: logged,
-      status: 0,
-    };
-    requests.push(entry);
-    if (requests.length > REQUEST_LOG_LIMIT) requests.shift();
-
+    const entry = requests.add(pkgService, methodName, logged);
     const fail = (err: TwirpError): Response => {
       entry.status = HTTP_STATUS[err.code];
       entry.code = err.code;
@@ -218,32 +136,46 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     if (knobs.latencyMs > 0 && !(await scheduler.sleep(knobs.latencyMs))) {
       return fail(new TwirpError("unavailable", "service shutting down"));
     }
-    if (Math.random() < knobs.failureRate) return fail(new TwirpError("unavailable", "service unavailable"));
+    if (Math.random() < knobs.failureRate) {
+      return fail(new TwirpError("unavailable", "service unavailable"));
+    }
     if (Math.random() < knobs.timeoutRate) {
       entry.code = "dropped";
       await scheduler.sleep(knobs.hangMs);
       return droppedConnection();
     }
 
+    // As in livekit-server, auth runs before Twirp routing.
     const auth = await authenticate(req, url, apiKey, apiSecret);
     if (!auth.ok) {
       entry.status = 401;
-      return new Response(auth.message, { status: 401, headers: { "Content-Type": "text/plain; charset=utf-8" } });
+      return new Response(auth.message, {
+        status: 401,
+        headers: { "Content-Type": "text/plain; charset=utf-8" },
+      });
     }
 
     if (req.method !== "POST") {
-      return fail(badRoute(`unsupported method ${JSON.stringify(req.method)} (only POST is allowed)`, req.method, path));
+      const msg = `unsupported method ${JSON.stringify(req.method)} (only POST is allowed)`;
+      return fail(badRoute(msg, req.method, path));
     }
     const service = segments.length === 4 ? services[pkgService] : undefined;
     const handler = service?.methods[methodName];
     if (!service || !handler) {
       if (service?.unimplemented?.includes(methodName)) {
-        return fail(new TwirpError("unimplemented", `${methodName} is not implemented by the LiveKit emulator`));
+        return fail(
+          new TwirpError(
+            "unimplemented",
+            `${methodName} is not implemented by the LiveKit emulator`,
+          ),
+        );
       }
       return fail(badRoute(`no handler for path ${JSON.stringify(path)}`, req.method, path));
     }
     if (mediaType !== "application/json" && mediaType !== "application/protobuf") {
-      return fail(badRoute(`unexpected Content-Type: ${JSON.stringify(contentType)}`, req.method, path));
+      return fail(
+        badRoute(`unexpected Content-Type: ${JSON.stringify(contentType)}`, req.method, path),
+      );
     }
 
     let message: ProtoMessage;
@@ -258,7 +190,10 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
       return fail(new TwirpError("malformed", "the json request could not be decoded"));
     }
 
-    const ctx: CallContext = { grants: auth.grants, requestId: req.headers.get("X-Livekit-Request-Id") };
+    const ctx: CallContext = {
+      grants: auth.grants,
+      requestId: req.headers.get("X-Livekit-Request-Id"),
+    };
     let result: ProtoMessage;
     try {
       result = await handler.handle(message, ctx);
@@ -268,34 +203,11 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     }
     entry.status = 200;
     if (mediaType === "application/protobuf") {
-      return new Response(new Uint8Array(result.toBinary()), { headers: { "Content-Type": "application/protobuf" } });
+      return new Response(new Uint8Array(result.toBinary()), {
+        headers: { "Content-Type": "application/protobuf" },
+      });
     }
     return new Response(encodeJson(result), { headers: { "Content-Type": "application/json" } });
-  }
-
-  async function handleEmulator(req: Request, url: URL): Promise<Response> {
-    const route = `${req.method} ${url.pathname}`;
-    switch (route) {
-      case "GET /emulator/requests":
-        return json({ requests });
-      case "GET /emulator/state":
-        return json(state());
-      case "POST /emulator/config": {
-        let patch: Partial<LiveKitKnobs>;
-        try {
-          patch = parseKnobs(await req.json());
-        } catch (err) {
-          return json({ error: err instanceof Error ? err.message : String(err) }, 400);
-        }
-        knobs = { ...knobs, ...patch };
-        return json({ knobs });
-      }
-      case "POST /emulator/reset":
-        reset();
-        return json({ ok: true });
-      default:
-        return json({ error: `no emulator endpoint ${route}` }, 404);
-    }
   }
 
   let listening!: () => void;
@@ -312,22 +224,23 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
       const url = new URL(req.url);
       try {
         if (url.pathname.startsWith("/twirp/")) return await handleTwirp(req, url);
-        if (url.pathname.startsWith("/emulator/")) return await handleEmulator(req, url);
-        if (url.pathname === "/" && req.method === "GET") return new Response("OK");
+        if (url.pathname.startsWith("/emulator/")) {
+          return await handleInspection(req, url, { requests, state, configure, reset });
+        }
         await req.body?.cancel();
+        if (url.pathname === "/" && req.method === "GET") return new Response("OK");
         return new Response("404 page not found\n", { status: 404 });
       } catch (err) {
-        return new Response(`internal error: ${err instanceof Error ? err.message : String(err)}`, { status: 500 });
+        const msg = err instanceof Error ? err.message : String(err);
+        return new Response(`internal error: ${msg}`, { status: 500 });
       }
     },
   );
-
   await listened;
+
   return {
     url: `http://${server.addr.hostname}:${server.addr.port}`,
-    configure(k: Partial<LiveKitKnobs>) {
-      knobs = { ...knobs, ...parseKnobs(k) };
-    },
+    configure: (k) => void configure(k),
     reset,
     async close() {
       if (closing) return;

@@ -81,7 +81,11 @@ export class SipStore {
     this.rules.clear();
   }
 
-  snapshot(): { inboundTrunks: JsonValue[]; outboundTrunks: JsonValue[]; dispatchRules: JsonValue[] } {
+  snapshot(): {
+    inboundTrunks: JsonValue[];
+    outboundTrunks: JsonValue[];
+    dispatchRules: JsonValue[];
+  } {
     return {
       inboundTrunks: byId(this.inbound).map((t) => t.toJson()),
       outboundTrunks: byId(this.outbound).map((t) => t.toJson()),
@@ -98,7 +102,9 @@ export interface SipServiceDeps {
 }
 
 /** Store order, as LiveKit's Redis store lists: sorted by id. */
-function byId<T extends { sipTrunkId?: string; sipDispatchRuleId?: string }>(map: Map<string, T>): T[] {
+function byId<T extends { sipTrunkId?: string; sipDispatchRuleId?: string }>(
+  map: Map<string, T>,
+): T[] {
   return [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
 }
 
@@ -117,7 +123,10 @@ function requireSipAdmin(ctx: CallContext): void {
   if (!canAdminSip(ctx.grants)) throw new TwirpError("unauthenticated", PERMISSION_DENIED);
 }
 
-function stamp<T extends { createdAt?: Timestamp; updatedAt?: Timestamp }>(info: T, createdAt?: Timestamp): T {
+function stamp<T extends { createdAt?: Timestamp; updatedAt?: Timestamp }>(
+  info: T,
+  createdAt?: Timestamp,
+): T {
   const now = Timestamp.now();
   info.createdAt = createdAt ?? now;
   info.updatedAt = now;
@@ -143,14 +152,22 @@ export function sipService(deps: SipServiceDeps): Service {
   const inboundConflicts = (candidate: SIPInboundTrunkInfo, replaceId?: string) => {
     const existing = byId(store.inbound).filter((t) => inboundMatchesNumbers(t, candidate.numbers));
     // On update LiveKit swaps the stored trunk for the updated one only where the filter kept it.
-    const list = replaceId ? existing.map((t) => (t.sipTrunkId === replaceId ? candidate : t)) : [...existing, candidate];
+    const list = replaceId
+      ? existing.map((t) => (t.sipTrunkId === replaceId ? candidate : t))
+      : [...existing, candidate];
     const err = inboundTrunkConflict(list);
     if (err) throw err;
   };
 
-  const ruleConflicts = (candidate: SIPDispatchRuleInfo, trunkIds: string[], replaceId?: string) => {
+  const ruleConflicts = (
+    candidate: SIPDispatchRuleInfo,
+    trunkIds: string[],
+    replaceId?: string,
+  ) => {
     const existing = byId(store.rules).filter((r) => ruleMatchesTrunks(r, trunkIds));
-    const list = replaceId ? existing.map((r) => (r.sipDispatchRuleId === replaceId ? candidate : r)) : [...existing, candidate];
+    const list = replaceId
+      ? existing.map((r) => (r.sipDispatchRuleId === replaceId ? candidate : r))
+      : [...existing, candidate];
     const err = dispatchRuleConflict(list);
     if (err) throw err;
   };
@@ -205,7 +222,9 @@ export function sipService(deps: SipServiceDeps): Service {
           info.sipTrunkId = current.sipTrunkId;
         } else {
           const applied = applyInboundUpdate(current, action.value);
-          if ("problem" in applied) throw new TwirpError(applied.problem.code ?? "unknown", applied.problem.msg);
+          if ("problem" in applied) {
+            throw new TwirpError(applied.problem.code ?? "unknown", applied.problem.msg);
+          }
           info = applied.trunk;
         }
         inboundConflicts(info, req.sipTrunkId);
@@ -237,7 +256,9 @@ export function sipService(deps: SipServiceDeps): Service {
         } else {
           // LiveKit returns this validation error unwrapped, so it surfaces as `unknown` (500).
           const applied = applyOutboundUpdate(current, action.value);
-          if ("problem" in applied) throw new TwirpError(applied.problem.code ?? "unknown", applied.problem.msg);
+          if ("problem" in applied) {
+            throw new TwirpError(applied.problem.code ?? "unknown", applied.problem.msg);
+          }
           info = applied.trunk;
         }
         store.outbound.set(info.sipTrunkId, stamp(info, current.createdAt));
@@ -263,17 +284,23 @@ export function sipService(deps: SipServiceDeps): Service {
       ListSIPInboundTrunk: method(ListSIPInboundTrunkRequest, (req, ctx) => {
         requireSipAdmin(ctx);
         const items = byId(store.inbound).filter((t) =>
-          (req.trunkIds.length === 0 || req.trunkIds.includes(t.sipTrunkId)) && inboundMatchesNumbers(t, req.numbers)
+          (req.trunkIds.length === 0 || req.trunkIds.includes(t.sipTrunkId)) &&
+          inboundMatchesNumbers(t, req.numbers)
         );
-        return new ListSIPInboundTrunkResponse({ items: page(items, (t) => t.sipTrunkId, req.page) });
+        return new ListSIPInboundTrunkResponse({
+          items: page(items, (t) => t.sipTrunkId, req.page),
+        });
       }),
 
       ListSIPOutboundTrunk: method(ListSIPOutboundTrunkRequest, (req, ctx) => {
         requireSipAdmin(ctx);
         const items = byId(store.outbound).filter((t) =>
-          (req.trunkIds.length === 0 || req.trunkIds.includes(t.sipTrunkId)) && outboundMatchesNumbers(t, req.numbers)
+          (req.trunkIds.length === 0 || req.trunkIds.includes(t.sipTrunkId)) &&
+          outboundMatchesNumbers(t, req.numbers)
         );
-        return new ListSIPOutboundTrunkResponse({ items: page(items, (t) => t.sipTrunkId, req.page) });
+        return new ListSIPOutboundTrunkResponse({
+          items: page(items, (t) => t.sipTrunkId, req.page),
+        });
       }),
 
       ListSIPTrunk: method(ListSIPTrunkRequest, (req, ctx) => {
@@ -304,7 +331,10 @@ export function sipService(deps: SipServiceDeps): Service {
             outboundPassword: t.authPassword,
           })
         );
-        const items = [...inbound, ...outbound].sort((a, b) => (a.sipTrunkId < b.sipTrunkId ? -1 : 1));
+        const items = [...inbound, ...outbound].sort((
+          a,
+          b,
+        ) => (a.sipTrunkId < b.sipTrunkId ? -1 : 1));
         return new ListSIPTrunkResponse({ items: page(items, (t) => t.sipTrunkId, req.page) });
       }),
 
@@ -351,7 +381,10 @@ export function sipService(deps: SipServiceDeps): Service {
         const action = req.action;
         if (action.case === undefined) throw invalid("missing or unsupported update action");
         if (action.case === "replace") {
-          if (action.value.sipDispatchRuleId !== "" && action.value.sipDispatchRuleId !== req.sipDispatchRuleId) {
+          if (
+            action.value.sipDispatchRuleId !== "" &&
+            action.value.sipDispatchRuleId !== req.sipDispatchRuleId
+          ) {
             throw invalid("rule id in the info must be empty or match the id in the update");
           }
           const problem = dispatchRuleProblem(action.value);
@@ -382,7 +415,9 @@ export function sipService(deps: SipServiceDeps): Service {
           (req.dispatchRuleIds.length === 0 || req.dispatchRuleIds.includes(r.sipDispatchRuleId)) &&
           ruleMatchesTrunks(r, req.trunkIds)
         );
-        return new ListSIPDispatchRuleResponse({ items: page(items, (r) => r.sipDispatchRuleId, req.page) });
+        return new ListSIPDispatchRuleResponse({
+          items: page(items, (r) => r.sipDispatchRuleId, req.page),
+        });
       }),
 
       DeleteSIPDispatchRule: method(DeleteSIPDispatchRuleRequest, (req, ctx) => {
@@ -405,7 +440,8 @@ export function sipService(deps: SipServiceDeps): Service {
           if (!trunk) throw new TwirpError("not_found", TRUNK_NOT_FOUND);
         }
         const address = trunk?.address ?? req.trunk?.hostname ?? "";
-        const transport = trunk?.transport ?? req.trunk?.transport ?? SIPTransport.SIP_TRANSPORT_AUTO;
+        const transport = trunk?.transport ?? req.trunk?.transport ??
+          SIPTransport.SIP_TRANSPORT_AUTO;
         let fromNumber = req.sipNumber;
         if (fromNumber === "") {
           if (!trunk || trunk.numbers.length === 0) {
@@ -414,7 +450,9 @@ export function sipService(deps: SipServiceDeps): Service {
           fromNumber = trunk.numbers[Math.floor(Math.random() * trunk.numbers.length)];
         }
         // LiveKit adds the "+" Twilio requires.
-        if (address.endsWith("twilio.com") && !fromNumber.startsWith("+")) fromNumber = "+" + fromNumber;
+        if (address.endsWith("twilio.com") && !fromNumber.startsWith("+")) {
+          fromNumber = "+" + fromNumber;
+        }
         const uriProblem = requestUriProblem(address);
         if (uriProblem) throw invalid(uriProblem);
 
@@ -451,7 +489,9 @@ export function sipService(deps: SipServiceDeps): Service {
           fromNumber,
           toNumber: req.sipCallTo,
           ringingTimeoutS: ringing > 0 ? ringing : DEFAULT_RINGING_TIMEOUT_S,
-          maxCallDurationS: maxDuration > 0 && maxDuration < MAX_CALL_DURATION_S ? maxDuration : MAX_CALL_DURATION_S,
+          maxCallDurationS: maxDuration > 0 && maxDuration < MAX_CALL_DURATION_S
+            ? maxDuration
+            : MAX_CALL_DURATION_S,
           waitUntilAnswered: req.waitUntilAnswered,
         });
         return new SIPParticipantInfo({

@@ -80,7 +80,9 @@ function headerNameProblem(name: string, restrictNames: boolean): string | null 
   if (name === "") return "header name cannot be empty";
   if (name.length > 255) return "header name too long (max 255 characters)";
   if (!TOKEN_CHARS.test(name)) return `header name ${name} contains invalid characters`;
-  if (restrictNames && FORBIDDEN_HEADERS.has(name.toLowerCase())) return `header name ${name} not supported`;
+  if (restrictNames && FORBIDDEN_HEADERS.has(name.toLowerCase())) {
+    return `header name ${name} not supported`;
+  }
   return null;
 }
 
@@ -154,7 +156,8 @@ export function inboundTrunkProblem(t: SIPInboundTrunkInfo): Problem | null {
 export function outboundTrunkProblem(t: SIPOutboundTrunkInfo): Problem | null {
   if (t.numbers.length === 0) return { msg: "no trunk numbers specified" };
   if (t.address === "") return { msg: "no outbound address specified" };
-  const msg = hostnameProblem(t.address, "trunk address") ?? hostnameProblem(t.fromHost, "from_host") ??
+  const msg = hostnameProblem(t.address, "trunk address") ??
+    hostnameProblem(t.fromHost, "from_host") ??
     headersProblem(t.headers) ?? headerMapProblem(Object.values(t.attributesToHeaders)) ??
     headerMapProblem(Object.keys(t.headersToAttributes)) ?? mediaProblem(t.media);
   return msg ? { msg } : null;
@@ -257,13 +260,18 @@ export function inboundTrunkConflict(trunks: SIPInboundTrunkInfo[]): TwirpError 
   return null;
 }
 
-function inboundConflictFor(byInbound: Map<string, SIPInboundTrunkInfo>, t: SIPInboundTrunkInfo): TwirpError | null {
+function inboundConflictFor(
+  byInbound: Map<string, SIPInboundTrunkInfo>,
+  t: SIPInboundTrunkInfo,
+): TwirpError | null {
   if (t.allowedNumbers.length === 0) {
     const t2 = byInbound.get("");
     if (t2 && t2.sipTrunkId !== t.sipTrunkId) {
       return new TwirpError(
         "invalid_argument",
-        `Conflicting inbound SIP Trunks: ${q(printID(t.sipTrunkId))} and ${q(printID(t2.sipTrunkId))}, ` +
+        `Conflicting inbound SIP Trunks: ${q(printID(t.sipTrunkId))} and ${
+          q(printID(t2.sipTrunkId))
+        }, ` +
           `using the same number(s) ${printNumbers(t.numbers)} without AllowedNumbers set`,
       );
     }
@@ -279,7 +287,9 @@ function inboundConflictFor(byInbound: Map<string, SIPInboundTrunkInfo>, t: SIPI
     if (t2 && t2.sipTrunkId !== t.sipTrunkId) {
       return new TwirpError(
         "invalid_argument",
-        `Conflicting inbound SIP Trunks: ${q(printID(t.sipTrunkId))} and ${q(printID(t2.sipTrunkId))}, ` +
+        `Conflicting inbound SIP Trunks: ${q(printID(t.sipTrunkId))} and ${
+          q(printID(t2.sipTrunkId))
+        }, ` +
           `using the same number(s) ${printNumbers(t.numbers)} and AllowedNumber ${q(num)}`,
       );
     }
@@ -362,7 +372,9 @@ export function dispatchRuleConflict(rules: SIPDispatchRuleInfo[]): TwirpError |
             return new TwirpError(
               "invalid_argument",
               "Dispatch rule for the same trunk, inbound number, number, and PIN combination already exists " +
-                `in dispatch rule ${q(printID(r2.sipDispatchRuleId))} ${q(r2.name === "" ? "<blank name>" : r2.name)}`,
+                `in dispatch rule ${q(printID(r2.sipDispatchRuleId))} ${
+                  q(r2.name === "" ? "<blank name>" : r2.name)
+                }`,
             );
           }
           byKey.set(key, r);
@@ -384,18 +396,24 @@ export function ruleMatchesTrunks(r: SIPDispatchRuleInfo, trunkIds: string[]): b
 
 function outboundConfigProblem(t: SIPOutboundConfig): string | null {
   if (t.hostname === "") return "no outbound hostname specified";
-  return hostnameProblem(t.hostname, "trunk hostname") ?? hostnameProblem(t.fromHost, "from_host") ??
-    headerMapProblem(Object.values(t.attributesToHeaders)) ?? headerMapProblem(Object.keys(t.headersToAttributes));
+  return hostnameProblem(t.hostname, "trunk hostname") ??
+    hostnameProblem(t.fromHost, "from_host") ??
+    headerMapProblem(Object.values(t.attributesToHeaders)) ??
+    headerMapProblem(Object.keys(t.headersToAttributes));
 }
 
 export function createParticipantProblem(req: CreateSIPParticipantRequest): string | null {
-  if (req.sipTrunkId === "" && !req.trunk && req.sipNumber === "") return "missing sip trunk id and sip number";
+  if (req.sipTrunkId === "" && !req.trunk && req.sipNumber === "") {
+    return "missing sip trunk id and sip number";
+  }
   if (req.trunk) {
     const p = outboundConfigProblem(req.trunk);
     if (p) return p;
   }
   if (req.sipCallTo === "") return "missing sip callee number";
-  if (req.sipCallTo.includes("@")) return "SipCallTo should be a phone number or SIP user, not a full SIP URI";
+  if (req.sipCallTo.includes("@")) {
+    return "SipCallTo should be a phone number or SIP user, not a full SIP URI";
+  }
   if (req.toUserOverride !== "") {
     if (req.toUserOverride.includes("@")) {
       return "ToUserOverride should be a phone number or SIP user, not a full SIP URI";
@@ -427,7 +445,9 @@ export function requestUriProblem(address: string): string | null {
   if (address.includes("transport=")) {
     return "invalid request URI: legacy address must not contain parameters; use transport field";
   }
-  if (/[;=]/.test(address)) return "invalid request URI: legacy address must not contain parameters";
+  if (/[;=]/.test(address)) {
+    return "invalid request URI: legacy address must not contain parameters";
+  }
   return null;
 }
 

@@ -168,7 +168,11 @@ function field(tag: number, bytes: Uint8Array): number[] {
   return [tag, ...varint(bytes.length), ...bytes];
 }
 
-export function encodeErrorDetails(code: TwirpCode, message: string, detail: ProtoMessage & { getType(): { typeName: string } }): string {
+export function encodeErrorDetails(
+  code: TwirpCode,
+  message: string,
+  detail: ProtoMessage & { getType(): { typeName: string } },
+): string {
   const enc = new TextEncoder();
   const any = new Uint8Array([
     ...field(0x0a, enc.encode(`type.googleapis.com/${detail.getType().typeName}`)),

@@ -24,7 +24,13 @@ import {
   SIPTransport,
   type WebhookEvent,
 } from "@livekit/protocol";
-import { type LiveKitEmulator, type LiveKitKnobs, startLiveKit } from "../../stack/livekit/server.ts";
+import {
+  type LiveKitEmulator,
+  type LiveKitKnobs,
+  startLiveKit,
+} from "../../stack/livekit/server.ts";
+
+type DispatchRuleArg = Parameters<SipClient["createSipDispatchRule"]>[0];
 
 const KEY = "devkey";
 const SECRET = "devsecret-that-is-long-enough-for-hs256";
@@ -49,7 +55,9 @@ interface Received {
   contentType: string | null;
 }
 
-async function withWebhookSink(fn: (url: string, received: Received[]) => Promise<void>): Promise<void> {
+async function withWebhookSink(
+  fn: (url: string, received: Received[]) => Promise<void>,
+): Promise<void> {
   const received: Received[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     received.push({
@@ -97,7 +105,9 @@ async function serverError(p: Promise<unknown>): Promise<ServerError> {
   return err;
 }
 
-async function state(lk: LiveKitEmulator): Promise<Record<string, unknown> & { calls: Record<string, unknown>[] }> {
+async function state(
+  lk: LiveKitEmulator,
+): Promise<Record<string, unknown> & { calls: Record<string, unknown>[] }> {
   return await (await fetch(`${lk.url}/emulator/state`)).json();
 }
 
@@ -109,7 +119,9 @@ async function outboundTrunk(sip: SipClient, address = "demo.pstn.twilio.com", n
   });
 }
 
-async function adminToken(grants: { video?: Record<string, unknown>; sip?: Record<string, boolean> }) {
+async function adminToken(
+  grants: { video?: Record<string, unknown>; sip?: Record<string, boolean> },
+) {
   const at = new AccessToken(KEY, SECRET, { ttl: "5m" });
   if (grants.video) at.addGrant(grants.video);
   if (grants.sip) at.addSIPGrant(grants.sip);
@@ -134,7 +146,9 @@ Deno.test("trunks round-trip through create, filtered list, get, both update for
     assert.equal(inbound.metadata, '{"assistant":"a1"}');
     assert.equal(inbound.krispEnabled, true);
 
-    const first = await sip.createSipOutboundTrunk("first", "first.pstn.twilio.com", ["+15550001111"], {
+    const first = await sip.createSipOutboundTrunk("first", "first.pstn.twilio.com", [
+      "+15550001111",
+    ], {
       transport: SIPTransport.SIP_TRANSPORT_TCP,
       destinationCountry: "US",
       authUsername: "out-user",
@@ -151,7 +165,9 @@ Deno.test("trunks round-trip through create, filtered list, get, both update for
     assert.deepEqual(byNumber.map((t) => t.sipTrunkId), [second.sipTrunkId]);
     const byId = await sip.listSipOutboundTrunk({ trunkIds: [first.sipTrunkId] });
     assert.deepEqual(byId.map((t) => t.sipTrunkId), [first.sipTrunkId]);
-    const inboundByFormattedNumber = await sip.listSipInboundTrunk({ numbers: ["+1 (555) 000-1111"] });
+    const inboundByFormattedNumber = await sip.listSipInboundTrunk({
+      numbers: ["+1 (555) 000-1111"],
+    });
     assert.deepEqual(inboundByFormattedNumber.map((t) => t.sipTrunkId), [inbound.sipTrunkId]);
 
     // The SDK has no Get call: use the wire directly and check the real server's JSON shape.
@@ -172,7 +188,10 @@ Deno.test("trunks round-trip through create, filtered list, get, both update for
 
     const updated = await sip.updateSipOutboundTrunkFields(
       first.sipTrunkId,
-      new SIPOutboundTrunkUpdate({ numbers: new ListUpdate({ add: ["+15550003333"] }), metadata: "m2" }),
+      new SIPOutboundTrunkUpdate({
+        numbers: new ListUpdate({ add: ["+15550003333"] }),
+        metadata: "m2",
+      }),
     );
     assert.deepEqual(updated.numbers, ["+15550001111", "+15550003333"]);
     assert.equal(updated.metadata, "m2");
@@ -187,13 +206,18 @@ Deno.test("trunks round-trip through create, filtered list, get, both update for
     assert.deepEqual(replaced.allowedAddresses, [], "replace drops fields it does not carry");
 
     const removedAll = await serverError(
-      sip.updateSipOutboundTrunkFields(second.sipTrunkId, new SIPOutboundTrunkUpdate({ numbers: new ListUpdate({ clear: true }) })),
+      sip.updateSipOutboundTrunkFields(
+        second.sipTrunkId,
+        new SIPOutboundTrunkUpdate({ numbers: new ListUpdate({ clear: true }) }),
+      ),
     );
     assert.equal(removedAll.message, "no trunk numbers specified");
 
     await sip.deleteSipTrunk(first.sipTrunkId);
     await sip.deleteSipTrunk("ST_doesnotexist");
-    assert.deepEqual((await sip.listSipOutboundTrunk()).map((t) => t.sipTrunkId), [second.sipTrunkId]);
+    assert.deepEqual((await sip.listSipOutboundTrunk()).map((t) => t.sipTrunkId), [
+      second.sipTrunkId,
+    ]);
   });
 });
 
@@ -273,7 +297,9 @@ Deno.test("a second dispatch rule for the same trunk is refused", async () => {
     );
     assert.match(rule.sipDispatchRuleId, /^SDR_[0-9A-Za-z]{12}$/);
     const err = await serverError(
-      sip.createSipDispatchRule({ type: "individual", roomPrefix: "other-" }, { trunkIds: [trunk.sipTrunkId] }),
+      sip.createSipDispatchRule({ type: "individual", roomPrefix: "other-" }, {
+        trunkIds: [trunk.sipTrunkId],
+      }),
     );
     assert.equal(err.code, "invalid_argument");
     assert.equal(
@@ -281,6 +307,21 @@ Deno.test("a second dispatch rule for the same trunk is refused", async () => {
       "Dispatch rule for the same trunk, inbound number, number, and PIN combination already exists in dispatch rule " +
         `"${rule.sipDispatchRuleId}" "assistant a1"`,
     );
+    const unchecked = await sip.createSipDispatchRule(
+      { type: "direct", roomName: "lobby" },
+      { trunkIds: ["ST_nosuchtrunk"] },
+    );
+    assert.deepEqual(unchecked.trunkIds, ["ST_nosuchtrunk"], "trunk ids are not checked");
+    const deleted = await sip.deleteSipDispatchRule(unchecked.sipDispatchRuleId);
+    assert.equal(deleted.sipDispatchRuleId, unchecked.sipDispatchRuleId);
+    const noRule = await serverError(
+      // A rule type the SDK does not know leaves the request without a rule.
+      sip.createSipDispatchRule({ type: "none" } as unknown as DispatchRuleArg, {
+        trunkIds: [trunk.sipTrunkId],
+      }),
+    );
+    assert.equal(noRule.code, "invalid_argument");
+    assert.equal(noRule.message, "missing rule");
     const unknown = await serverError(sip.deleteSipDispatchRule("SDR_doesnotexist"));
     assert.equal(unknown.code, "not_found");
     assert.equal(unknown.message, "requested sip dispatch rule does not exist");
@@ -297,10 +338,14 @@ Deno.test("a dispatch rule with roomConfig agents round-trips through list", asy
       name: "a1",
       metadata: "rule meta",
       roomConfig: new RoomConfiguration({
-        agents: [new RoomAgentDispatch({ agentName: "phone-agent", metadata: '{"assistant":"a1"}' })],
+        agents: [
+          new RoomAgentDispatch({ agentName: "phone-agent", metadata: '{"assistant":"a1"}' }),
+        ],
       }),
     });
-    await sip.createSipDispatchRule({ type: "individual", roomPrefix: "call-" }, { trunkIds: [other.sipTrunkId] });
+    await sip.createSipDispatchRule({ type: "individual", roomPrefix: "call-" }, {
+      trunkIds: [other.sipTrunkId],
+    });
 
     const [listed, ...rest] = await sip.listSipDispatchRule({ trunkIds: [trunk.sipTrunkId] });
     assert.equal(rest.length, 0);
@@ -320,7 +365,9 @@ Deno.test("createSipParticipant on an unknown trunk answers not_found", async ()
   await withEmulator({}, async (lk) => {
     const sip = new SipClient(lk.url, KEY, SECRET);
     const err = await serverError(
-      sip.createSipParticipant("ST_doesnotexist", "+15550000000", "room-1", { participantIdentity: "callee" }),
+      sip.createSipParticipant("ST_doesnotexist", "+15550000000", "room-1", {
+        participantIdentity: "callee",
+      }),
     );
     assert.equal(err.status, 404);
     assert.equal(err.code, "not_found");
@@ -395,7 +442,9 @@ Deno.test("the carrier hook can reject a call the way the carrier would", async 
     timeScale: FAST,
     carrier: (call) => {
       seen.push(call);
-      return Promise.resolve(call.toNumber.endsWith("1234") ? { sipStatusCode: 403, sipStatus: "Forbidden" } : null);
+      return Promise.resolve(
+        call.toNumber.endsWith("1234") ? { sipStatusCode: 403, sipStatus: "Forbidden" } : null,
+      );
     },
   });
   try {
@@ -428,17 +477,25 @@ Deno.test("an answered call without waiting returns at once, then signed webhook
     await withEmulator({ webhookUrl: hookUrl }, async (lk) => {
       const sip = new SipClient(lk.url, KEY, SECRET);
       const trunk = await outboundTrunk(sip);
-      const info = await sip.createSipParticipant(trunk.sipTrunkId, "+15550000777", "room-answered", {
-        participantIdentity: "callee-777",
-        participantName: "Callee",
-        participantAttributes: { campaignCallId: "cc-1" },
-      });
+      const info = await sip.createSipParticipant(
+        trunk.sipTrunkId,
+        "+15550000777",
+        "room-answered",
+        {
+          participantIdentity: "callee-777",
+          participantName: "Callee",
+          participantAttributes: { campaignCallId: "cc-1" },
+        },
+      );
       assert.equal(info.participantIdentity, "callee-777");
       assert.equal(info.roomName, "room-answered");
       assert.match(info.participantId, /^PA_[0-9A-Za-z]{12}$/);
       assert.match(info.sipCallId, /^SCL_[0-9A-Za-z]{12}$/);
 
-      await waitFor("room_finished", () => received.some((r) => r.body.includes('"room_finished"')));
+      await waitFor(
+        "room_finished",
+        () => received.some((r) => r.body.includes('"room_finished"')),
+      );
       const receiver = new WebhookReceiver(KEY, SECRET);
       const events: WebhookEvent[] = [];
       for (const r of received) {
@@ -484,14 +541,25 @@ Deno.test("an answered call without waiting returns at once, then signed webhook
 Deno.test("a tampered webhook body fails verification", async () => {
   await withWebhookSink(async (hookUrl, received) => {
     await withEmulator({ webhookUrl: hookUrl }, async (lk) => {
-      const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
+      const rooms = new RoomServiceClient(lk.url.replace("http://", "ws://"), KEY, SECRET);
       await rooms.createRoom({ name: "room-tamper" });
       const [hook] = await waitFor("room_started", () => received.length > 0 && received);
       const receiver = new WebhookReceiver(KEY, SECRET);
-      assert.equal((await receiver.receive(hook.body, hook.auth ?? undefined)).event, "room_started");
+      assert.equal(
+        (await receiver.receive(hook.body, hook.auth ?? undefined)).event,
+        "room_started",
+      );
       const tampered = hook.body.replace("room-tamper", "room-other");
-      await assert.rejects(receiver.receive(tampered, hook.auth ?? undefined), /sha256 checksum of body does not match/);
-      await assert.rejects(new WebhookReceiver(KEY, "another-secret-long-enough-to-sign").receive(hook.body, hook.auth ?? undefined));
+      await assert.rejects(
+        receiver.receive(tampered, hook.auth ?? undefined),
+        /sha256 checksum of body does not match/,
+      );
+      await assert.rejects(
+        new WebhookReceiver(KEY, "another-secret-long-enough-to-sign").receive(
+          hook.body,
+          hook.auth ?? undefined,
+        ),
+      );
     });
   });
 });
@@ -501,9 +569,22 @@ Deno.test("a failed call without waiting leaves the room with the matching disco
     await withEmulator({ webhookUrl: hookUrl }, async (lk) => {
       const sip = new SipClient(lk.url, KEY, SECRET);
       const trunk = await outboundTrunk(sip);
-      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000486", "room-busy", { participantIdentity: "busy" });
-      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000480", "room-away", { participantIdentity: "away" });
-      await waitFor("both calls to end", () => received.filter((r) => r.body.includes('"participant_left"')).length === 2);
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000486", "room-busy", {
+        participantIdentity: "busy",
+      });
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000480", "room-away", {
+        participantIdentity: "away",
+      });
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000603", "room-decline", {
+        participantIdentity: "decline",
+      });
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000503", "room-carrier", {
+        participantIdentity: "carrier",
+      });
+      await waitFor(
+        "every call to end",
+        () => received.filter((r) => r.body.includes('"participant_left"')).length === 4,
+      );
       const receiver = new WebhookReceiver(KEY, SECRET);
       const left = new Map<string, WebhookEvent>();
       for (const r of received) {
@@ -511,8 +592,30 @@ Deno.test("a failed call without waiting leaves the room with the matching disco
         if (e.event === "participant_left") left.set(e.participant!.identity, e);
       }
       assert.equal(left.get("busy")?.participant?.disconnectReason, DisconnectReason.USER_REJECTED);
-      assert.equal(left.get("away")?.participant?.disconnectReason, DisconnectReason.USER_UNAVAILABLE);
-      assert.equal(left.get("busy")?.participant?.attributes["sip.callStatus"], "dialing", "never rang");
+      assert.equal(
+        left.get("away")?.participant?.disconnectReason,
+        DisconnectReason.USER_UNAVAILABLE,
+      );
+      assert.equal(
+        left.get("busy")?.participant?.attributes["sip.callStatus"],
+        "dialing",
+        "never rang",
+      );
+      assert.equal(
+        left.get("decline")?.participant?.disconnectReason,
+        DisconnectReason.USER_REJECTED,
+      );
+      assert.equal(
+        left.get("decline")?.participant?.attributes["sip.callStatus"],
+        "ringing",
+        "rang, then declined",
+      );
+      // LiveKit SIP leaves with no reason after a carrier 5xx, which the server records as CLIENT_INITIATED.
+      assert.equal(
+        left.get("carrier")?.participant?.disconnectReason,
+        DisconnectReason.CLIENT_INITIATED,
+      );
+      assert.equal(left.get("carrier")?.participant?.attributes["sip.callStatus"], "dialing");
     });
   });
 });
@@ -552,7 +655,9 @@ Deno.test("trunkCps of one rejects the second call in the same second with SIP 5
   await withEmulator({ trunkCps: 1 }, async (lk) => {
     const sip = new SipClient(lk.url, KEY, SECRET);
     const trunk = await outboundTrunk(sip);
-    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-cps-1", { participantIdentity: "a" });
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-cps-1", {
+      participantIdentity: "a",
+    });
     const err = await rejection(
       sip.createSipParticipant(trunk.sipTrunkId, "+15550000002", "room-cps-2", {
         participantIdentity: "b",
@@ -573,9 +678,13 @@ Deno.test("maxConcurrentCalls refuses calls beyond the cap with resource_exhaust
   await withEmulator({ timeScale: 1, maxConcurrentCalls: 1 }, async (lk) => {
     const sip = new SipClient(lk.url, KEY, SECRET);
     const trunk = await outboundTrunk(sip);
-    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-cap-1", { participantIdentity: "a" });
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-cap-1", {
+      participantIdentity: "a",
+    });
     const err = await serverError(
-      sip.createSipParticipant(trunk.sipTrunkId, "+15550000002", "room-cap-2", { participantIdentity: "b" }),
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000002", "room-cap-2", {
+        participantIdentity: "b",
+      }),
     );
     assert.equal(err.status, 429);
     assert.equal(err.code, "resource_exhausted");
@@ -621,9 +730,15 @@ Deno.test("inspection endpoints report requests and state, and accept config and
     assert.equal(requests[0].body.trunk.address, "demo.pstn.twilio.com");
     assert.ok(Number.isFinite(requests[0].ms) && typeof requests[0].at === "string");
 
-    const config = await fetch(`${lk.url}/emulator/config`, { method: "POST", body: JSON.stringify({ trunkCps: 5 }) });
+    const config = await fetch(`${lk.url}/emulator/config`, {
+      method: "POST",
+      body: JSON.stringify({ trunkCps: 5 }),
+    });
     assert.equal((await config.json()).knobs.trunkCps, 5);
-    const bad = await fetch(`${lk.url}/emulator/config`, { method: "POST", body: JSON.stringify({ failureRate: 2 }) });
+    const bad = await fetch(`${lk.url}/emulator/config`, {
+      method: "POST",
+      body: JSON.stringify({ failureRate: 2 }),
+    });
     assert.equal(bad.status, 400);
     await bad.body?.cancel();
 
@@ -642,19 +757,25 @@ Deno.test("inspection endpoints report requests and state, and accept config and
 Deno.test("createDispatch creates the room and listParticipants shows the SIP participant", async () => {
   await withEmulator({ timeScale: 1 }, async (lk) => {
     const dispatch = new AgentDispatchClient(lk.url, KEY, SECRET);
-    const created = await dispatch.createDispatch("room-agent", "phone-agent", { metadata: '{"call":"cc-1"}' });
+    const created = await dispatch.createDispatch("room-agent", "phone-agent", {
+      metadata: '{"call":"cc-1"}',
+    });
     assert.match(created.id, /^AD_[0-9A-Za-z]{12}$/);
     assert.equal(created.agentName, "phone-agent");
     assert.equal(created.metadata, '{"call":"cc-1"}');
     assert.deepEqual((await dispatch.listDispatch("room-agent")).map((d) => d.id), [created.id]);
 
     const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
-    assert.deepEqual((await rooms.listRooms()).map((r) => r.name), ["room-agent"]);
+    const [room] = await rooms.listRooms();
+    assert.equal(room.name, "room-agent");
+    assert.match(room.sid, /^RM_[0-9A-Za-z]{12}$/);
     assert.deepEqual(await rooms.listParticipants("room-agent"), []);
 
     const sip = new SipClient(lk.url, KEY, SECRET);
     const trunk = await outboundTrunk(sip);
-    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-agent", { participantIdentity: "callee" });
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-agent", {
+      participantIdentity: "callee",
+    });
     const [p] = await rooms.listParticipants("room-agent");
     assert.equal(p.identity, "callee");
     assert.equal(p.kind, ParticipantInfo_Kind.SIP);
@@ -672,13 +793,25 @@ Deno.test("deleting a room ends its calls and finishes it; deleting an unknown r
     await withEmulator({ timeScale: 1, webhookUrl: hookUrl }, async (lk) => {
       const sip = new SipClient(lk.url, KEY, SECRET);
       const trunk = await outboundTrunk(sip);
-      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-delete", { participantIdentity: "callee" });
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-delete", {
+        participantIdentity: "callee",
+      });
       const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
       await rooms.deleteRoom("room-delete");
-      await waitFor("room_finished", () => received.some((r) => r.body.includes('"room_finished"')));
+      await waitFor(
+        "room_finished",
+        () => received.some((r) => r.body.includes('"room_finished"')),
+      );
       const receiver = new WebhookReceiver(KEY, SECRET);
-      const events = await Promise.all(received.map((r) => receiver.receive(r.body, r.auth ?? undefined)));
-      assert.deepEqual(events.map((e) => e.event), ["room_started", "participant_joined", "participant_left", "room_finished"]);
+      const events = await Promise.all(
+        received.map((r) => receiver.receive(r.body, r.auth ?? undefined)),
+      );
+      assert.deepEqual(events.map((e) => e.event), [
+        "room_started",
+        "participant_joined",
+        "participant_left",
+        "room_finished",
+      ]);
       assert.equal(events[2].participant?.disconnectReason, DisconnectReason.ROOM_DELETED);
       assert.equal((await state(lk)).calls[0].outcome, "canceled");
 
@@ -693,7 +826,10 @@ Deno.test("unknown Twirp methods answer bad_route with Content-Type application/
   await withEmulator({}, async (lk) => {
     const res = await fetch(`${lk.url}/twirp/livekit.SIP/CreateSIPTrunkTypo`, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Authorization: `Bearer ${await adminToken({ sip: { admin: true } })}` },
+      headers: {
+        "Content-Type": "application/json",
+        Authorization: `Bearer ${await adminToken({ sip: { admin: true } })}`,
+      },
       body: "{}",
     });
     assert.equal(res.status, 404);
@@ -719,5 +855,172 @@ Deno.test("transferSipParticipant hands an answered call over and the participan
     });
     assert.equal(call.outcome, "transferred");
     assert.equal(call.transferredTo, "tel:+15550009999");
+  });
+});
+
+Deno.test("every API call checks its own grant", async () => {
+  await withEmulator({}, async (lk) => {
+    const adminOnly = await adminToken({ sip: { admin: true } });
+    const sipAdmin = new SipClient(lk.url, undefined, undefined, { token: adminOnly });
+    const trunk = await outboundTrunk(sipAdmin);
+    const noCall = await serverError(
+      sipAdmin.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-1", {
+        participantIdentity: "a",
+      }),
+    );
+    assert.equal(noCall.code, "unauthenticated");
+
+    const otherRoom = await adminToken({ video: { roomAdmin: true, room: "room-2" } });
+    const dispatch = new AgentDispatchClient(lk.url, undefined, undefined, { token: otherRoom });
+    assert.equal(
+      (await serverError(dispatch.createDispatch("room-1", "agent"))).code,
+      "unauthenticated",
+    );
+    await dispatch.createDispatch("room-2", "agent");
+
+    const listOnly = new RoomServiceClient(lk.url, undefined, undefined, {
+      token: await adminToken({ video: { roomList: true } }),
+    });
+    assert.deepEqual((await listOnly.listRooms()).map((r) => r.name), ["room-2"]);
+    assert.equal(
+      (await serverError(listOnly.createRoom({ name: "room-3" }))).code,
+      "unauthenticated",
+    );
+    assert.equal((await serverError(listOnly.deleteRoom("room-2"))).code, "unauthenticated");
+    const createOnly = new RoomServiceClient(lk.url, undefined, undefined, {
+      token: await adminToken({ video: { roomCreate: true } }),
+    });
+    assert.equal((await serverError(createOnly.listRooms())).code, "unauthenticated");
+    await createOnly.createRoom({ name: "room-3" });
+    await createOnly.deleteRoom("room-3");
+  });
+});
+
+Deno.test("SIP failures map to the Twirp codes and HTTP statuses LiveKit uses", async () => {
+  // Numbers starting +1666 get the carrier's answer named by their last three digits.
+  const lk = await startLiveKit({
+    apiKey: KEY,
+    apiSecret: SECRET,
+    timeScale: FAST,
+    carrier: ({ toNumber }) => {
+      if (!toNumber.startsWith("+1666")) return Promise.resolve(null);
+      const code = Number(toNumber.slice(-3));
+      const reasons: Record<number, string> = {
+        401: "Unauthorized",
+        407: "Proxy Authentication Required",
+        408: "Request Timeout",
+      };
+      return Promise.resolve({ sipStatusCode: code, sipStatus: reasons[code] ?? "Other" });
+    },
+  });
+  try {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const cases: [string, number, string, number][] = [
+      ["+15550000486", 486, "resource_exhausted", 429],
+      ["+15550000480", 480, "resource_exhausted", 429],
+      ["+15550000404", 404, "not_found", 404],
+      ["+15550000603", 603, "permission_denied", 403],
+      ["+15550000503", 503, "failed_precondition", 412],
+      ["+16660000401", 401, "permission_denied", 403],
+      ["+16660000407", 407, "unauthenticated", 401],
+      ["+16660000408", 408, "deadline_exceeded", 408],
+    ];
+    for (const [number, sipCode, code, status] of cases) {
+      const err = await rejection(
+        sip.createSipParticipant(trunk.sipTrunkId, number, `room-${number}`, {
+          participantIdentity: "callee",
+          waitUntilAnswered: true,
+        }),
+      );
+      assert.ok(err instanceof SipCallError, `${number}: ${err}`);
+      assert.deepEqual([err.sipStatusCode, err.code, err.status], [sipCode, code, status], number);
+    }
+  } finally {
+    await lk.close();
+  }
+});
+
+Deno.test("requests LiveKit would reject are refused with its messages", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const refused = async (p: Promise<unknown>) => {
+      const err = await serverError(p);
+      assert.equal(err.code, "invalid_argument");
+      return err.message;
+    };
+    assert.equal(
+      await refused(
+        sip.createSipParticipant(trunk.sipTrunkId, "alice@example.com", "room-1", {
+          participantIdentity: "a",
+        }),
+      ),
+      "SipCallTo should be a phone number or SIP user, not a full SIP URI",
+    );
+    assert.equal(
+      await refused(
+        sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "", {
+          participantIdentity: "a",
+        }),
+      ),
+      "missing room name",
+    );
+    assert.equal(
+      await refused(
+        sip.createSipParticipant(trunk.sipTrunkId, "", "room-1", { participantIdentity: "a" }),
+      ),
+      "missing sip callee number",
+    );
+    assert.equal(
+      await refused(
+        sip.createSipParticipant("", "+15550000001", "room-1", { participantIdentity: "a" }),
+      ),
+      "missing sip trunk id and sip number",
+    );
+    assert.equal(
+      await refused(outboundTrunk(sip, "sips:demo.pstn.twilio.com")),
+      "trunk address should be a hostname or IP, not SIP URI",
+    );
+
+    // The SDK never sends an id on create; the wire does not stop a client from trying.
+    const res = await fetch(`${lk.url}/twirp/livekit.SIP/CreateSIPInboundTrunk`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        Authorization: `Bearer ${await adminToken({ sip: { admin: true } })}`,
+      },
+      body: JSON.stringify({ trunk: { sipTrunkId: "ST_mine", numbers: ["+15550001111"] } }),
+    });
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), {
+      code: "invalid_argument",
+      msg: "trunk id must not be set",
+    });
+    assert.deepEqual((await state(lk)).rooms, []);
+  });
+});
+
+Deno.test("an agent dispatch retried with the same request id keeps its id", async () => {
+  await withEmulator({}, async (lk) => {
+    const token = await adminToken({ video: { roomAdmin: true, room: "room-retry" } });
+    const create = async () => {
+      const res = await fetch(`${lk.url}/twirp/livekit.AgentDispatchService/CreateDispatch`, {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/json;charset=UTF-8",
+          Authorization: `Bearer ${token}`,
+          "X-Livekit-Request-Id": "3b6f4ad8-0a39-4c6e-9d0e-5c1f4b3f9a10",
+        },
+        body: JSON.stringify({ room: "room-retry", agentName: "phone-agent" }),
+      });
+      assert.equal(res.status, 200);
+      return (await res.json()).id;
+    };
+    const first = await create();
+    assert.match(first, /^AD_[0-9A-Za-z]{12}$/);
+    assert.equal(await create(), first);
+    const dispatch = new AgentDispatchClient(lk.url, KEY, SECRET);
+    assert.equal((await dispatch.listDispatch("room-retry")).length, 1);
   });
 });

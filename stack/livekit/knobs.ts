@@ -1,0 +1,58 @@
+/** The emulator's knobs: simulated time, injected latency and failures, carrier limits. */
+import { z } from "zod";
+
+export interface LiveKitKnobs {
+  /** Multiplies every simulated duration (ringing, talk time, timeouts); 1 = real time. */
+  timeScale: number;
+  /** Added before every Twirp response. */
+  latencyMs: number;
+  /** 0..1 chance a Twirp call answers 503 unavailable without doing anything. */
+  failureRate: number;
+  /** 0..1 chance a Twirp call hangs for `hangMs`, then drops the connection, without doing anything. */
+  timeoutRate: number;
+  hangMs: number;
+  /** 0 = unlimited; at the cap CreateSIPParticipant fails with resource_exhausted. */
+  maxConcurrentCalls: number;
+  /** 0 = unlimited; INVITEs per real second per outbound trunk address before the carrier answers 503. */
+  trunkCps: number;
+  /** Where webhooks are POSTed; null sends none. */
+  webhookUrl: string | null;
+}
+
+export const DEFAULT_KNOBS: LiveKitKnobs = {
+  timeScale: 1,
+  latencyMs: 0,
+  failureRate: 0,
+  timeoutRate: 0,
+  hangMs: 15_000,
+  maxConcurrentCalls: 0,
+  trunkCps: 0,
+  webhookUrl: null,
+};
+
+const knobsPatch = z.object({
+  timeScale: z.number().min(0).optional(),
+  latencyMs: z.number().min(0).optional(),
+  failureRate: z.number().min(0).max(1).optional(),
+  timeoutRate: z.number().min(0).max(1).optional(),
+  hangMs: z.number().min(0).optional(),
+  maxConcurrentCalls: z.number().int().min(0).optional(),
+  trunkCps: z.number().min(0).optional(),
+  webhookUrl: z.url().nullable().optional(),
+}).strict();
+
+/** Validates a partial set of knobs; throws naming every problem. */
+export function parseKnobs(input: unknown): Partial<LiveKitKnobs> {
+  const result = knobsPatch.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) =>
+      `${i.path.join(".") || "(root)"}: ${i.message}`
+    );
+    throw new Error(`invalid LiveKit emulator knobs: ${problems.join("; ")}`);
+  }
+  const out: Partial<LiveKitKnobs> = {};
+  for (const [k, v] of Object.entries(result.data)) {
+    if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  }
+  return out;
+}
