@@ -41,7 +41,7 @@ export interface Stack {
 }
 
 /** Numbers the Twilio emulator owns from the start (the demo and tests use them). */
-export const SEED_NUMBERS = Array.from({ length: 20 }, (_, i) => `+1415555${String(100 + i).padStart(4, "0")}`);
+export const SEED_NUMBERS = Array.from({ length: 400 }, (_, i) => `+1415666${String(1000 + i).padStart(4, "0")}`);
 
 function randomToken(bytes = 16): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0"))
@@ -93,7 +93,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     } else if (!env.SIP_PROVIDER_ADDRESS || opts.forceEmulators) {
       const accountSid = `AC${randomToken(16)}`;
       const authToken = randomToken(16);
-      twilio = await startTwilio({ accountSid, authToken, numbers: SEED_NUMBERS.map((phoneNumber) => ({ phoneNumber })) });
+      // Calls-per-second is paced per number by the engine; the emulator's trunk-wide CPS
+      // check stays off here (the LiveKit emulator's trunkCps knob exercises carrier limits).
+      twilio = await startTwilio({
+        accountSid,
+        authToken,
+        numbers: SEED_NUMBERS.map((phoneNumber) => ({ phoneNumber })),
+        cps: 0,
+      });
       cleanups.push(() => twilio!.close());
       twilioInfo = { url: twilio.url, accountSid, authToken, emulated: true };
     }

@@ -75,12 +75,28 @@ export interface CallRecord {
   transferredTo?: string;
 }
 
+/** Something the call does at a simulated time, counted in seconds from the INVITE. */
+interface TimelineEvent {
+  atS: number;
+  seq: number;
+  run: () => void;
+}
+
 interface Call {
   record: CallRecord;
   req: DialRequest;
   answered: boolean;
   ended: boolean;
-  cancels: (() => void)[];
+  /**
+   * Maps real to simulated time: `simS` seconds after the INVITE at real time `realMs`,
+   * advancing `msPerS` real ms per simulated second. Re-anchored when the time scale changes.
+   */
+  clock: { realMs: number; simS: number; msPerS: number };
+  /** Simulated time of the last event that ran. */
+  lastS: number;
+  /** Pending events in simulated-time order; only the first has a timer. */
+  timeline: TimelineEvent[];
+  cancelNext: (() => void) | null;
   waiter?: { resolve(): void; reject(err: TwirpError): void };
 }
 
@@ -95,6 +111,7 @@ export interface CallsDeps {
 export class Calls {
   #deps: CallsDeps;
   #calls = new Map<string, Call>();
+  #seq = 0;
   /** INVITE times (real ms) in the last second, per trunk address. */
   #invites = new Map<string, number[]>();
 
@@ -124,7 +141,10 @@ export class Calls {
       req,
       answered: false,
       ended: false,
-      cancels: [],
+      clock: { realMs: Date.now(), simS: 0, msPerS: this.#deps.scaledMs(1) },
+      lastS: 0,
+      timeline: [],
+      cancelNext: null,
       record: {
         sipCallId,
         participantId: "",
@@ -166,7 +186,8 @@ export class Calls {
       throw new TwirpError("failed_precondition", "can't transfer non established call");
     }
     call.record.transferredTo = transferTo;
-    this.#after(call, 1, () => this.#hangup(call, "transfer"));
+    // LiveKit SIP hangs up one second after a successful REFER unless the peer did first.
+    this.#at(call, this.#simulatedNow(call) + 1, () => this.#hangup(call, "transfer"));
     return newId(ID_PREFIX.sipTransfer);
   }
 
@@ -174,13 +195,17 @@ export class Calls {
   clear(message: string): void {
     for (const call of this.#calls.values()) {
       if (!call.ended) {
-        call.ended = true;
-        for (const cancel of call.cancels) cancel();
+        this.#stop(call);
         call.waiter?.reject(new TwirpError("unavailable", message));
       }
     }
     this.#calls.clear();
     this.#invites.clear();
+  }
+
+  /** Applies a new time scale to calls in progress. */
+  rescale(): void {
+    for (const call of this.#calls.values()) this.#pump(call);
   }
 
   #waitForAnswer(call: Call): Promise<void> {
@@ -208,12 +233,45 @@ export class Calls {
     });
   }
 
-  #after(call: Call, seconds: number, fn: () => void, alreadyElapsedMs = 0): void {
-    call.cancels.push(
-      this.#deps.scheduler.after(this.#deps.scaledMs(seconds) - alreadyElapsedMs, () => {
-        if (!call.ended) fn();
-      }),
-    );
+  /** Schedules `run` at simulated time `atS` (seconds after the INVITE), in order with the rest. */
+  #at(call: Call, atS: number, run: () => void): void {
+    call.timeline.push({ atS, seq: this.#seq++, run });
+    call.timeline.sort((a, b) => a.atS - b.atS || a.seq - b.seq);
+    this.#pump(call);
+  }
+
+  /** Keeps one timer per call, for its earliest event, so events run in simulated-time order at any scale. */
+  #pump(call: Call): void {
+    call.cancelNext?.();
+    call.cancelNext = null;
+    const next = call.timeline[0];
+    if (call.ended || !next) return;
+    const msPerS = this.#deps.scaledMs(1);
+    if (msPerS !== call.clock.msPerS) {
+      call.clock = { realMs: Date.now(), simS: this.#simulatedNow(call), msPerS };
+    }
+    const delay = (next.atS - this.#simulatedNow(call)) * msPerS;
+    call.cancelNext = this.#deps.scheduler.after(delay, () => {
+      call.cancelNext = null;
+      call.timeline.shift();
+      if (call.ended) return;
+      call.lastS = next.atS;
+      next.run();
+      this.#pump(call);
+    });
+  }
+
+  #simulatedNow(call: Call): number {
+    const { realMs, simS, msPerS } = call.clock;
+    const now = msPerS > 0 ? simS + (Date.now() - realMs) / msPerS : simS;
+    return Math.max(call.lastS, now);
+  }
+
+  #stop(call: Call): void {
+    call.ended = true;
+    call.cancelNext?.();
+    call.cancelNext = null;
+    call.timeline = [];
   }
 
   /** Admits an INVITE under the per-address calls-per-second limit (real seconds). */
@@ -234,12 +292,12 @@ export class Calls {
 
   async #invite(call: Call): Promise<void> {
     const { req } = call;
-    const startedAt = Date.now();
+    call.clock = { realMs: Date.now(), simS: 0, msPerS: this.#deps.scaledMs(1) };
     // The ringing timeout and the call's max duration both run from the INVITE.
-    this.#after(call, Math.min(req.ringingTimeoutS, req.maxCallDurationS), () => {
+    this.#at(call, Math.min(req.ringingTimeoutS, req.maxCallDurationS), () => {
       if (!call.answered) this.#noAnswer(call);
     });
-    this.#after(call, req.maxCallDurationS, () => this.#hangup(call, "max_call_duration"));
+    this.#at(call, req.maxCallDurationS, () => this.#hangup(call, "max_call_duration"));
 
     let behaviour: CalleeBehaviour | null = null;
     if (!this.#admitInvite(req.address)) {
@@ -262,34 +320,26 @@ export class Calls {
     }
     if (call.ended) return;
     behaviour ??= calleeBehaviour(req.toNumber);
-    const elapsed = Date.now() - startedAt;
 
+    const firstResponse = POST_DIAL_DELAY_S;
     switch (behaviour.kind) {
       case "no_answer":
-        this.#after(call, POST_DIAL_DELAY_S, () => this.#ringing(call), elapsed);
+        this.#at(call, firstResponse, () => this.#ringing(call));
         return;
       case "answer": {
-        const { talkS } = behaviour;
-        this.#after(call, POST_DIAL_DELAY_S, () => this.#ringing(call), elapsed);
-        this.#after(
-          call,
-          POST_DIAL_DELAY_S + behaviour.ringS,
-          () => this.#answer(call, talkS),
-          elapsed,
-        );
+        const { ringS, talkS } = behaviour;
+        this.#at(call, firstResponse, () => this.#ringing(call));
+        this.#at(call, firstResponse + ringS, () => {
+          this.#answer(call);
+          // The callee hangs up after talking.
+          this.#at(call, firstResponse + ringS + talkS, () => this.#hangup(call, "callee"));
+        });
         return;
       }
       case "reject": {
-        const { sipStatusCode, sipStatus } = behaviour;
-        if (behaviour.ringS > 0) {
-          this.#after(call, POST_DIAL_DELAY_S, () => this.#ringing(call), elapsed);
-        }
-        this.#after(
-          call,
-          POST_DIAL_DELAY_S + behaviour.ringS,
-          () => this.#fail(call, sipStatusCode, sipStatus),
-          elapsed,
-        );
+        const { ringS, sipStatusCode, sipStatus } = behaviour;
+        if (ringS > 0) this.#at(call, firstResponse, () => this.#ringing(call));
+        this.#at(call, firstResponse + ringS, () => this.#fail(call, sipStatusCode, sipStatus));
         return;
       }
     }
@@ -303,16 +353,15 @@ export class Calls {
     });
   }
 
-  #answer(call: Call, talkS: number): void {
+  #answer(call: Call): void {
     call.answered = true;
     call.record.outcome = "active";
     call.record.answeredAt = Date.now();
     this.#deps.rooms.setAttributes(call.req.room, call.req.identity, {
       "sip.callStatus": "active",
     });
+    this.#deps.rooms.publishAudio(call.req.room, call.req.identity);
     call.waiter?.resolve();
-    // The callee hangs up after talking.
-    this.#after(call, talkS, () => this.#hangup(call, "callee"));
   }
 
   #hangup(call: Call, by: "callee" | "max_call_duration" | "transfer"): void {
@@ -346,8 +395,7 @@ export class Calls {
 
   #end(call: Call, outcome: CallOutcome, reason: DisconnectReason, error?: TwirpError): void {
     if (call.ended) return;
-    call.ended = true;
-    for (const cancel of call.cancels) cancel();
+    this.#stop(call);
     call.record.outcome = outcome;
     call.record.endedAt = Date.now();
     call.record.disconnectReason = DisconnectReason[reason];
@@ -358,8 +406,7 @@ export class Calls {
   /** The server removed the participant (room deleted, removed, replaced): the call ends. */
   #removedByRoom(call: Call, reason: DisconnectReason): void {
     if (call.ended) return;
-    call.ended = true;
-    for (const cancel of call.cancels) cancel();
+    this.#stop(call);
     call.record.outcome = call.answered ? "completed" : "canceled";
     if (call.answered) call.record.endedBy = "room";
     call.record.endedAt = Date.now();

@@ -15,6 +15,7 @@ export const ID_PREFIX = {
   sipCall: "SCL_",
   sipTransfer: "STR_",
   webhookEvent: "EV_",
+  track: "TR_",
 } as const;
 
 /** Appends characters drawn from `bytes` (6 bits each, rejection-sampled) until `out` is full. */

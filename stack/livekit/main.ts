@@ -3,8 +3,8 @@
  *
  *   LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret deno run -A stack/livekit/main.ts
  *
- * Optional: PORT (default 7880, LiveKit's own), HOSTNAME (default 127.0.0.1), WEBHOOK_URL,
- * LIVEKIT_TIME_SCALE (default 1).
+ * Optional: PORT (default 7880, LiveKit's own), WEBHOOK_URL, LIVEKIT_TIME_SCALE (default 1).
+ * It listens on 127.0.0.1 only.
  */
 import { startLiveKit } from "./server.ts";
 
@@ -33,7 +33,6 @@ function readConfig() {
     apiKey,
     apiSecret,
     port,
-    hostname: Deno.env.get("HOSTNAME") || "127.0.0.1",
     webhookUrl: Deno.env.get("WEBHOOK_URL") || null,
     timeScale,
   };

@@ -12,6 +12,9 @@ import {
   ParticipantPermission,
   Room,
   RoomEndReason,
+  TrackInfo,
+  TrackSource,
+  TrackType,
   WebhookEvent,
 } from "@livekit/protocol";
 import { ID_PREFIX, newId } from "./ids.ts";
@@ -256,14 +259,33 @@ export class Rooms {
     entry: RoomEntry,
     participant?: ParticipantInfo,
     roomEndReason?: RoomEndReason,
+    track?: TrackInfo,
   ): void {
     this.#deps.emit(
       new WebhookEvent({
         event,
         room: entry.info.clone(),
         participant: participant?.clone(),
+        track: track?.clone(),
         roomEndReason,
       }),
     );
+  }
+
+  /** The SIP participant starts sending the callee's audio once the call is answered (track_published). */
+  publishAudio(roomName: string, identity: string): void {
+    const entry = this.#rooms.get(roomName);
+    const member = entry?.members.get(identity);
+    if (!entry || !member) return;
+    const track = new TrackInfo({
+      sid: newId(ID_PREFIX.track),
+      type: TrackType.AUDIO,
+      source: TrackSource.MICROPHONE,
+      name: "phone",
+      mimeType: "audio/opus",
+    });
+    member.info.tracks.push(track);
+    member.info.version++;
+    this.#emit("track_published", entry, member.info, undefined, track);
   }
 }

@@ -94,7 +94,9 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
   });
 
   const configure = (patch: Partial<LiveKitKnobs>): LiveKitKnobs => {
+    const before = knobs.timeScale;
     knobs = { ...knobs, ...parseKnobs(patch) };
+    if (knobs.timeScale !== before) calls.rescale();
     return { ...knobs };
   };
 

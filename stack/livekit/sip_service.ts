@@ -102,9 +102,7 @@ export interface SipServiceDeps {
 }
 
 /** Store order, as LiveKit's Redis store lists: sorted by id. */
-function byId<T extends { sipTrunkId?: string; sipDispatchRuleId?: string }>(
-  map: Map<string, T>,
-): T[] {
+function byId<T>(map: Map<string, T>): T[] {
   return [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
 }
 

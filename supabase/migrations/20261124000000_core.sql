@@ -324,7 +324,7 @@ grant update (name, phone_number_id, status, starts_at, ends_at, window_start, w
   failure_threshold, failure_window_sec, failure_min_calls)
   on public.campaigns to authenticated;
 grant select, delete on public.campaign_calls to authenticated;
-grant insert (campaign_id, e164, name, metadata, timezone) on public.campaign_calls to authenticated;
+grant insert (campaign_id, owner_id, e164, name, metadata, timezone) on public.campaign_calls to authenticated;
 grant update (name, metadata, timezone) on public.campaign_calls to authenticated;
 grant select, insert, delete on public.do_not_call to authenticated;
 grant select on public.outbound_calls to authenticated;

@@ -68,7 +68,7 @@ insert into internal.calling_code (prefix, country, timezone) values
   ('244', 'AO', 'Africa/Luanda'),
   ('245', 'GW', 'Africa/Bissau'),
   ('246', 'IO', 'Indian/Chagos'),
-  ('247', 'SH', 'Atlantic/St_Helena'),
+  ('247', 'AC', 'Atlantic/St_Helena'),
   ('248', 'SC', 'Indian/Mahe'),
   ('249', 'SD', 'Africa/Khartoum'),
   ('250', 'RW', 'Africa/Kigali'),
@@ -750,9 +750,10 @@ begin
     code := coalesce(
       (select c2.prefix
        from internal.calling_code c1
-       join internal.calling_code c2 on c1.prefix like c2.prefix || '%'
+       join internal.calling_code c2
+         on c2.prefix in (substr(c1.prefix, 1, 1), substr(c1.prefix, 1, 2), substr(c1.prefix, 1, 3))
        where c1.country = home
-       order by length(c2.prefix)
+       order by length(c2.prefix), c2.prefix
        limit 1),
       (select '1' from internal.nanp_area_code a where a.country = home limit 1));
     if code is null then
@@ -806,29 +807,70 @@ create function internal.next_window_start(at timestamptz, tz text, window_start
 language plpgsql immutable set search_path = '' as $$
 declare
   local_day date;
-  opens timestamptz;
+  offsets interval[];
+  candidates timestamptz[] := '{}';
+  prev interval;
+  cur interval;
+  lo timestamptz;
+  hi timestamptz;
+  mid timestamptz;
+  candidate timestamptz;
+  best timestamptz;
 begin
   if internal.in_window(at, tz, window_start, window_end, weekdays) then
     return at;
   end if;
   -- A window that is never open (no weekday, or start not before end) has no next start.
-  if cardinality(weekdays) is distinct from 0 and window_start < window_end then
-    local_day := (at at time zone tz)::date;
-    for i in 0..8 loop
-      if extract(isodow from local_day + i)::smallint = any (weekdays) then
-        -- Local wall-clock time to an instant, so DST shifts land on the right hour.
-        opens := ((local_day + i) + window_start) at time zone tz;
-        if opens > at then
-          return opens;
-        end if;
-      end if;
-    end loop;
+  if at is null or tz is null or coalesce(cardinality(weekdays), 0) = 0
+     or coalesce(window_start >= window_end, true) then
+    return null;
   end if;
-  return null;
+
+  -- The UTC offsets in force over the coming days and the instants they change (DST),
+  -- each change found by halving the day in which it happens.
+  prev := (at at time zone tz) - (at at time zone 'UTC');
+  offsets := array[prev];
+  for k in 1..10 loop
+    hi := at + make_interval(hours => 24 * k);
+    cur := (hi at time zone tz) - (hi at time zone 'UTC');
+    if cur <> prev then
+      lo := hi - interval '24 hours';
+      while hi - lo > interval '1 microsecond' loop
+        mid := lo + (hi - lo) / 2;
+        if (mid at time zone tz) - (mid at time zone 'UTC') = prev then lo := mid; else hi := mid; end if;
+      end loop;
+      candidates := candidates || hi;
+      offsets := offsets || cur;
+      prev := cur;
+    end if;
+  end loop;
+
+  -- The window opens either at window_start wall time on an allowed day (under whichever
+  -- offset is in force then: a time repeated by a fall-back happens twice) or at a DST change
+  -- (a start time skipped by spring-forward opens at the jump). The earliest open one wins.
+  local_day := (at at time zone tz)::date;
+  for i in 0..8 loop
+    foreach cur in array offsets loop
+      candidates := candidates || (((local_day + i) + window_start - cur) at time zone 'UTC');
+    end loop;
+  end loop;
+  foreach candidate in array candidates loop
+    if candidate > at and (best is null or candidate < best)
+       and internal.in_window(candidate, tz, window_start, window_end, weekdays) then
+      best := candidate;
+    end if;
+  end loop;
+  return best;
 end $$;
 comment on function internal.next_window_start is
-  'The instant itself when inside the calling window, else the next time the window opens in tz (up to 8 days '
-  'ahead); null when it never opens. The campaign tick sets a callee''s next attempt to it.';
+  'The instant itself when inside the calling window, else the first later instant the window is open in tz '
+  '(up to 8 days ahead, DST changes included); null when it never opens. The campaign tick sets a callee''s '
+  'next attempt to it.';
+
+-- Policies -------------------------------------------------------------------------------------
+-- No policies: only service_role (which bypasses RLS) and the functions above read them.
+alter table internal.calling_code enable row level security;
+alter table internal.nanp_area_code enable row level security;
 
 -- Grants ---------------------------------------------------------------------------------------
 revoke all on table internal.calling_code, internal.nanp_area_code from public, anon, authenticated;

@@ -337,6 +337,7 @@ declare
   cc record;
   released integer := 0;
   call public.outbound_calls;
+  c public.campaigns;
 begin
   for cc in
     select x.* from public.campaign_calls x
@@ -344,6 +345,7 @@ begin
     order by x.lease_until limit 500
     for update skip locked
   loop
+    select * into c from public.campaigns where id = cc.campaign_id;
     select * into call from public.outbound_calls o
     where o.room_name = format('cc-%s-%s', cc.id, cc.attempts);
     if call.id is null then
@@ -354,6 +356,11 @@ begin
       released := released + 1;
     elsif call.status in ('completed', 'busy', 'no_answer', 'failed') then
       perform internal.call_finished(call.id, null);
+    elsif call.created_at > now() - make_interval(secs => c.ringing_timeout_sec + c.max_call_duration_sec + 120) then
+      -- Dialed by a tick that died: the call may still be live, and its webhooks will end it.
+      update public.campaign_calls set current_call_id = call.id,
+        lease_until = call.created_at + make_interval(secs => c.ringing_timeout_sec + c.max_call_duration_sec + 120)
+      where id = cc.id;
     else
       -- Dialed but silent past its lease (no webhook came): the call is written off as
       -- failed; a later attempt, if any, gets a new room.
@@ -484,18 +491,18 @@ create trigger prepare before insert on public.campaign_calls
 -- Views ------------------------------------------------------------------------------------------
 create view public.campaign_progress with (security_invoker = true) as
 select c.id as campaign_id, c.owner_id, c.name, c.status, c.status_reason,
-  count(cc.id) as total,
-  count(cc.id) filter (where cc.status = 'queued' and cc.attempts = 0) as queued,
-  count(cc.id) filter (where cc.status = 'queued' and cc.attempts > 0) as retrying,
-  count(cc.id) filter (where cc.status = 'dialing') as dialing,
-  count(cc.id) filter (where cc.status = 'in_progress') as in_progress,
-  count(cc.id) filter (where cc.status = 'completed') as completed,
-  count(cc.id) filter (where cc.status = 'busy') as busy,
-  count(cc.id) filter (where cc.status = 'no_answer') as no_answer,
-  count(cc.id) filter (where cc.status = 'failed') as failed,
-  count(cc.id) filter (where cc.status = 'skipped') as skipped,
-  count(cc.id) filter (where cc.status = 'cancelled') as cancelled,
-  coalesce(sum(cc.attempts), 0) as attempts
+  count(cc.id)::integer as total,
+  count(cc.id) filter (where cc.status = 'queued' and cc.attempts = 0)::integer as queued,
+  count(cc.id) filter (where cc.status = 'queued' and cc.attempts > 0)::integer as retrying,
+  count(cc.id) filter (where cc.status = 'dialing')::integer as dialing,
+  count(cc.id) filter (where cc.status = 'in_progress')::integer as in_progress,
+  count(cc.id) filter (where cc.status = 'completed')::integer as completed,
+  count(cc.id) filter (where cc.status = 'busy')::integer as busy,
+  count(cc.id) filter (where cc.status = 'no_answer')::integer as no_answer,
+  count(cc.id) filter (where cc.status = 'failed')::integer as failed,
+  count(cc.id) filter (where cc.status = 'skipped')::integer as skipped,
+  count(cc.id) filter (where cc.status = 'cancelled')::integer as cancelled,
+  coalesce(sum(cc.attempts), 0)::integer as attempts
 from public.campaigns c left join public.campaign_calls cc on cc.campaign_id = c.id
 group by c.id;
 comment on view public.campaign_progress is 'Per-campaign counts by state; the owner reads their own (security invoker, RLS applies).';

@@ -6,6 +6,7 @@ import {
   createUser,
   eventually,
   freeNumber,
+  outboxDrained,
   livekitState,
   sql,
   stack,
@@ -101,10 +102,7 @@ Deno.test("the same assignment three times in a row and five times at once leave
   );
   for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.body));
   // Let the trigger's own poke finish too.
-  await eventually(async () => {
-    const [j] = await sql`select count(*)::int as open from internal.provisioning_job where e164 = ${e164} and status <> 'done'`;
-    return j.open === 0;
-  }, "the outbox to drain");
+  await outboxDrained(e164);
   const lk = await inLiveKit(e164);
   assert.equal(lk.inbound.length, 1);
   assert.equal(lk.outbound.length, 1);

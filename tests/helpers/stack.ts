@@ -62,15 +62,15 @@ export async function createAssistant(user: TestUser, name = "Receptionist", age
   return a.id;
 }
 
-/** A seeded number of the Twilio emulator that no other test uses. */
-let nextNumber = 0;
+/** A seeded number of the Twilio emulator that no other test has taken. */
 export async function freeNumber(): Promise<string> {
-  for (;;) {
-    const n = stack.numbers[nextNumber++ % stack.numbers.length];
-    const [used] = await sql`select 1 from public.phone_number where e164 = ${n}`;
-    if (!used) return n;
-    if (nextNumber > stack.numbers.length * 2) throw new Error("no free seeded number left");
-  }
+  const [row] = await sql<{ n: string }[]>`
+    select n from unnest(${stack.numbers}::text[]) n
+    where not exists (select from public.phone_number p where p.e164 = n)
+      and not exists (select from internal.provisioning_job j where j.e164 = n)
+    order by random() limit 1`;
+  if (!row) throw new Error("no free seeded number left");
+  return row.n;
 }
 
 /** The LiveKit emulator's state and request log. */
@@ -100,4 +100,12 @@ export async function eventually<T>(check: () => Promise<T | null | undefined | 
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Waits until no provisioning job is open for the number (the trigger's own run is done). */
+export async function outboxDrained(e164: string) {
+  await eventually(async () => {
+    const [j] = await sql`select count(*)::int as open from internal.provisioning_job where e164 = ${e164} and status <> 'done'`;
+    return j.open === 0;
+  }, `the provisioning outbox of ${e164} to drain`);
 }

@@ -15,6 +15,8 @@ import {
 } from "livekit-server-sdk";
 import {
   DisconnectReason,
+  ListSIPOutboundTrunkRequest,
+  ListSIPOutboundTrunkResponse,
   ListUpdate,
   ParticipantInfo_Kind,
   RoomAgentDispatch,
@@ -628,6 +630,7 @@ Deno.test("waitUntilAnswered returns once the callee answers", async () => {
       participantIdentity: "callee",
       waitUntilAnswered: true,
     });
+    lk.configure({ timeScale: 1000 }); // all but stops the clock while we look
     const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
     const [p] = await rooms.listParticipants("room-wait");
     assert.equal(p.attributes["sip.callStatus"], "active");
@@ -848,7 +851,9 @@ Deno.test("transferSipParticipant hands an answered call over and the participan
       participantIdentity: "callee",
       waitUntilAnswered: true,
     });
+    lk.configure({ timeScale: 1000 });
     await sip.transferSipParticipant("room-transfer", "callee", "tel:+15550009999");
+    lk.configure({ timeScale: FAST });
     const call = await waitFor("the transfer to finish", async () => {
       const [c] = (await state(lk)).calls;
       return c?.endedAt ? c : undefined;
@@ -1022,5 +1027,89 @@ Deno.test("an agent dispatch retried with the same request id keeps its id", asy
     assert.equal(await create(), first);
     const dispatch = new AgentDispatchClient(lk.url, KEY, SECRET);
     assert.equal((await dispatch.listDispatch("room-retry")).length, 1);
+  });
+});
+
+Deno.test("at time scale zero every call still plays out in simulated-time order", async () => {
+  await withEmulator({ timeScale: 0 }, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const dial = (to: string, identity: string, maxCallDuration?: number) =>
+      sip.createSipParticipant(trunk.sipTrunkId, to, `room-${identity}`, {
+        participantIdentity: identity,
+        maxCallDuration,
+      });
+    await dial("+15550000777", "talks");
+    await dial("+15550000603", "declines");
+    await dial("+15550000408", "never-answers");
+    await dial("+15550000999", "cut-off", 5);
+    const calls = await waitFor("every call to end", async () => {
+      const all = (await state(lk)).calls;
+      return all.length === 4 && all.every((c) => c.endedAt) ? all : undefined;
+    });
+    const byIdentity = new Map(calls.map((c) => [c.identity, c]));
+    assert.deepEqual(
+      [byIdentity.get("talks")?.outcome, byIdentity.get("talks")?.endedBy],
+      ["completed", "callee"],
+    );
+    assert.equal(byIdentity.get("declines")?.outcome, "declined");
+    assert.equal(byIdentity.get("never-answers")?.outcome, "no_answer");
+    assert.deepEqual(
+      [byIdentity.get("cut-off")?.outcome, byIdentity.get("cut-off")?.endedBy],
+      ["completed", "max_call_duration"],
+    );
+  });
+});
+
+Deno.test("a new time scale applies to calls already in progress", async () => {
+  await withEmulator({ timeScale: 1 }, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-rescale", {
+      participantIdentity: "callee",
+    });
+    assert.equal(
+      (await state(lk)).calls[0].endedAt,
+      undefined,
+      "at real time the call lasts 21.5 s",
+    );
+    lk.configure({ timeScale: 0 });
+    const call = await waitFor("the call to finish", async () => {
+      const [c] = (await state(lk)).calls;
+      return c?.endedAt ? c : undefined;
+    });
+    assert.deepEqual([call.outcome, call.endedBy], ["completed", "callee"]);
+  });
+});
+
+Deno.test("a request without a token has no grants and is refused as unauthenticated", async () => {
+  await withEmulator({}, async (lk) => {
+    const res = await fetch(`${lk.url}/twirp/livekit.SIP/ListSIPInboundTrunk`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(res.status, 401);
+    assert.deepEqual(await res.json(), { code: "unauthenticated", msg: "permissions denied" });
+  });
+});
+
+Deno.test("Twirp protobuf bodies are understood as well as JSON", async () => {
+  await withEmulator({}, async (lk) => {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const res = await fetch(`${lk.url}/twirp/livekit.SIP/ListSIPOutboundTrunk`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/protobuf",
+        Authorization: `Bearer ${await adminToken({ sip: { admin: true } })}`,
+      },
+      body: new Uint8Array(
+        new ListSIPOutboundTrunkRequest({ trunkIds: [trunk.sipTrunkId] }).toBinary(),
+      ),
+    });
+    assert.equal(res.headers.get("Content-Type"), "application/protobuf");
+    const list = ListSIPOutboundTrunkResponse.fromBinary(new Uint8Array(await res.arrayBuffer()));
+    assert.deepEqual(list.items.map((t) => t.sipTrunkId), [trunk.sipTrunkId]);
   });
 });

@@ -219,6 +219,8 @@ export async function placeCall(config: Config, sql: Sql, lk: LiveKit, input: Di
   }
 }
 
+const FAILURE_REASONS = new Set(["USER_REJECTED", "USER_UNAVAILABLE", "SIP_TRUNK_FAILURE"]);
+
 /** What a LiveKit webhook means for the call in its room, if any. */
 export function eventFor(call: Pick<CallRow, "participant_identity">, ev: WebhookEvent): CallEvent | null {
   const at = new Date(Number(ev.createdAt ?? 0n) * 1000 || Date.now());
@@ -235,7 +237,12 @@ export function eventFor(call: Pick<CallRow, "participant_identity">, ev: Webhoo
     case "participant_left":
     case "participant_connection_aborted":
       if (!isOurs) return null;
-      return { kind: "left", at, reason: DisconnectReason[p!.disconnectReason] ?? "UNKNOWN_REASON", answered: status === "active" };
+    {
+      const reason = DisconnectReason[p!.disconnectReason] ?? "UNKNOWN_REASON";
+      // "hangup" follows "active": a call that was answered and then ended normally.
+      const answered = status === "active" || (status === "hangup" && !FAILURE_REASONS.has(reason));
+      return { kind: "left", at, reason, answered };
+    }
     case "room_finished":
       return { kind: "room_finished", at };
     default:

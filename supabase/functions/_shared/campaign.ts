@@ -49,14 +49,25 @@ export function sendDeadline(sendAt: Date): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
+/** Returns an undialed claim to the queue (or to cancelled, if its campaign was cancelled). */
 async function giveBack(sql: Sql, c: Claim, reason: string) {
-  await sql`update public.campaign_calls set status = 'queued', attempts = greatest(attempts - 1, 0),
-      lease_until = null, lease_owner = null, next_attempt_at = now(), last_error = ${reason}
-    where id = ${c.campaign_call_id} and status = 'dialing' and attempts = ${c.attempt}`;
+  await sql`update public.campaign_calls cc set
+      status = case when c.status = 'cancelled' then 'cancelled'::public.campaign_call_status else 'queued' end,
+      completed_at = case when c.status = 'cancelled' then now() end,
+      attempts = greatest(cc.attempts - 1, 0), lease_until = null, lease_owner = null,
+      next_attempt_at = now(), last_error = ${reason}
+    from public.campaigns c
+    where cc.id = ${c.campaign_call_id} and c.id = cc.campaign_id and cc.status = 'dialing' and cc.attempts = ${c.attempt}`;
 }
 
 async function dialOne(config: Config, sql: Sql, lk: LiveKit, c: Claim, log: Logger): Promise<Result> {
   await sleep(c.send_at.getTime() - Date.now());
+  // Pause and cancel take effect at once, even for calls claimed a moment ago.
+  const [campaign] = await sql<{ status: string }[]>`select status from public.campaigns where id = ${c.campaign_id}`;
+  if (campaign?.status !== "running") {
+    await giveBack(sql, c, `campaign ${campaign?.status ?? "deleted"}`);
+    return "deferred";
+  }
   if (Date.now() > sendDeadline(c.send_at)) {
     await giveBack(sql, c, "send slot missed; requeued");
     return "deferred";

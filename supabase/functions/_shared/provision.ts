@@ -154,8 +154,11 @@ export async function provisionNumber(
       if (!(e instanceof AppError)) throw e;
       l.warn("provisioning failed", { code: e.code, details: e.details, message: e.message });
       if (!row) return { row: null, error: e };
+      // A re-check of a number already ready for this assistant keeps it usable: its trunks
+      // were there a moment ago. The error is still shown and the job retries.
+      const stillReady = row.trunk_status === "ready" && row.provisioned_assistant_id === row.assistant_id;
       const [failed] = await tx<NumberRow[]>`
-        update public.phone_number set trunk_status = 'error', trunk_error = ${e.message}
+        update public.phone_number set trunk_status = ${stillReady ? "ready" : "error"}, trunk_error = ${e.message}
         where id = ${row.id} returning *`;
       return { row: failed, error: e };
     }

@@ -1,0 +1,327 @@
+import assert from "node:assert/strict";
+import * as jose from "jose";
+import {
+  call,
+  configureLiveKit,
+  createAssistant,
+  createUser,
+  eventually,
+  freeNumber,
+  outboxDrained,
+  livekitRequests,
+  livekitState,
+  sql,
+  stack,
+  type TestUser,
+} from "../helpers/stack.ts";
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+/** A user with an assistant whose number is provisioned and ready to dial. */
+async function readyAssistant(label: string) {
+  const user = await createUser(label);
+  const assistantId = await createAssistant(user, `${label} assistant`, `${label}-agent`);
+  const e164 = await freeNumber();
+  const res = await call("map-number", { token: user.token, body: { phoneNumber: e164, assistantId } });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  await outboxDrained(e164);
+  return { user, assistantId, e164, outboundTrunkId: res.body.phoneNumber.outboundTrunkId as string };
+}
+
+/** Callees by outcome, from the LiveKit emulator's table (last three digits). */
+let seq = 0;
+const callee = (suffix: string) => `+1212555${String(seq++ % 10)}${suffix}`;
+
+function dial(user: TestUser, body: Record<string, unknown>) {
+  return call("create-participant", { token: user.token, body });
+}
+
+async function finalCall(id: string) {
+  return await eventually(async () => {
+    const [c] = await sql`select * from public.outbound_calls where id = ${id}`;
+    return c && ["completed", "busy", "no_answer", "failed"].includes(c.status) ? c : null;
+  }, `call ${id} to end`);
+}
+
+async function dialCount() {
+  return (await livekitRequests()).filter((r: Json) => r.method === "CreateSIPParticipant").length;
+}
+
+Deno.test("an answered call runs to completed with answer time, end time and duration", async () => {
+  const { user, assistantId, e164, outboundTrunkId } = await readyAssistant("answered");
+  const to = callee("905");
+  const res = await dial(user, { assistantId, phoneNumber: to, metadata: { crm: "42" } });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const c = res.body.call;
+  assert.equal(c.outboundTrunkId, outboundTrunkId);
+  assert.equal(c.fromNumber, e164);
+  assert.equal(c.toNumber, to);
+  assert.match(c.participantId, /^PA_/);
+  assert.match(c.sipCallId, /^SCL_/);
+  assert.ok(c.roomName && c.participantIdentity);
+
+  const row = await finalCall(c.id);
+  assert.equal(row.status, "completed");
+  assert.equal(row.outcome, "answered");
+  assert.ok(row.answered_at, "answered time recorded");
+  assert.ok(row.ended_at >= row.answered_at);
+  assert.equal(typeof row.duration_sec, "number");
+  assert.equal(row.disconnect_reason, "CLIENT_INITIATED");
+
+  // The agent was dispatched into the call's room with the call's metadata.
+  const s = await livekitState();
+  const dispatch = s.dispatches.find((d: Json) => d.room === c.roomName);
+  assert.equal(dispatch.agentName, "answered-agent");
+  const meta = JSON.parse(dispatch.metadata);
+  assert.equal(meta.callId, c.id);
+  assert.equal(meta.crm, "42");
+  const events = await sql`select event from public.call_events where call_id = ${c.id}`;
+  assert.ok(events.some((e) => e.event === "participant_left"));
+});
+
+Deno.test("waitUntilAnswered returns once answered, and the call then completes", async () => {
+  const { user, assistantId } = await readyAssistant("wait");
+  const res = await dial(user, { assistantId, phoneNumber: callee("902"), waitUntilAnswered: true });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.ok(["in_progress", "completed"].includes(res.body.call.status));
+  const row = await finalCall(res.body.call.id);
+  assert.equal(row.status, "completed");
+  assert.ok(row.answered_at);
+});
+
+const failures: [string, string, number | null, string, string][] = [
+  // suffix, final status, SIP status, outcome, test name
+  ["486", "busy", 486, "busy", "a busy callee ends busy with SIP 486"],
+  ["408", "no_answer", null, "no_answer", "a callee who never answers ends no_answer"],
+  ["480", "no_answer", 480, "unavailable", "an unavailable callee ends no_answer with SIP 480"],
+  ["503", "failed", 503, "carrier_error", "a carrier 503 ends failed as a carrier error"],
+];
+
+for (const [suffix, status, sip, outcome, name] of failures) {
+  Deno.test(`${name} when waiting for the answer (502 naming LiveKit)`, async () => {
+    const { user, assistantId } = await readyAssistant(`w${suffix}`);
+    const res = await dial(user, { assistantId, phoneNumber: callee(suffix), waitUntilAnswered: true, ringingTimeoutSec: 10 });
+    assert.equal(res.status, 502, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "upstream_error");
+    assert.equal(res.body.error.details.upstream, "livekit");
+    assert.equal(res.body.error.details.outcome, outcome);
+    assert.equal(res.body.error.details.sipStatusCode, sip);
+    const [row] = await sql`select * from public.outbound_calls where id = ${res.body.error.details.callId}`;
+    assert.equal(row.status, status);
+    assert.equal(row.sip_status_code, sip);
+    assert.ok(row.ended_at);
+  });
+
+  Deno.test(`${name} when not waiting (from the webhooks)`, async () => {
+    const { user, assistantId } = await readyAssistant(`n${suffix}`);
+    const res = await dial(user, { assistantId, phoneNumber: callee(suffix), ringingTimeoutSec: 10 });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const row = await finalCall(res.body.call.id);
+    assert.equal(row.status, status);
+    assert.equal(row.answered_at, null);
+  });
+}
+
+Deno.test("a carrier CPS rejection ends the call as cps_limited", async () => {
+  const { user, assistantId } = await readyAssistant("cps");
+  await configureLiveKit({ trunkCps: 1 });
+  try {
+    const [a, b] = await Promise.all([
+      dial(user, { assistantId, phoneNumber: callee("901"), waitUntilAnswered: true }),
+      dial(user, { assistantId, phoneNumber: callee("901"), waitUntilAnswered: true }),
+    ]);
+    const rejected = [a, b].find((r) => r.status === 502);
+    assert.ok(rejected, "one of two calls in the same second is rejected");
+    assert.equal(rejected!.body.error.details.sipStatusCode, 503);
+    assert.equal(rejected!.body.error.details.outcome, "cps_limited");
+  } finally {
+    await configureLiveKit({ trunkCps: 0 });
+  }
+});
+
+Deno.test("with LiveKit down the call is recorded as failed and the answer is a 502", async () => {
+  const { user, assistantId } = await readyAssistant("down");
+  await configureLiveKit({ failureRate: 1 });
+  let res;
+  try {
+    res = await dial(user, { assistantId, phoneNumber: callee("901") });
+  } finally {
+    await configureLiveKit({ failureRate: 0 });
+  }
+  assert.equal(res.status, 502);
+  assert.equal(res.body.error.details.outcome, "livekit_error");
+  const [row] = await sql`select * from public.outbound_calls where id = ${res.body.error.details.callId}`;
+  assert.equal(row.status, "failed");
+  assert.equal(row.outcome, "livekit_error");
+});
+
+Deno.test("an assistant without a ready outbound trunk gets 422 no_outbound_trunk", async () => {
+  const user = await createUser("notrunk");
+  const assistantId = await createAssistant(user);
+  const before = await dialCount();
+  const res = await dial(user, { assistantId, phoneNumber: callee("901") });
+  assert.equal(res.status, 422);
+  assert.equal(res.body.error.code, "no_outbound_trunk");
+  assert.match(res.body.error.message, /map-number/);
+  assert.equal(await dialCount(), before);
+});
+
+Deno.test("another user's assistant is not found and nothing is dialed", async () => {
+  const { assistantId } = await readyAssistant("victim");
+  const stranger = await createUser("intruder");
+  const before = await dialCount();
+  const res = await dial(stranger, { assistantId, phoneNumber: callee("901") });
+  assert.equal(res.status, 404);
+  assert.equal(await dialCount(), before);
+});
+
+Deno.test("a callee outside the allowed countries or premium-rate gets 422 and nothing is dialed", async () => {
+  const { user, assistantId } = await readyAssistant("fraud");
+  const before = await dialCount();
+  for (const to of ["+442071234567", "+19005551234"]) {
+    const res = await dial(user, { assistantId, phoneNumber: to });
+    assert.equal(res.status, 422, to);
+    assert.equal(res.body.error.code, "destination_not_allowed");
+  }
+  assert.equal(await dialCount(), before);
+  const [{ n }] = await sql`select count(*)::int as n from public.outbound_calls where owner_id = ${user.id}`;
+  assert.equal(n, 0);
+});
+
+Deno.test("a callee on the do-not-call list gets 422 and nothing is dialed", async () => {
+  const { user, assistantId } = await readyAssistant("dnc");
+  const to = callee("901");
+  await sql`insert into public.do_not_call (owner_id, e164, reason) values (${user.id}, ${to}, 'asked')`;
+  const before = await dialCount();
+  const res = await dial(user, { assistantId, phoneNumber: to });
+  assert.equal(res.status, 422);
+  assert.equal(res.body.error.code, "do_not_call");
+  assert.equal(await dialCount(), before);
+});
+
+Deno.test("create-participant is rate-limited per user", async () => {
+  const { user, assistantId } = await readyAssistant("rate");
+  await sql`insert into internal.rate_limit (owner_id, bucket, window_start, count)
+    values (${user.id}, 'create-participant', date_trunc('minute', now()), 30)
+    on conflict (owner_id, bucket, window_start) do update set count = 30`;
+  const res = await dial(user, { assistantId, phoneNumber: callee("901") });
+  assert.equal(res.status, 429);
+  assert.equal(res.body.error.code, "rate_limited");
+  assert.ok(res.body.error.details.retryAfterSec >= 1);
+});
+
+Deno.test("the service may dial by outbound trunk id", async () => {
+  const { outboundTrunkId } = await readyAssistant("svc");
+  const res = await call("create-participant", {
+    token: stack.serviceKey,
+    body: { outboundTrunkId, phoneNumber: callee("901"), waitUntilAnswered: true },
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.call.outboundTrunkId, outboundTrunkId);
+});
+
+// Webhooks ---------------------------------------------------------------------------------
+
+async function signedPost(body: string, opts: { secret?: string; exp?: number; sha?: string } = {}) {
+  const sha = opts.sha ?? btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)))));
+  const jwt = await new jose.SignJWT({ sha256: sha, video: {} })
+    .setProtectedHeader({ alg: "HS256" })
+    .setIssuer(stack.livekit.apiKey)
+    .setNotBefore(Math.floor(Date.now() / 1000) - 60)
+    .setExpirationTime(opts.exp ?? Math.floor(Date.now() / 1000) + 300)
+    .sign(new TextEncoder().encode(opts.secret ?? stack.livekit.apiSecret));
+  return await call("livekit-webhook", { body, headers: { Authorization: jwt, "Content-Type": "application/webhook+json" } });
+}
+
+async function roomCall(label: string) {
+  const { user, assistantId } = await readyAssistant(label);
+  // A call that rings for a long time (408 rings until the timeout) so webhooks can be injected.
+  const res = await dial(user, { assistantId, phoneNumber: callee("408"), ringingTimeoutSec: 80 });
+  assert.equal(res.status, 200);
+  const [row] = await sql`select * from public.outbound_calls where id = ${res.body.call.id}`;
+  return row;
+}
+
+function leftEvent(row: Json, id: string, reason = "USER_REJECTED") {
+  return JSON.stringify({
+    event: "participant_left",
+    id,
+    createdAt: String(Math.floor(Date.now() / 1000)),
+    room: { name: row.room_name, sid: "RM_test" },
+    participant: {
+      sid: "PA_test",
+      identity: row.participant_identity,
+      kind: "SIP",
+      state: "DISCONNECTED",
+      attributes: { "sip.callStatus": "ringing" },
+      disconnectReason: reason,
+    },
+  });
+}
+
+Deno.test("a forged webhook gets 401 and changes nothing", async () => {
+  const row = await roomCall("forged");
+  const body = leftEvent(row, `EV_forged${crypto.randomUUID().slice(0, 8)}`);
+  const res = await signedPost(body, { secret: "not-the-secret-not-the-secret-xx" });
+  assert.equal(res.status, 401);
+  const tampered = await signedPost(body.replace("USER_REJECTED", "CLIENT_INITIATED"), {
+    sha: btoa("x".repeat(32)),
+  });
+  assert.equal(tampered.status, 401);
+  const [after] = await sql`select status from public.outbound_calls where id = ${row.id}`;
+  assert.ok(!["busy", "completed"].includes(after.status));
+  const [{ n }] = await sql`select count(*)::int as n from public.call_events where event_id like 'EV_forged%'`;
+  assert.equal(n, 0);
+});
+
+Deno.test("a stale webhook gets 401", async () => {
+  const row = await roomCall("stale");
+  const res = await signedPost(leftEvent(row, `EV_stale${crypto.randomUUID().slice(0, 8)}`), {
+    exp: Math.floor(Date.now() / 1000) - 3600,
+  });
+  assert.equal(res.status, 401);
+});
+
+Deno.test("the same webhook twice makes one transition", async () => {
+  const row = await roomCall("dupe");
+  const body = leftEvent(row, `EV_dupe${crypto.randomUUID().slice(0, 8)}`);
+  const first = await signedPost(body);
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  assert.equal(first.body.duplicate, false);
+  assert.equal(first.body.status, "busy");
+  const [once] = await sql`select status, updated_at from public.outbound_calls where id = ${row.id}`;
+  const second = await signedPost(body);
+  assert.equal(second.status, 200);
+  assert.equal(second.body.duplicate, true);
+  const [twice] = await sql`select status, updated_at from public.outbound_calls where id = ${row.id}`;
+  assert.equal(twice.status, "busy");
+  assert.equal(twice.updated_at.getTime(), once.updated_at.getTime(), "the second delivery changed nothing");
+});
+
+Deno.test("events out of order never reopen an ended call", async () => {
+  const row = await roomCall("order");
+  assert.equal((await signedPost(leftEvent(row, `EV_o1${crypto.randomUUID().slice(0, 8)}`))).body.status, "busy");
+  const joined = JSON.stringify({
+    event: "participant_joined",
+    id: `EV_o2${crypto.randomUUID().slice(0, 8)}`,
+    createdAt: String(Math.floor(Date.now() / 1000) - 5),
+    room: { name: row.room_name },
+    participant: { identity: row.participant_identity, kind: "SIP", attributes: { "sip.callStatus": "ringing" } },
+  });
+  const res = await signedPost(joined);
+  assert.equal(res.status, 200);
+  const [after] = await sql`select status from public.outbound_calls where id = ${row.id}`;
+  assert.equal(after.status, "busy");
+});
+
+Deno.test("webhooks that arrive before create-participant returns still leave the call consistent", async () => {
+  const { user, assistantId } = await readyAssistant("early");
+  // With waitUntilAnswered the joined (and for a short call, left) webhooks race the response.
+  const res = await dial(user, { assistantId, phoneNumber: callee("900"), waitUntilAnswered: true });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const row = await finalCall(res.body.call.id);
+  assert.equal(row.status, "completed");
+  assert.ok(row.answered_at);
+  assert.equal(row.participant_id, res.body.call.participantId);
+});

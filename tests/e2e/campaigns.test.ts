@@ -1,0 +1,369 @@
+import assert from "node:assert/strict";
+import {
+  call,
+  createAssistant,
+  createUser,
+  eventually,
+  freeNumber,
+  outboxDrained,
+  livekitState,
+  sql,
+  stack,
+  type TestUser,
+} from "../helpers/stack.ts";
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+interface Fixture {
+  user: TestUser;
+  assistantId: string;
+  numberId: string;
+  campaignId: string;
+}
+
+/** A ready number, a running campaign (started at insert, so nothing pokes the tick) and its contacts. */
+async function campaign(label: string, contacts: Json[], settings: Record<string, unknown> = {}, cps = 10): Promise<Fixture> {
+  const user = await createUser(label);
+  const assistantId = await createAssistant(user, `${label} assistant`, `${label}-agent`);
+  const e164 = await freeNumber();
+  const mapped = await call("map-number", { token: user.token, body: { phoneNumber: e164, assistantId } });
+  assert.equal(mapped.status, 200, JSON.stringify(mapped.body));
+  const numberId = mapped.body.phoneNumber.id;
+  await outboxDrained(e164);
+  await sql`update public.phone_number set calls_per_second = ${cps} where id = ${numberId}`;
+  const row = {
+    owner_id: user.id,
+    name: `${label} campaign`,
+    assistant_id: assistantId,
+    phone_number_id: numberId,
+    status: "draft",
+    window_start: "00:00",
+    window_end: "23:59:59",
+    weekdays: [1, 2, 3, 4, 5, 6, 7],
+    ringing_timeout_sec: 20,
+    ...settings,
+  };
+  const [c] = await sql`insert into public.campaigns ${sql(row)} returning id`;
+  await importAs(user, c.id, contacts);
+  return { user, assistantId, numberId, campaignId: c.id };
+}
+
+/** The RPC a client calls, run under the user's RLS. */
+async function importAs(user: TestUser, campaignId: string, contacts: Json[]) {
+  const [r] = await sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${JSON.stringify({ sub: user.id, role: "authenticated" })}, true)`;
+    return await tx`select public.add_campaign_calls(${campaignId}, ${tx.json(contacts)}) as r`;
+  });
+  return r.r;
+}
+
+/** Starts the campaign without the trigger's poke, so the test decides when ticks run. */
+async function startQuietly(campaignId: string) {
+  await sql.begin(async (tx) => {
+    await tx`alter table public.campaigns disable trigger changed`;
+    await tx`update public.campaigns set status = 'running' where id = ${campaignId}`;
+    await tx`alter table public.campaigns enable trigger changed`;
+  });
+}
+
+function tick(body: Record<string, unknown>) {
+  return call("campaign-tick", { token: stack.serviceKey, body });
+}
+
+/** Emulator call records for these callees. */
+async function dialed(numbers: string[]) {
+  const set = new Set(numbers);
+  return (await livekitState()).calls.filter((c: Json) => set.has(c.toNumber));
+}
+
+const SPECIAL = new Set(["404", "408", "480", "486", "503", "603"]);
+/** Callees that answer (per the emulator's table), unique per test run. */
+function answering(prefix: string, count: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < count; i++) {
+    const line = String(i).padStart(4, "0");
+    if (SPECIAL.has(line.slice(1)) || line.slice(1) >= "900") continue;
+    out.push(`+1${prefix}${line}`);
+  }
+  return out;
+}
+
+async function settled(campaignId: string, status = "completed") {
+  return await eventually(async () => {
+    const [p] = await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
+    return p.status === status ? p : null;
+  }, `campaign ${campaignId} to be ${status}`, 1200);
+}
+
+Deno.test("8 ticks at once over 2,000 queued calls dial each exactly once within concurrency and pacing", async () => {
+  const numbers = answering("646555", 2000);
+  const f = await campaign("bulk", numbers.map((phoneNumber) => ({ phoneNumber })), { max_concurrent: 40 }, 100);
+  const [{ n }] = await sql`select count(*)::int as n from public.campaign_calls where campaign_id = ${f.campaignId} and status = 'queued'`;
+  assert.equal(n, 2000);
+  await startQuietly(f.campaignId);
+  const ticks = await Promise.all(Array.from({ length: 8 }, () => tick({ campaignId: f.campaignId, budgetSec: 90 })));
+  for (const t of ticks) assert.equal(t.status, 200, JSON.stringify(t.body));
+  const p = await settled(f.campaignId);
+  assert.equal(p.completed, 2000);
+
+  const calls = await dialed(numbers);
+  const perCallee = new Map<string, number>();
+  for (const c of calls) perCallee.set(c.toNumber, (perCallee.get(c.toNumber) ?? 0) + 1);
+  assert.equal(perCallee.size, 2000, "every callee was dialed");
+  assert.ok([...perCallee.values()].every((v) => v === 1), "no callee was dialed twice");
+
+  // Concurrency: the most calls live at any moment, from the emulator's own times.
+  const edges = calls.flatMap((c: Json) => [[c.startedAt, 1], [c.endedAt ?? Infinity, -1]]) as [number, number][];
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let live = 0;
+  let peak = 0;
+  for (const [, d] of edges) peak = Math.max(peak, (live += d));
+  assert.ok(peak <= 40, `peak live calls ${peak} exceeds the campaign's limit of 40`);
+
+  // Pacing: calls the emulator received in each wall-clock second.
+  const perSecond = new Map<number, number>();
+  for (const c of calls) perSecond.set(Math.floor(c.startedAt / 1000), (perSecond.get(Math.floor(c.startedAt / 1000)) ?? 0) + 1);
+  const busiest = Math.max(...perSecond.values());
+  assert.ok(busiest <= 100, `${busiest} calls in one second exceeds the budget of 100`);
+});
+
+Deno.test("callees are dialed only inside their own calling window", async () => {
+  // New York and Honolulu are 5 hours apart: a two-hour window around New York's local
+  // time never contains Honolulu's.
+  const nyNow = new Date(new Date().toLocaleString("en-US", { timeZone: "America/New_York" }));
+  const minutes = nyNow.getHours() * 60 + nyNow.getMinutes();
+  const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
+  const start = hhmm(Math.max(0, minutes - 60));
+  const end = minutes + 60 >= 24 * 60 ? "23:59:59" : hhmm(minutes + 60);
+  const ny = "+12125550123";
+  const hnl = "+18085550123";
+  const f = await campaign("zones", [{ phoneNumber: ny }, { phoneNumber: hnl }], { window_start: start, window_end: end });
+  const zones = await sql`select e164, timezone, next_attempt_at from public.campaign_calls where campaign_id = ${f.campaignId} order by e164`;
+  assert.equal(zones.find((z) => z.e164 === ny)!.timezone, "America/New_York");
+  assert.equal(zones.find((z) => z.e164 === hnl)!.timezone, "Pacific/Honolulu");
+  assert.ok(zones.find((z) => z.e164 === hnl)!.next_attempt_at > new Date(), "Honolulu waits for its window");
+
+  await startQuietly(f.campaignId);
+  const first = await tick({ campaignId: f.campaignId });
+  assert.equal(first.body.dialed, 1);
+  assert.deepEqual((await dialed([ny, hnl])).map((c: Json) => c.toNumber), [ny]);
+
+  // Honolulu's window opens (here: the window is widened, which reschedules the queue).
+  await sql`update public.campaigns set window_start = '00:00', window_end = '23:59:59' where id = ${f.campaignId}`;
+  const second = await tick({ campaignId: f.campaignId });
+  assert.equal(second.body.dialed, 1);
+  assert.deepEqual((await dialed([ny, hnl])).map((c: Json) => c.toNumber).sort(), [ny, hnl].sort());
+});
+
+Deno.test("busy and no-answer callees are retried after their delays up to max attempts", async () => {
+  const busy = "+13125550486";
+  const silent = "+13125551408";
+  const f = await campaign("retry", [{ phoneNumber: busy }, { phoneNumber: silent }], {
+    max_attempts: 3,
+    retry_busy_sec: 600,
+    retry_no_answer_sec: 900,
+    retry_backoff: 2,
+    ringing_timeout_sec: 5,
+  });
+  await startQuietly(f.campaignId);
+  const queuedAgain = (attempts: number) =>
+    eventually(async () => {
+      const rows = await sql`select e164, status, attempts, next_attempt_at, last_outcome from public.campaign_calls
+        where campaign_id = ${f.campaignId} order by e164`;
+      return rows.every((r) => r.status === "queued" && r.attempts === attempts) ? rows : null;
+    }, `both callees queued after attempt ${attempts}`);
+
+  for (const attempt of [1, 2]) {
+    const t = await tick({ campaignId: f.campaignId });
+    assert.equal(t.body.dialed, 2, JSON.stringify(t.body));
+    const rows = await queuedAgain(attempt);
+    const b = rows.find((r) => r.e164 === busy)!;
+    const s = rows.find((r) => r.e164 === silent)!;
+    assert.equal(b.last_outcome, "busy");
+    assert.equal(s.last_outcome, "no_answer");
+    const waitB = (b.next_attempt_at.getTime() - Date.now()) / 1000;
+    const waitS = (s.next_attempt_at.getTime() - Date.now()) / 1000;
+    const factor = 2 ** (attempt - 1);
+    assert.ok(Math.abs(waitB - 600 * factor) < 60, `busy retry in ${waitB} s, expected ${600 * factor}`);
+    assert.ok(Math.abs(waitS - 900 * factor) < 60, `no-answer retry in ${waitS} s, expected ${900 * factor}`);
+    // Time passes: the retries fall due.
+    await sql`update public.campaign_calls set next_attempt_at = now() - interval '1 second' where campaign_id = ${f.campaignId}`;
+  }
+  const t = await tick({ campaignId: f.campaignId });
+  assert.equal(t.body.dialed, 2);
+  const p = await settled(f.campaignId);
+  assert.equal(p.busy, 1);
+  assert.equal(p.no_answer, 1);
+  assert.equal(p.attempts, 6);
+  assert.equal((await dialed([busy, silent])).length, 6);
+});
+
+Deno.test("a number added to the do-not-call list after import is skipped at dial time", async () => {
+  const keep = "+14155550777";
+  const stop = "+14155550778";
+  const f = await campaign("dnc", [{ phoneNumber: keep }, { phoneNumber: stop }]);
+  await sql`insert into public.do_not_call (owner_id, e164) values (${f.user.id}, ${stop})`;
+  await startQuietly(f.campaignId);
+  const t = await tick({ campaignId: f.campaignId });
+  assert.equal(t.body.dialed, 1);
+  assert.equal(t.body.skipped, 1);
+  const [row] = await sql`select status, last_outcome from public.campaign_calls where campaign_id = ${f.campaignId} and e164 = ${stop}`;
+  assert.equal(row.status, "skipped");
+  assert.equal(row.last_outcome, "do_not_call");
+  assert.deepEqual((await dialed([keep, stop])).map((c: Json) => c.toNumber), [keep]);
+});
+
+Deno.test("pause and cancel stop new dials at once and resume continues where it left off", async () => {
+  const numbers = answering("718555", 6);
+  const f = await campaign("pause", numbers.map((phoneNumber) => ({ phoneNumber })), { max_concurrent: 10 });
+  await startQuietly(f.campaignId);
+  const first = await tick({ campaignId: f.campaignId, maxCalls: 2 });
+  assert.equal(first.body.dialed, 2);
+  await sql`update public.campaigns set status = 'paused' where id = ${f.campaignId}`;
+  const paused = await tick({ campaignId: f.campaignId });
+  assert.equal(paused.body.dialed, 0);
+  assert.equal((await dialed(numbers)).length, 2);
+
+  await sql`update public.campaigns set status = 'running' where id = ${f.campaignId}`;
+  await settled(f.campaignId);
+  const calls = await dialed(numbers);
+  assert.equal(calls.length, 6, "each callee dialed once in all");
+  assert.equal(new Set(calls.map((c: Json) => c.toNumber)).size, 6);
+
+  const others = answering("917555", 4);
+  const g = await campaign("cancel", others.map((phoneNumber) => ({ phoneNumber })));
+  await startQuietly(g.campaignId);
+  assert.equal((await tick({ campaignId: g.campaignId, maxCalls: 1 })).body.dialed, 1);
+  await sql`update public.campaigns set status = 'cancelled' where id = ${g.campaignId}`;
+  assert.equal((await tick({ campaignId: g.campaignId })).body.dialed, 0);
+  const p = await eventually(async () => {
+    const [x] = await sql`select * from public.campaign_progress where campaign_id = ${g.campaignId}`;
+    return x.dialing + x.in_progress === 0 ? x : null;
+  }, "the live call to end");
+  assert.equal(p.status, "cancelled");
+  assert.equal(p.cancelled, 3);
+  assert.equal((await dialed(others)).length, 1);
+});
+
+Deno.test("a tick that dies after claiming loses no call and dials none twice", async () => {
+  const numbers = answering("347555", 5);
+  const f = await campaign("crash", numbers.map((phoneNumber) => ({ phoneNumber })));
+  await startQuietly(f.campaignId);
+  // A tick claims five calls and dies before dialing any of them.
+  const claimed = await sql`select * from internal.claim_calls(${f.campaignId}, 5, ${crypto.randomUUID()})`;
+  assert.equal(claimed.length, 5);
+  assert.equal((await tick({ campaignId: f.campaignId })).body.dialed, 0, "claimed calls are not dialed by another tick");
+  // Its lease runs out.
+  await sql`update public.campaign_calls set lease_until = now() - interval '1 second' where campaign_id = ${f.campaignId}`;
+  const t = await tick({ campaignId: f.campaignId });
+  assert.equal(t.body.dialed, 5);
+  const p = await settled(f.campaignId);
+  assert.equal(p.completed, 5);
+  assert.equal(p.attempts, 5, "the dead tick's claim did not count as an attempt");
+  assert.equal((await dialed(numbers)).length, 5);
+});
+
+Deno.test("a tick that dies after dialing never dials that attempt again", async () => {
+  const numbers = answering("929555", 3);
+  const f = await campaign("dialed", numbers.map((phoneNumber) => ({ phoneNumber })));
+  await startQuietly(f.campaignId);
+  const claimed = await sql`select * from internal.claim_calls(${f.campaignId}, 3, ${crypto.randomUUID()})`;
+  // The dead tick had dialed the first claim: its call record exists under the attempt's room.
+  const c = claimed[0];
+  const placed = await call("create-participant", {
+    token: stack.serviceKey,
+    body: { assistantId: f.assistantId, phoneNumber: c.e164, roomName: c.room_name, participantIdentity: c.participant_identity },
+  });
+  assert.equal(placed.status, 200, JSON.stringify(placed.body));
+  await sql`update public.outbound_calls set campaign_id = ${f.campaignId}, campaign_call_id = ${c.campaign_call_id}, attempt = ${c.attempt}
+    where room_name = ${c.room_name}`;
+  await sql`update public.campaign_calls set lease_until = now() - interval '1 second' where campaign_id = ${f.campaignId}`;
+  await tick({ campaignId: f.campaignId });
+  await settled(f.campaignId);
+  const calls = await dialed(numbers);
+  assert.equal(calls.length, 3, "three callees, three dials");
+  assert.equal(calls.filter((x: Json) => x.toNumber === c.e164).length, 1, "the dialed attempt was not dialed again");
+});
+
+Deno.test("failures in a burst pause the campaign with a visible reason", async () => {
+  const numbers = ["+15035550503", "+15035551503", "+15035552503", "+15035553503", "+15035554503", "+15035555503"];
+  const f = await campaign("breaker", numbers.map((phoneNumber) => ({ phoneNumber })), {
+    failure_min_calls: 3,
+    failure_threshold: 0.5,
+    max_concurrent: 1,
+  });
+  await startQuietly(f.campaignId);
+  const p = await eventually(async () => {
+    await tick({ campaignId: f.campaignId, maxCalls: 1 });
+    const [x] = await sql`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
+    return x.status === "paused" ? x : null;
+  }, "the breaker to trip", 40);
+  assert.match(p.status_reason, /failure breaker/);
+  assert.ok(p.failed >= 3 && p.failed < 6, `paused after ${p.failed} failures, before dialing everyone`);
+});
+
+Deno.test("a campaign whose assistant has no ready number pauses with the reason", async () => {
+  const user = await createUser("nonumber");
+  const assistantId = await createAssistant(user);
+  const [c] = await sql`insert into public.campaigns (owner_id, name, assistant_id, status, window_start, window_end, weekdays)
+    values (${user.id}, 'orphan', ${assistantId}, 'draft', '00:00', '23:59:59', '{1,2,3,4,5,6,7}') returning id`;
+  await importAs(user, c.id, [{ phoneNumber: "+14155550100" }]);
+  await startQuietly(c.id);
+  await tick({ campaignId: c.id });
+  const [row] = await sql`select status, status_reason from public.campaigns where id = ${c.id}`;
+  assert.equal(row.status, "paused");
+  assert.match(row.status_reason, /no ready outbound trunk/);
+});
+
+Deno.test("contacts are normalised, de-duplicated and checked on import", async () => {
+  const user = await createUser("import");
+  const assistantId = await createAssistant(user);
+  const [c] = await sql`insert into public.campaigns (owner_id, name, assistant_id) values (${user.id}, 'import', ${assistantId}) returning id`;
+  await sql`insert into public.do_not_call (owner_id, e164) values (${user.id}, '+14155550199')`;
+  const r = await importAs(user, c.id, [
+    { phoneNumber: "(415) 555-0123", name: "national" },
+    { phoneNumber: "+1 415 555 0123", name: "same number again" },
+    { phoneNumber: "+14155550199" },
+    { phoneNumber: "+44 20 7123 4567" },
+    { phoneNumber: "not a number" },
+    { phoneNumber: "+14155550124", timezone: "Mars/Olympus" },
+    { phoneNumber: "+14155550125", timezone: "Europe/Paris" },
+  ]);
+  assert.equal(r.added, 2);
+  assert.equal(r.duplicates, 1);
+  assert.equal(r.skipped, 2, "do-not-call and a country outside the campaign's list");
+  assert.equal(r.rejected.length, 2);
+  const rows = await sql`select e164, timezone, status, last_outcome from public.campaign_calls where campaign_id = ${c.id} order by e164`;
+  assert.equal(rows.find((x) => x.e164 === "+14155550123")!.timezone, "America/Los_Angeles");
+  assert.equal(rows.find((x) => x.e164 === "+14155550125")!.timezone, "Europe/Paris", "an explicit zone wins");
+  assert.equal(rows.find((x) => x.e164 === "+14155550199")!.last_outcome, "do_not_call");
+
+  const stranger = await createUser("import-stranger");
+  await assert.rejects(() => importAs(stranger, c.id, [{ phoneNumber: "+14155550126" }]), /does not exist/);
+});
+
+Deno.test("campaign progress is readable by its owner only", async () => {
+  const f = await campaign("progress", [{ phoneNumber: "+14155550901" }]);
+  const mine = await sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${JSON.stringify({ sub: f.user.id, role: "authenticated" })}, true)`;
+    return await tx`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
+  });
+  assert.equal(mine.length, 1);
+  assert.equal(Number(mine[0].queued), 1);
+  const stranger = await createUser("progress-stranger");
+  const theirs = await sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${JSON.stringify({ sub: stranger.id, role: "authenticated" })}, true)`;
+    return await tx`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
+  });
+  assert.equal(theirs.length, 0);
+});
+
+Deno.test("illegal status changes are refused", async () => {
+  const f = await campaign("states", []);
+  await sql`update public.campaigns set status = 'cancelled' where id = ${f.campaignId}`;
+  await assert.rejects(() => sql`update public.campaigns set status = 'running' where id = ${f.campaignId}`, /cannot go from cancelled to running/);
+});
