@@ -26,24 +26,36 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
   const sql = postgres(info.dbUrl, { max: 2, onnotice: () => {} });
   try {
     const email = `demo-${Date.now()}@example.com`;
-    const [user] = await sql<{ id: string }[]>`insert into auth.users (email) values (${email}) returning id`;
+    const [user] = await sql<
+      { id: string }[]
+    >`insert into auth.users (email) values (${email}) returning id`;
     const token = await mintUserToken(info, { id: user.id, email });
     const [assistant] = await sql<{ id: string }[]>`
       insert into public.assistant (owner_id, name, agent_name) values (${user.id}, 'Renewals assistant', 'renewals-agent')
       returning id`;
     const number = info.numbers[0] ?? Deno.env.get("DEMO_NUMBER");
-    if (!number) throw new Error("No number to assign: set DEMO_NUMBER to a number of your Twilio account.");
+    if (!number) {
+      throw new Error("No number to assign: set DEMO_NUMBER to a number of your Twilio account.");
+    }
 
     say(`\ndemo: assigning ${number} to the assistant through map-number ...`);
     const mapped = await fetch(`${info.supabaseUrl}/functions/v1/map-number`, {
       method: "POST",
-      headers: { Authorization: `Bearer ${token}`, apikey: info.anonKey, "Content-Type": "application/json" },
+      headers: {
+        Authorization: `Bearer ${token}`,
+        apikey: info.anonKey,
+        "Content-Type": "application/json",
+      },
       body: JSON.stringify({ phoneNumber: number, assistantId: assistant.id, label: "Demo line" }),
     });
     const body = await mapped.json();
-    if (!mapped.ok) throw new Error(`map-number answered ${mapped.status}: ${JSON.stringify(body)}`);
+    if (!mapped.ok) {
+      throw new Error(`map-number answered ${mapped.status}: ${JSON.stringify(body)}`);
+    }
     const n = body.phoneNumber;
-    say(`demo: ${n.e164} is ${n.trunkStatus}: inbound ${n.inboundTrunkId}, rule ${n.dispatchRuleId}, outbound ${n.outboundTrunkId}`);
+    say(
+      `demo: ${n.e164} is ${n.trunkStatus}: inbound ${n.inboundTrunkId}, rule ${n.dispatchRuleId}, outbound ${n.outboundTrunkId}`,
+    );
 
     const [campaign] = await sql<{ id: string }[]>`
       insert into public.campaigns (owner_id, name, assistant_id, phone_number_id, window_start, window_end,
@@ -55,7 +67,9 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
     // Contacts are imported the way a client does it: the RPC, under the user's RLS.
     const [imported] = await sql.begin(async (tx) => {
       await tx`select set_config('role', 'authenticated', true),
-        set_config('request.jwt.claims', ${JSON.stringify({ sub: user.id, role: "authenticated" })}, true)`;
+        set_config('request.jwt.claims', ${
+        JSON.stringify({ sub: user.id, role: "authenticated" })
+      }, true)`;
       return await tx`select public.add_campaign_calls(${campaign.id}, ${tx.json(CONTACTS)}) as r`;
     });
     say(`demo: imported contacts ${JSON.stringify(imported.r)}`);
@@ -63,12 +77,27 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
     say(`demo: campaign running (pg_cron ticks it; finished calls refill their slot at once)\n`);
 
     const widths = [10, 8, 8, 8, 8, 10, 8, 8, 10, 8, 8];
-    say(line(["status", "queued", "dialing", "talking", "done", "busy", "no-ans", "failed", "retrying", "skipped", "attempts"], widths));
+    say(
+      line([
+        "status",
+        "queued",
+        "dialing",
+        "talking",
+        "done",
+        "busy",
+        "no-ans",
+        "failed",
+        "retrying",
+        "skipped",
+        "attempts",
+      ], widths),
+    );
     let last = "";
     for (let i = 0; i < 600; i++) {
       // Locally pg_cron (1.4) ticks once a minute; Supabase's seconds schedule ticks every few seconds.
       await sql`select internal.tick_campaigns()`;
-      const [p] = await sql`select * from public.campaign_progress where campaign_id = ${campaign.id}`;
+      const [p] =
+        await sql`select * from public.campaign_progress where campaign_id = ${campaign.id}`;
       const row = line([
         p.status,
         p.queued,
@@ -97,7 +126,12 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
     const w = [14, 38, 11, 9, 24, 20];
     say("\n" + line(["callee", "name", "status", "attempts", "last outcome", "time zone"], w));
     for (const c of calls) {
-      say(line([c.e164, c.name ?? "", c.status, c.attempts, c.last_outcome ?? "", c.timezone ?? ""], w));
+      say(
+        line(
+          [c.e164, c.name ?? "", c.status, c.attempts, c.last_outcome ?? "", c.timezone ?? ""],
+          w,
+        ),
+      );
     }
     say(`\nrejected at import: ${JSON.stringify(imported.r.rejected)}`);
     if (!opts.once) say("\ndemo done; the stack keeps running (Ctrl-C stops it)");

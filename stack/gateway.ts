@@ -90,29 +90,34 @@ export function startGateway(opts: {
     }
   }
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: opts.port, onListen() {} }, async (req) => {
-    const url = new URL(req.url);
-    if (url.pathname === "/auth/v1/.well-known/jwks.json") {
-      return new Response(JSON.stringify(keys.jwks), { headers: { ...CORS, "Content-Type": "application/json" } });
-    }
-    const m = /^\/functions\/v1\/([^/?]+)/.exec(url.pathname);
-    if (!m) return error(404, "not_found", `No route for ${url.pathname}.`);
-    const fn = byName.get(m[1]);
-    if (!fn) return error(404, "not_found", `Function ${m[1]} does not exist.`);
-    if (req.method !== "OPTIONS" && fn.verifyJwt && !await jwtOk(req)) {
-      return error(401, "unauthenticated", "Invalid or missing JWT.");
-    }
-    let handler = loaded.get(fn.name);
-    if (!handler) {
-      handler = fn.load();
-      loaded.set(fn.name, handler);
-    }
-    try {
-      return await (await handler)(req);
-    } catch {
-      return error(500, "internal_error", "The function crashed.");
-    }
-  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: opts.port, onListen() {} },
+    async (req) => {
+      const url = new URL(req.url);
+      if (url.pathname === "/auth/v1/.well-known/jwks.json") {
+        return new Response(JSON.stringify(keys.jwks), {
+          headers: { ...CORS, "Content-Type": "application/json" },
+        });
+      }
+      const m = /^\/functions\/v1\/([^/?]+)/.exec(url.pathname);
+      if (!m) return error(404, "not_found", `No route for ${url.pathname}.`);
+      const fn = byName.get(m[1]);
+      if (!fn) return error(404, "not_found", `Function ${m[1]} does not exist.`);
+      if (req.method !== "OPTIONS" && fn.verifyJwt && !await jwtOk(req)) {
+        return error(401, "unauthenticated", "Invalid or missing JWT.");
+      }
+      let handler = loaded.get(fn.name);
+      if (!handler) {
+        handler = fn.load();
+        loaded.set(fn.name, handler);
+      }
+      try {
+        return await (await handler)(req);
+      } catch {
+        return error(500, "internal_error", "The function crashed.");
+      }
+    },
+  );
   return {
     url: `http://127.0.0.1:${opts.port}`,
     close: () => server.shutdown(),

@@ -26,7 +26,8 @@ const summary = {
   SUPABASE_ANON_KEY: info.anonKey,
   SUPABASE_SERVICE_ROLE_KEY: info.serviceKey,
   SUPABASE_DB_URL: info.dbUrl,
-  LIVEKIT_URL: info.livekit.url + (info.livekit.emulated ? ` (emulator, time scale ${timeScale})` : ""),
+  LIVEKIT_URL: info.livekit.url +
+    (info.livekit.emulated ? ` (emulator, time scale ${timeScale})` : ""),
   TWILIO_BASE_URL: info.twilio
     ? `${info.twilio.url ?? "https://api.twilio.com"}${info.twilio.emulated ? " (emulator)" : ""}`
     : "(static SIP mode)",

@@ -22,14 +22,16 @@ export async function applyMigrations(dbUrl: string, log: (line: string) => void
       sql: `select 1 from supabase_migrations.schema_migrations where version = '${version}'`,
     }, ["-t", "-A"]);
     if (done.trim() === "1") continue;
-    await psql({ url: dbUrl }, { file: `${ROOT}/supabase/migrations/${name}` }, ["--single-transaction"]);
+    await psql({ url: dbUrl }, { file: `${ROOT}/supabase/migrations/${name}` }, [
+      "--single-transaction",
+    ]);
     await psql({ url: dbUrl }, {
-      sql: `insert into supabase_migrations.schema_migrations (version, name) values ('${version}', '${
-        rest.join("_")
-      }')`,
+      sql:
+        `insert into supabase_migrations.schema_migrations (version, name) values ('${version}', '${
+          rest.join("_")
+        }')`,
     });
     log(`applied ${name}`);
   }
   await psql({ url: dbUrl }, { file: `${ROOT}/supabase/seed.sql` });
 }
-

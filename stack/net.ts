@@ -21,7 +21,11 @@ interface Queued {
 }
 
 export async function startNetWorker(dbUrl: string): Promise<NetWorker> {
-  const sql = postgres(dbUrl, { max: 2, onnotice: () => {}, connection: { application_name: "pg_net worker" } });
+  const sql = postgres(dbUrl, {
+    max: 2,
+    onnotice: () => {},
+    connection: { application_name: "pg_net worker" },
+  });
   let toDrop = 0;
   let sent = 0;
   let dropped = 0;
@@ -46,7 +50,9 @@ export async function startNetWorker(dbUrl: string): Promise<NetWorker> {
     } catch (e) {
       const timedOut = Date.now() - started >= req.timeout_milliseconds;
       await sql`insert into net._http_response (id, timed_out, error_msg)
-        values (${req.id}, ${timedOut}, ${String(e instanceof Error ? e.message : e)})`.catch(() => {});
+        values (${req.id}, ${timedOut}, ${String(e instanceof Error ? e.message : e)})`.catch(
+        () => {},
+      );
     }
   }
 
@@ -55,7 +61,9 @@ export async function startNetWorker(dbUrl: string): Promise<NetWorker> {
       const batch = await sql<Queued[]>`
         delete from net.http_request_queue
         where id in (select id from net.http_request_queue order by id limit 50 for update skip locked)
-        returning id::text, method, url, headers, body, timeout_milliseconds`.catch(() => [] as Queued[]);
+        returning id::text, method, url, headers, body, timeout_milliseconds`.catch(() =>
+        [] as Queued[]
+      );
       if (batch.length === 0) return;
       for (const req of batch) {
         if (toDrop > 0) {

@@ -75,9 +75,24 @@ function randomSecret(bytes = 24): string {
   return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Creates and starts a fresh cluster in `dir` (wiped first). */
-export async function startCluster(dir: string, port = freePort()): Promise<Cluster> {
+/** Whether the unprivileged OS user can reach `dir` (a checkout under /root cannot be). */
+async function reachable(dir: string): Promise<boolean> {
+  if (!isRoot()) return true;
+  const out = await new Deno.Command("runuser", {
+    args: ["-u", OS_USER, "--", "test", "-x", dir],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return out.success;
+}
+
+/** Creates and starts a fresh cluster in `dir` (wiped first), or in /tmp when the OS user cannot reach it. */
+export async function startCluster(wanted: string, port = freePort()): Promise<Cluster> {
   await ensurePackages();
+  await Deno.mkdir(wanted, { recursive: true });
+  const dir = await reachable(wanted)
+    ? wanted
+    : await Deno.makeTempDir({ prefix: "voice-lines-pg-" });
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
   const password = randomSecret();
@@ -117,7 +132,17 @@ export async function startCluster(dir: string, port = freePort()): Promise<Clus
     `full_page_writes = off`,
   ].join("\n");
   await Deno.writeTextFile(`${data}/postgresql.conf`, `\n${conf}\n`, { append: true });
-  await run([`${PG_BIN}/pg_ctl`, "-D", data, "-l", `${dir}/postgres.log`, "-w", "-t", "60", "start"], {
+  await run([
+    `${PG_BIN}/pg_ctl`,
+    "-D",
+    data,
+    "-l",
+    `${dir}/postgres.log`,
+    "-w",
+    "-t",
+    "60",
+    "start",
+  ], {
     asOsUser: true,
   });
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
@@ -132,6 +157,7 @@ export async function startCluster(dir: string, port = freePort()): Promise<Clus
       stopped = true;
       await run([`${PG_BIN}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"], { asOsUser: true })
         .catch((e) => console.error(String(e)));
+      if (dir !== wanted) await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
 }

@@ -41,10 +41,16 @@ export interface Stack {
 }
 
 /** Numbers the Twilio emulator owns from the start (the demo and tests use them). */
-export const SEED_NUMBERS = Array.from({ length: 400 }, (_, i) => `+1415666${String(1000 + i).padStart(4, "0")}`);
+export const SEED_NUMBERS = Array.from(
+  { length: 400 },
+  (_, i) => `+1415666${String(1000 + i).padStart(4, "0")}`,
+);
 
 function randomToken(bytes = 16): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0"))
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
     .join("");
 }
 
@@ -79,7 +85,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const env = Deno.env.toObject();
     const useRealLiveKit = !opts.forceEmulators && !!(env.LIVEKIT_HOST ?? env.LIVEKIT_URL) &&
       !!env.LIVEKIT_API_KEY && !!env.LIVEKIT_API_SECRET;
-    const useRealTwilio = !opts.forceEmulators && !!env.TWILIO_ACCOUNT_SID && !!env.TWILIO_AUTH_TOKEN;
+    const useRealTwilio = !opts.forceEmulators && !!env.TWILIO_ACCOUNT_SID &&
+      !!env.TWILIO_AUTH_TOKEN;
 
     let twilio: TwilioEmulator | null = null;
     let twilioInfo: StackInfo["twilio"] = null;
@@ -146,7 +153,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       if (twilioInfo.url) functionEnv.TWILIO_BASE_URL = twilioInfo.url;
     }
     if (opts.forceEmulators) {
-      for (const k of ["LIVEKIT_HOST", "SIP_PROVIDER_ADDRESS", "SIP_USERNAME", "SIP_PASSWORD"]) Deno.env.delete(k);
+      for (const k of ["LIVEKIT_HOST", "SIP_PROVIDER_ADDRESS", "SIP_USERNAME", "SIP_PASSWORD"]) {
+        Deno.env.delete(k);
+      }
     }
     for (const [k, v] of Object.entries(functionEnv)) Deno.env.set(k, v);
     resetConfig();
@@ -157,7 +166,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     setLogSink((line) => {
       logHandle.writeSync(encoder.encode(line + "\n"));
     });
-    cleanups.push(async () => logHandle.close());
+    cleanups.push(() => Promise.resolve(logHandle.close()));
 
     const gateway: Gateway = startGateway({
       port: gatewayPort,

@@ -9,7 +9,9 @@ let failed = 0;
 
 async function runPgTap(dbUrl: string) {
   const dir = `${ROOT}/supabase/tests/database`;
-  const files = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".test.sql")).map((e) => e.name).sort();
+  const files = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".test.sql")).map((e) =>
+    e.name
+  ).sort();
   for (const file of files) {
     let out: string;
     try {
@@ -64,7 +66,11 @@ async function runDenoTests(stackFile: string) {
 }
 
 const started = performance.now();
-const stack = await startStack({ name: `test-${Deno.pid}`, forceEmulators: true, timeScale: 0.001 });
+const stack = await startStack({
+  name: `test-${Deno.pid}`,
+  forceEmulators: true,
+  timeScale: 0.001,
+});
 let interrupted = false;
 const onSignal = () => {
   interrupted = true;

@@ -7,9 +7,8 @@ import {
   createUser,
   eventually,
   freeNumber,
-  outboxDrained,
   livekitRequests,
-  livekitState,
+  outboxDrained,
   sql,
   stack,
   type TestUser,
@@ -23,10 +22,18 @@ async function readyAssistant(label: string) {
   const user = await createUser(label);
   const assistantId = await createAssistant(user, `${label} assistant`, `${label}-agent`);
   const e164 = await freeNumber();
-  const res = await call("map-number", { token: user.token, body: { phoneNumber: e164, assistantId } });
+  const res = await call("map-number", {
+    token: user.token,
+    body: { phoneNumber: e164, assistantId },
+  });
   assert.equal(res.status, 200, JSON.stringify(res.body));
   await outboxDrained(e164);
-  return { user, assistantId, e164, outboundTrunkId: res.body.phoneNumber.outboundTrunkId as string };
+  return {
+    user,
+    assistantId,
+    e164,
+    outboundTrunkId: res.body.phoneNumber.outboundTrunkId as string,
+  };
 }
 
 /** Callees by outcome, from the LiveKit emulator's table (last three digits). */
@@ -70,8 +77,10 @@ Deno.test("an answered call runs to completed with answer time, end time and dur
   assert.equal(row.disconnect_reason, "CLIENT_INITIATED");
 
   // The agent was dispatched into the call's room with the call's metadata.
-  const s = await livekitState();
-  const dispatch = s.dispatches.find((d: Json) => d.room === c.roomName);
+  const dispatch = (await livekitRequests()).find((r: Json) =>
+    r.method === "CreateDispatch" && r.body.room === c.roomName
+  )
+    ?.body;
   assert.equal(dispatch.agentName, "answered-agent");
   const meta = JSON.parse(dispatch.metadata);
   assert.equal(meta.callId, c.id);
@@ -82,7 +91,11 @@ Deno.test("an answered call runs to completed with answer time, end time and dur
 
 Deno.test("waitUntilAnswered returns once answered, and the call then completes", async () => {
   const { user, assistantId } = await readyAssistant("wait");
-  const res = await dial(user, { assistantId, phoneNumber: callee("902"), waitUntilAnswered: true });
+  const res = await dial(user, {
+    assistantId,
+    phoneNumber: callee("902"),
+    waitUntilAnswered: true,
+  });
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.ok(["in_progress", "completed"].includes(res.body.call.status));
   const row = await finalCall(res.body.call.id);
@@ -101,13 +114,19 @@ const failures: [string, string, number | null, string, string][] = [
 for (const [suffix, status, sip, outcome, name] of failures) {
   Deno.test(`${name} when waiting for the answer (502 naming LiveKit)`, async () => {
     const { user, assistantId } = await readyAssistant(`w${suffix}`);
-    const res = await dial(user, { assistantId, phoneNumber: callee(suffix), waitUntilAnswered: true, ringingTimeoutSec: 10 });
+    const res = await dial(user, {
+      assistantId,
+      phoneNumber: callee(suffix),
+      waitUntilAnswered: true,
+      ringingTimeoutSec: 10,
+    });
     assert.equal(res.status, 502, JSON.stringify(res.body));
     assert.equal(res.body.error.code, "upstream_error");
     assert.equal(res.body.error.details.upstream, "livekit");
     assert.equal(res.body.error.details.outcome, outcome);
     assert.equal(res.body.error.details.sipStatusCode, sip);
-    const [row] = await sql`select * from public.outbound_calls where id = ${res.body.error.details.callId}`;
+    const [row] =
+      await sql`select * from public.outbound_calls where id = ${res.body.error.details.callId}`;
     assert.equal(row.status, status);
     assert.equal(row.sip_status_code, sip);
     assert.ok(row.ended_at);
@@ -115,7 +134,11 @@ for (const [suffix, status, sip, outcome, name] of failures) {
 
   Deno.test(`${name} when not waiting (from the webhooks)`, async () => {
     const { user, assistantId } = await readyAssistant(`n${suffix}`);
-    const res = await dial(user, { assistantId, phoneNumber: callee(suffix), ringingTimeoutSec: 10 });
+    const res = await dial(user, {
+      assistantId,
+      phoneNumber: callee(suffix),
+      ringingTimeoutSec: 10,
+    });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     const row = await finalCall(res.body.call.id);
     assert.equal(row.status, status);
@@ -151,7 +174,8 @@ Deno.test("with LiveKit down the call is recorded as failed and the answer is a 
   }
   assert.equal(res.status, 502);
   assert.equal(res.body.error.details.outcome, "livekit_error");
-  const [row] = await sql`select * from public.outbound_calls where id = ${res.body.error.details.callId}`;
+  const [row] =
+    await sql`select * from public.outbound_calls where id = ${res.body.error.details.callId}`;
   assert.equal(row.status, "failed");
   assert.equal(row.outcome, "livekit_error");
 });
@@ -185,7 +209,8 @@ Deno.test("a callee outside the allowed countries or premium-rate gets 422 and n
     assert.equal(res.body.error.code, "destination_not_allowed");
   }
   assert.equal(await dialCount(), before);
-  const [{ n }] = await sql`select count(*)::int as n from public.outbound_calls where owner_id = ${user.id}`;
+  const [{ n }] =
+    await sql`select count(*)::int as n from public.outbound_calls where owner_id = ${user.id}`;
   assert.equal(n, 0);
 });
 
@@ -223,15 +248,26 @@ Deno.test("the service may dial by outbound trunk id", async () => {
 
 // Webhooks ---------------------------------------------------------------------------------
 
-async function signedPost(body: string, opts: { secret?: string; exp?: number; sha?: string } = {}) {
-  const sha = opts.sha ?? btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)))));
+async function signedPost(
+  body: string,
+  opts: { secret?: string; exp?: number; sha?: string } = {},
+) {
+  const sha = opts.sha ??
+    btoa(
+      String.fromCharCode(
+        ...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body))),
+      ),
+    );
   const jwt = await new jose.SignJWT({ sha256: sha, video: {} })
     .setProtectedHeader({ alg: "HS256" })
     .setIssuer(stack.livekit.apiKey)
     .setNotBefore(Math.floor(Date.now() / 1000) - 60)
     .setExpirationTime(opts.exp ?? Math.floor(Date.now() / 1000) + 300)
     .sign(new TextEncoder().encode(opts.secret ?? stack.livekit.apiSecret));
-  return await call("livekit-webhook", { body, headers: { Authorization: jwt, "Content-Type": "application/webhook+json" } });
+  return await call("livekit-webhook", {
+    body,
+    headers: { Authorization: jwt, "Content-Type": "application/webhook+json" },
+  });
 }
 
 async function roomCall(label: string) {
@@ -271,7 +307,8 @@ Deno.test("a forged webhook gets 401 and changes nothing", async () => {
   assert.equal(tampered.status, 401);
   const [after] = await sql`select status from public.outbound_calls where id = ${row.id}`;
   assert.ok(!["busy", "completed"].includes(after.status));
-  const [{ n }] = await sql`select count(*)::int as n from public.call_events where event_id like 'EV_forged%'`;
+  const [{ n }] =
+    await sql`select count(*)::int as n from public.call_events where event_id like 'EV_forged%'`;
   assert.equal(n, 0);
 });
 
@@ -290,24 +327,37 @@ Deno.test("the same webhook twice makes one transition", async () => {
   assert.equal(first.status, 200, JSON.stringify(first.body));
   assert.equal(first.body.duplicate, false);
   assert.equal(first.body.status, "busy");
-  const [once] = await sql`select status, updated_at from public.outbound_calls where id = ${row.id}`;
+  const [once] =
+    await sql`select status, updated_at from public.outbound_calls where id = ${row.id}`;
   const second = await signedPost(body);
   assert.equal(second.status, 200);
   assert.equal(second.body.duplicate, true);
-  const [twice] = await sql`select status, updated_at from public.outbound_calls where id = ${row.id}`;
+  const [twice] =
+    await sql`select status, updated_at from public.outbound_calls where id = ${row.id}`;
   assert.equal(twice.status, "busy");
-  assert.equal(twice.updated_at.getTime(), once.updated_at.getTime(), "the second delivery changed nothing");
+  assert.equal(
+    twice.updated_at.getTime(),
+    once.updated_at.getTime(),
+    "the second delivery changed nothing",
+  );
 });
 
 Deno.test("events out of order never reopen an ended call", async () => {
   const row = await roomCall("order");
-  assert.equal((await signedPost(leftEvent(row, `EV_o1${crypto.randomUUID().slice(0, 8)}`))).body.status, "busy");
+  assert.equal(
+    (await signedPost(leftEvent(row, `EV_o1${crypto.randomUUID().slice(0, 8)}`))).body.status,
+    "busy",
+  );
   const joined = JSON.stringify({
     event: "participant_joined",
     id: `EV_o2${crypto.randomUUID().slice(0, 8)}`,
     createdAt: String(Math.floor(Date.now() / 1000) - 5),
     room: { name: row.room_name },
-    participant: { identity: row.participant_identity, kind: "SIP", attributes: { "sip.callStatus": "ringing" } },
+    participant: {
+      identity: row.participant_identity,
+      kind: "SIP",
+      attributes: { "sip.callStatus": "ringing" },
+    },
   });
   const res = await signedPost(joined);
   assert.equal(res.status, 200);
@@ -318,7 +368,11 @@ Deno.test("events out of order never reopen an ended call", async () => {
 Deno.test("webhooks that arrive before create-participant returns still leave the call consistent", async () => {
   const { user, assistantId } = await readyAssistant("early");
   // With waitUntilAnswered the joined (and for a short call, left) webhooks race the response.
-  const res = await dial(user, { assistantId, phoneNumber: callee("900"), waitUntilAnswered: true });
+  const res = await dial(user, {
+    assistantId,
+    phoneNumber: callee("900"),
+    waitUntilAnswered: true,
+  });
   assert.equal(res.status, 200, JSON.stringify(res.body));
   const row = await finalCall(res.body.call.id);
   assert.equal(row.status, "completed");

@@ -5,8 +5,8 @@ import {
   createUser,
   eventually,
   freeNumber,
-  outboxDrained,
   livekitState,
+  outboxDrained,
   sql,
   stack,
   type TestUser,
@@ -23,11 +23,19 @@ interface Fixture {
 }
 
 /** A ready number, a running campaign (started at insert, so nothing pokes the tick) and its contacts. */
-async function campaign(label: string, contacts: Json[], settings: Record<string, unknown> = {}, cps = 10): Promise<Fixture> {
+async function campaign(
+  label: string,
+  contacts: Json[],
+  settings: Record<string, unknown> = {},
+  cps = 10,
+): Promise<Fixture> {
   const user = await createUser(label);
   const assistantId = await createAssistant(user, `${label} assistant`, `${label}-agent`);
   const e164 = await freeNumber();
-  const mapped = await call("map-number", { token: user.token, body: { phoneNumber: e164, assistantId } });
+  const mapped = await call("map-number", {
+    token: user.token,
+    body: { phoneNumber: e164, assistantId },
+  });
   assert.equal(mapped.status, 200, JSON.stringify(mapped.body));
   const numberId = mapped.body.phoneNumber.id;
   await outboxDrained(e164);
@@ -53,7 +61,9 @@ async function campaign(label: string, contacts: Json[], settings: Record<string
 async function importAs(user: TestUser, campaignId: string, contacts: Json[]) {
   const [r] = await sql.begin(async (tx) => {
     await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${JSON.stringify({ sub: user.id, role: "authenticated" })}, true)`;
+      set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: user.id, role: "authenticated" })
+    }, true)`;
     return await tx`select public.add_campaign_calls(${campaignId}, ${tx.json(contacts)}) as r`;
   });
   return r.r;
@@ -91,19 +101,29 @@ function answering(prefix: string, count: number): string[] {
 }
 
 async function settled(campaignId: string, status = "completed") {
-  return await eventually(async () => {
-    const [p] = await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
-    return p.status === status ? p : null;
-  }, `campaign ${campaignId} to be ${status}`, 1200);
+  return await eventually(
+    async () => {
+      const [p] =
+        await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
+      return p.status === status ? p : null;
+    },
+    `campaign ${campaignId} to be ${status}`,
+    1200,
+  );
 }
 
 Deno.test("8 ticks at once over 2,000 queued calls dial each exactly once within concurrency and pacing", async () => {
   const numbers = answering("646555", 2000);
-  const f = await campaign("bulk", numbers.map((phoneNumber) => ({ phoneNumber })), { max_concurrent: 40 }, 100);
-  const [{ n }] = await sql`select count(*)::int as n from public.campaign_calls where campaign_id = ${f.campaignId} and status = 'queued'`;
+  const f = await campaign("bulk", numbers.map((phoneNumber) => ({ phoneNumber })), {
+    max_concurrent: 40,
+  }, 100);
+  const [{ n }] =
+    await sql`select count(*)::int as n from public.campaign_calls where campaign_id = ${f.campaignId} and status = 'queued'`;
   assert.equal(n, 2000);
   await startQuietly(f.campaignId);
-  const ticks = await Promise.all(Array.from({ length: 8 }, () => tick({ campaignId: f.campaignId, budgetSec: 90 })));
+  const ticks = await Promise.all(
+    Array.from({ length: 8 }, () => tick({ campaignId: f.campaignId, budgetSec: 90 })),
+  );
   for (const t of ticks) assert.equal(t.status, 200, JSON.stringify(t.body));
   const p = await settled(f.campaignId);
   assert.equal(p.completed, 2000);
@@ -115,16 +135,24 @@ Deno.test("8 ticks at once over 2,000 queued calls dial each exactly once within
   assert.ok([...perCallee.values()].every((v) => v === 1), "no callee was dialed twice");
 
   // Concurrency: the most calls live at any moment, from the emulator's own times.
-  const edges = calls.flatMap((c: Json) => [[c.startedAt, 1], [c.endedAt ?? Infinity, -1]]) as [number, number][];
+  const edges = calls.flatMap((c: Json) => [[c.startedAt, 1], [c.endedAt ?? Infinity, -1]]) as [
+    number,
+    number,
+  ][];
   edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let live = 0;
   let peak = 0;
-  for (const [, d] of edges) peak = Math.max(peak, (live += d));
+  for (const [, d] of edges) peak = Math.max(peak, live += d);
   assert.ok(peak <= 40, `peak live calls ${peak} exceeds the campaign's limit of 40`);
 
   // Pacing: calls the emulator received in each wall-clock second.
   const perSecond = new Map<number, number>();
-  for (const c of calls) perSecond.set(Math.floor(c.startedAt / 1000), (perSecond.get(Math.floor(c.startedAt / 1000)) ?? 0) + 1);
+  for (const c of calls) {
+    perSecond.set(
+      Math.floor(c.startedAt / 1000),
+      (perSecond.get(Math.floor(c.startedAt / 1000)) ?? 0) + 1,
+    );
+  }
   const busiest = Math.max(...perSecond.values());
   assert.ok(busiest <= 100, `${busiest} calls in one second exceeds the budget of 100`);
 });
@@ -134,16 +162,24 @@ Deno.test("callees are dialed only inside their own calling window", async () =>
   // time never contains Honolulu's.
   const nyNow = new Date(new Date().toLocaleString("en-US", { timeZone: "America/New_York" }));
   const minutes = nyNow.getHours() * 60 + nyNow.getMinutes();
-  const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
+  const hhmm = (m: number) =>
+    `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
   const start = hhmm(Math.max(0, minutes - 60));
   const end = minutes + 60 >= 24 * 60 ? "23:59:59" : hhmm(minutes + 60);
   const ny = "+12125550123";
   const hnl = "+18085550123";
-  const f = await campaign("zones", [{ phoneNumber: ny }, { phoneNumber: hnl }], { window_start: start, window_end: end });
-  const zones = await sql`select e164, timezone, next_attempt_at from public.campaign_calls where campaign_id = ${f.campaignId} order by e164`;
+  const f = await campaign("zones", [{ phoneNumber: ny }, { phoneNumber: hnl }], {
+    window_start: start,
+    window_end: end,
+  });
+  const zones =
+    await sql`select e164, timezone, next_attempt_at from public.campaign_calls where campaign_id = ${f.campaignId} order by e164`;
   assert.equal(zones.find((z) => z.e164 === ny)!.timezone, "America/New_York");
   assert.equal(zones.find((z) => z.e164 === hnl)!.timezone, "Pacific/Honolulu");
-  assert.ok(zones.find((z) => z.e164 === hnl)!.next_attempt_at > new Date(), "Honolulu waits for its window");
+  assert.ok(
+    zones.find((z) => z.e164 === hnl)!.next_attempt_at > new Date(),
+    "Honolulu waits for its window",
+  );
 
   await startQuietly(f.campaignId);
   const first = await tick({ campaignId: f.campaignId });
@@ -170,7 +206,8 @@ Deno.test("busy and no-answer callees are retried after their delays up to max a
   await startQuietly(f.campaignId);
   const queuedAgain = (attempts: number) =>
     eventually(async () => {
-      const rows = await sql`select e164, status, attempts, next_attempt_at, last_outcome from public.campaign_calls
+      const rows =
+        await sql`select e164, status, attempts, next_attempt_at, last_outcome from public.campaign_calls
         where campaign_id = ${f.campaignId} order by e164`;
       return rows.every((r) => r.status === "queued" && r.attempts === attempts) ? rows : null;
     }, `both callees queued after attempt ${attempts}`);
@@ -186,8 +223,14 @@ Deno.test("busy and no-answer callees are retried after their delays up to max a
     const waitB = (b.next_attempt_at.getTime() - Date.now()) / 1000;
     const waitS = (s.next_attempt_at.getTime() - Date.now()) / 1000;
     const factor = 2 ** (attempt - 1);
-    assert.ok(Math.abs(waitB - 600 * factor) < 60, `busy retry in ${waitB} s, expected ${600 * factor}`);
-    assert.ok(Math.abs(waitS - 900 * factor) < 60, `no-answer retry in ${waitS} s, expected ${900 * factor}`);
+    assert.ok(
+      Math.abs(waitB - 600 * factor) < 60,
+      `busy retry in ${waitB} s, expected ${600 * factor}`,
+    );
+    assert.ok(
+      Math.abs(waitS - 900 * factor) < 60,
+      `no-answer retry in ${waitS} s, expected ${900 * factor}`,
+    );
     // Time passes: the retries fall due.
     await sql`update public.campaign_calls set next_attempt_at = now() - interval '1 second' where campaign_id = ${f.campaignId}`;
   }
@@ -209,7 +252,8 @@ Deno.test("a number added to the do-not-call list after import is skipped at dia
   const t = await tick({ campaignId: f.campaignId });
   assert.equal(t.body.dialed, 1);
   assert.equal(t.body.skipped, 1);
-  const [row] = await sql`select status, last_outcome from public.campaign_calls where campaign_id = ${f.campaignId} and e164 = ${stop}`;
+  const [row] =
+    await sql`select status, last_outcome from public.campaign_calls where campaign_id = ${f.campaignId} and e164 = ${stop}`;
   assert.equal(row.status, "skipped");
   assert.equal(row.last_outcome, "do_not_call");
   assert.deepEqual((await dialed([keep, stop])).map((c: Json) => c.toNumber), [keep]);
@@ -217,7 +261,9 @@ Deno.test("a number added to the do-not-call list after import is skipped at dia
 
 Deno.test("pause and cancel stop new dials at once and resume continues where it left off", async () => {
   const numbers = answering("718555", 6);
-  const f = await campaign("pause", numbers.map((phoneNumber) => ({ phoneNumber })), { max_concurrent: 10 });
+  const f = await campaign("pause", numbers.map((phoneNumber) => ({ phoneNumber })), {
+    max_concurrent: 10,
+  });
   await startQuietly(f.campaignId);
   const first = await tick({ campaignId: f.campaignId, maxCalls: 2 });
   assert.equal(first.body.dialed, 2);
@@ -239,7 +285,8 @@ Deno.test("pause and cancel stop new dials at once and resume continues where it
   await sql`update public.campaigns set status = 'cancelled' where id = ${g.campaignId}`;
   assert.equal((await tick({ campaignId: g.campaignId })).body.dialed, 0);
   const p = await eventually(async () => {
-    const [x] = await sql`select * from public.campaign_progress where campaign_id = ${g.campaignId}`;
+    const [x] =
+      await sql`select * from public.campaign_progress where campaign_id = ${g.campaignId}`;
     return x.dialing + x.in_progress === 0 ? x : null;
   }, "the live call to end");
   assert.equal(p.status, "cancelled");
@@ -252,9 +299,14 @@ Deno.test("a tick that dies after claiming loses no call and dials none twice", 
   const f = await campaign("crash", numbers.map((phoneNumber) => ({ phoneNumber })));
   await startQuietly(f.campaignId);
   // A tick claims five calls and dies before dialing any of them.
-  const claimed = await sql`select * from internal.claim_calls(${f.campaignId}, 5, ${crypto.randomUUID()})`;
+  const claimed =
+    await sql`select * from internal.claim_calls(${f.campaignId}, 5, ${crypto.randomUUID()})`;
   assert.equal(claimed.length, 5);
-  assert.equal((await tick({ campaignId: f.campaignId })).body.dialed, 0, "claimed calls are not dialed by another tick");
+  assert.equal(
+    (await tick({ campaignId: f.campaignId })).body.dialed,
+    0,
+    "claimed calls are not dialed by another tick",
+  );
   // Its lease runs out.
   await sql`update public.campaign_calls set lease_until = now() - interval '1 second' where campaign_id = ${f.campaignId}`;
   const t = await tick({ campaignId: f.campaignId });
@@ -269,12 +321,18 @@ Deno.test("a tick that dies after dialing never dials that attempt again", async
   const numbers = answering("929555", 3);
   const f = await campaign("dialed", numbers.map((phoneNumber) => ({ phoneNumber })));
   await startQuietly(f.campaignId);
-  const claimed = await sql`select * from internal.claim_calls(${f.campaignId}, 3, ${crypto.randomUUID()})`;
+  const claimed =
+    await sql`select * from internal.claim_calls(${f.campaignId}, 3, ${crypto.randomUUID()})`;
   // The dead tick had dialed the first claim: its call record exists under the attempt's room.
   const c = claimed[0];
   const placed = await call("create-participant", {
     token: stack.serviceKey,
-    body: { assistantId: f.assistantId, phoneNumber: c.e164, roomName: c.room_name, participantIdentity: c.participant_identity },
+    body: {
+      assistantId: f.assistantId,
+      phoneNumber: c.e164,
+      roomName: c.room_name,
+      participantIdentity: c.participant_identity,
+    },
   });
   assert.equal(placed.status, 200, JSON.stringify(placed.body));
   await sql`update public.outbound_calls set campaign_id = ${f.campaignId}, campaign_call_id = ${c.campaign_call_id}, attempt = ${c.attempt}
@@ -284,30 +342,50 @@ Deno.test("a tick that dies after dialing never dials that attempt again", async
   await settled(f.campaignId);
   const calls = await dialed(numbers);
   assert.equal(calls.length, 3, "three callees, three dials");
-  assert.equal(calls.filter((x: Json) => x.toNumber === c.e164).length, 1, "the dialed attempt was not dialed again");
+  assert.equal(
+    calls.filter((x: Json) => x.toNumber === c.e164).length,
+    1,
+    "the dialed attempt was not dialed again",
+  );
 });
 
 Deno.test("failures in a burst pause the campaign with a visible reason", async () => {
-  const numbers = ["+15035550503", "+15035551503", "+15035552503", "+15035553503", "+15035554503", "+15035555503"];
+  const numbers = [
+    "+15035550503",
+    "+15035551503",
+    "+15035552503",
+    "+15035553503",
+    "+15035554503",
+    "+15035555503",
+  ];
   const f = await campaign("breaker", numbers.map((phoneNumber) => ({ phoneNumber })), {
     failure_min_calls: 3,
     failure_threshold: 0.5,
     max_concurrent: 1,
   });
   await startQuietly(f.campaignId);
-  const p = await eventually(async () => {
-    await tick({ campaignId: f.campaignId, maxCalls: 1 });
-    const [x] = await sql`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
-    return x.status === "paused" ? x : null;
-  }, "the breaker to trip", 40);
+  const p = await eventually(
+    async () => {
+      await tick({ campaignId: f.campaignId, maxCalls: 1 });
+      const [x] =
+        await sql`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
+      return x.status === "paused" ? x : null;
+    },
+    "the breaker to trip",
+    40,
+  );
   assert.match(p.status_reason, /failure breaker/);
-  assert.ok(p.failed >= 3 && p.failed < 6, `paused after ${p.failed} failures, before dialing everyone`);
+  const [{ failed }] = await sql`select count(*)::int as failed from public.outbound_calls
+    where campaign_id = ${f.campaignId} and status = 'failed'`;
+  assert.ok(failed >= 3, `paused after ${failed} failed calls`);
+  assert.ok((await dialed(numbers)).length < 6, "paused before everyone was dialed");
 });
 
 Deno.test("a campaign whose assistant has no ready number pauses with the reason", async () => {
   const user = await createUser("nonumber");
   const assistantId = await createAssistant(user);
-  const [c] = await sql`insert into public.campaigns (owner_id, name, assistant_id, status, window_start, window_end, weekdays)
+  const [c] =
+    await sql`insert into public.campaigns (owner_id, name, assistant_id, status, window_start, window_end, weekdays)
     values (${user.id}, 'orphan', ${assistantId}, 'draft', '00:00', '23:59:59', '{1,2,3,4,5,6,7}') returning id`;
   await importAs(user, c.id, [{ phoneNumber: "+14155550100" }]);
   await startQuietly(c.id);
@@ -320,7 +398,8 @@ Deno.test("a campaign whose assistant has no ready number pauses with the reason
 Deno.test("contacts are normalised, de-duplicated and checked on import", async () => {
   const user = await createUser("import");
   const assistantId = await createAssistant(user);
-  const [c] = await sql`insert into public.campaigns (owner_id, name, assistant_id) values (${user.id}, 'import', ${assistantId}) returning id`;
+  const [c] =
+    await sql`insert into public.campaigns (owner_id, name, assistant_id) values (${user.id}, 'import', ${assistantId}) returning id`;
   await sql`insert into public.do_not_call (owner_id, e164) values (${user.id}, '+14155550199')`;
   const r = await importAs(user, c.id, [
     { phoneNumber: "(415) 555-0123", name: "national" },
@@ -335,20 +414,30 @@ Deno.test("contacts are normalised, de-duplicated and checked on import", async 
   assert.equal(r.duplicates, 1);
   assert.equal(r.skipped, 2, "do-not-call and a country outside the campaign's list");
   assert.equal(r.rejected.length, 2);
-  const rows = await sql`select e164, timezone, status, last_outcome from public.campaign_calls where campaign_id = ${c.id} order by e164`;
+  const rows =
+    await sql`select e164, timezone, status, last_outcome from public.campaign_calls where campaign_id = ${c.id} order by e164`;
   assert.equal(rows.find((x) => x.e164 === "+14155550123")!.timezone, "America/Los_Angeles");
-  assert.equal(rows.find((x) => x.e164 === "+14155550125")!.timezone, "Europe/Paris", "an explicit zone wins");
+  assert.equal(
+    rows.find((x) => x.e164 === "+14155550125")!.timezone,
+    "Europe/Paris",
+    "an explicit zone wins",
+  );
   assert.equal(rows.find((x) => x.e164 === "+14155550199")!.last_outcome, "do_not_call");
 
   const stranger = await createUser("import-stranger");
-  await assert.rejects(() => importAs(stranger, c.id, [{ phoneNumber: "+14155550126" }]), /does not exist/);
+  await assert.rejects(
+    () => importAs(stranger, c.id, [{ phoneNumber: "+14155550126" }]),
+    /does not exist/,
+  );
 });
 
 Deno.test("campaign progress is readable by its owner only", async () => {
   const f = await campaign("progress", [{ phoneNumber: "+14155550901" }]);
   const mine = await sql.begin(async (tx) => {
     await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${JSON.stringify({ sub: f.user.id, role: "authenticated" })}, true)`;
+      set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: f.user.id, role: "authenticated" })
+    }, true)`;
     return await tx`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
   });
   assert.equal(mine.length, 1);
@@ -356,7 +445,9 @@ Deno.test("campaign progress is readable by its owner only", async () => {
   const stranger = await createUser("progress-stranger");
   const theirs = await sql.begin(async (tx) => {
     await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${JSON.stringify({ sub: stranger.id, role: "authenticated" })}, true)`;
+      set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: stranger.id, role: "authenticated" })
+    }, true)`;
     return await tx`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
   });
   assert.equal(theirs.length, 0);
@@ -365,5 +456,8 @@ Deno.test("campaign progress is readable by its owner only", async () => {
 Deno.test("illegal status changes are refused", async () => {
   const f = await campaign("states", []);
   await sql`update public.campaigns set status = 'cancelled' where id = ${f.campaignId}`;
-  await assert.rejects(() => sql`update public.campaigns set status = 'running' where id = ${f.campaignId}`, /cannot go from cancelled to running/);
+  await assert.rejects(
+    () => sql`update public.campaigns set status = 'running' where id = ${f.campaignId}`,
+    /cannot go from cancelled to running/,
+  );
 });

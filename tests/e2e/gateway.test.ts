@@ -58,7 +58,13 @@ Deno.test("a token from another issuer gets 401 JSON from the function", async (
 Deno.test("an unsigned alg:none token gets 401 JSON", async () => {
   const user = await createUser("none");
   const header = btoa(JSON.stringify({ alg: "none", typ: "JWT" })).replace(/=+$/, "");
-  const payload = btoa(JSON.stringify({ sub: user.id, role: "authenticated", exp: Math.floor(Date.now() / 1000) + 600 }))
+  const payload = btoa(
+    JSON.stringify({
+      sub: user.id,
+      role: "authenticated",
+      exp: Math.floor(Date.now() / 1000) + 600,
+    }),
+  )
     .replace(/=+$/, "");
   const res = await call("list-trunks", { token: `${header}.${payload}.`, method: "GET" });
   assert.equal(res.status, 401);

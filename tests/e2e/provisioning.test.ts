@@ -6,8 +6,8 @@ import {
   createUser,
   eventually,
   freeNumber,
-  outboxDrained,
   livekitState,
+  outboxDrained,
   sql,
   stack,
   type TestUser,
@@ -18,7 +18,9 @@ import {
 type Json = any;
 
 async function invoke(user: TestUser, name: string, body: unknown) {
-  const { data, error } = await user.client.functions.invoke(name, { body: body as Record<string, unknown> });
+  const { data, error } = await user.client.functions.invoke(name, {
+    body: body as Record<string, unknown>,
+  });
   if (error) {
     const ctx = (error as { context?: Response }).context;
     return { status: ctx?.status ?? 0, body: ctx ? await ctx.json() : { error: String(error) } };
@@ -32,7 +34,9 @@ async function inLiveKit(e164: string) {
   const inbound = s.inboundTrunks.filter((t: Json) => (t.numbers ?? []).includes(e164));
   const outbound = s.outboundTrunks.filter((t: Json) => (t.numbers ?? []).includes(e164));
   const inboundIds = new Set(inbound.map((t: Json) => t.sipTrunkId));
-  const rules = s.dispatchRules.filter((r: Json) => (r.trunkIds ?? []).some((id: string) => inboundIds.has(id)));
+  const rules = s.dispatchRules.filter((r: Json) =>
+    (r.trunkIds ?? []).some((id: string) => inboundIds.has(id))
+  );
   return { inbound, outbound, rules };
 }
 
@@ -45,7 +49,11 @@ async function setup(label: string) {
 
 Deno.test("assigning a number provisions one inbound trunk, one dispatch rule and one outbound trunk", async () => {
   const { user, assistantId, e164 } = await setup("assign");
-  const res = await invoke(user, "map-number", { phoneNumber: e164, assistantId, label: "Front desk" });
+  const res = await invoke(user, "map-number", {
+    phoneNumber: e164,
+    assistantId,
+    label: "Front desk",
+  });
   assert.equal(res.status, 200, JSON.stringify(res.body));
   const n = res.body.phoneNumber;
   assert.equal(n.trunkStatus, "ready");
@@ -78,13 +86,22 @@ Deno.test("assigning a number provisions one inbound trunk, one dispatch rule an
   assert.equal(tw.numbers.find((x: Json) => x.phoneNumber === e164).trunkSid, trunk.sid);
   const lists = tw.credentialLists.filter((l: Json) => trunk.credentialLists.includes(l.sid));
   assert.ok(
-    lists.some((l: Json) => l.credentials.some((c: Json) => c.username === lk.outbound[0].authUsername)),
+    lists.some((l: Json) =>
+      l.credentials.some((c: Json) => c.username === lk.outbound[0].authUsername)
+    ),
     "a credential list on the trunk holds the outbound trunk's username",
   );
   assert.equal(trunk.originationUrls.length, 1, "inbound calls are sent to LiveKit");
   assert.match(trunk.originationUrls[0].sipUrl, /^sip:.+;transport=tcp$/);
-  assert.ok(lk.outbound[0].authPassword?.length >= 12, "the outbound trunk carries a strong password");
-  assert.notEqual(lk.outbound[0].authPassword, stack.twilio!.authToken, "never the Twilio auth token");
+  assert.ok(
+    lk.outbound[0].authPassword?.length >= 12,
+    "the outbound trunk carries a strong password",
+  );
+  assert.notEqual(
+    lk.outbound[0].authPassword,
+    stack.twilio!.authToken,
+    "never the Twilio auth token",
+  );
 
   const [row] = await sql`select * from public.phone_number where e164 = ${e164}`;
   assert.equal(row.trunk_status, "ready");
@@ -121,14 +138,22 @@ Deno.test("re-assigning moves the trunks and un-assigning releases them", async 
   assert.equal(refused.status, 409, "moving an assigned number needs force");
   assert.equal(refused.body.error.code, "conflict");
 
-  const moved = await invoke(user, "map-number", { phoneNumber: e164, assistantId: other, force: true });
+  const moved = await invoke(user, "map-number", {
+    phoneNumber: e164,
+    assistantId: other,
+    force: true,
+  });
   assert.equal(moved.status, 200, JSON.stringify(moved.body));
   assert.equal(moved.body.phoneNumber.assistantId, other);
   const lk = await inLiveKit(e164);
   assert.equal(lk.inbound.length, 1);
   assert.equal(lk.outbound.length, 1);
   assert.equal(lk.rules.length, 1);
-  assert.notEqual(lk.inbound[0].sipTrunkId, first.body.phoneNumber.inboundTrunkId, "the old inbound trunk is gone");
+  assert.notEqual(
+    lk.inbound[0].sipTrunkId,
+    first.body.phoneNumber.inboundTrunkId,
+    "the old inbound trunk is gone",
+  );
   assert.equal(JSON.parse(lk.outbound[0].metadata).assistantId, other);
   assert.equal(lk.rules[0].roomConfig.agents[0].agentName, "sales-agent");
 
@@ -173,7 +198,8 @@ Deno.test("with LiveKit failing the number shows an error, and the sweep finishe
   assert.equal(res.body.error.details.upstream, "livekit");
   assert.equal(res.body.error.details.phoneNumber.trunkStatus, "error");
   assert.match(res.body.error.details.phoneNumber.trunkError, /LiveKit/);
-  const [failed] = await sql`select trunk_status, trunk_error from public.phone_number where e164 = ${e164}`;
+  const [failed] =
+    await sql`select trunk_status, trunk_error from public.phone_number where e164 = ${e164}`;
   assert.equal(failed.trunk_status, "error");
 
   // The job waits for its backoff; make it due now instead of sleeping, then sweep.
@@ -199,31 +225,49 @@ Deno.test("an assignment made by a plain SQL update ends ready through the trigg
     return r.trunk_status === "ready" ? r : null;
   }, "the trigger's provisioning");
   assert.match(row.outbound_trunk_id, /^ST_/);
-  const [resp] = await sql`select count(*)::int as n from net._http_response where status_code = 200`;
+  const [resp] =
+    await sql`select count(*)::int as n from net._http_response where status_code = 200`;
   assert.ok(resp.n > 0, "pg_net delivered the poke");
 });
 
 Deno.test("another user's assistant or number is not found and nothing changes", async () => {
   const owner = await setup("owner");
   const stranger = await createUser("stranger");
-  assert.equal((await invoke(owner.user, "map-number", { phoneNumber: owner.e164, assistantId: owner.assistantId })).status, 200);
+  assert.equal(
+    (await invoke(owner.user, "map-number", {
+      phoneNumber: owner.e164,
+      assistantId: owner.assistantId,
+    })).status,
+    200,
+  );
   const before = await livekitState();
 
   const strangersAssistant = await createAssistant(stranger, "Mine", "mine-agent");
-  const steal = await invoke(stranger, "map-number", { phoneNumber: owner.e164, assistantId: strangersAssistant });
+  const steal = await invoke(stranger, "map-number", {
+    phoneNumber: owner.e164,
+    assistantId: strangersAssistant,
+  });
   assert.equal(steal.status, 409, "a number registered to another account cannot be taken");
-  const useTheirs = await invoke(stranger, "map-number", { phoneNumber: await freeNumber(), assistantId: owner.assistantId });
+  const useTheirs = await invoke(stranger, "map-number", {
+    phoneNumber: await freeNumber(),
+    assistantId: owner.assistantId,
+  });
   assert.equal(useTheirs.status, 404);
   const [row] = await sql`select id from public.phone_number where e164 = ${owner.e164}`;
   const trunks = await invoke(stranger, "create-trunks", { phoneNumberId: row.id });
   assert.equal(trunks.status, 404);
-  const list = await call("list-trunks", { token: stranger.token, method: "GET", query: `?assistantId=${owner.assistantId}` });
+  const list = await call("list-trunks", {
+    token: stranger.token,
+    method: "GET",
+    query: `?assistantId=${owner.assistantId}`,
+  });
   assert.equal(list.status, 404);
 
   const after = await livekitState();
   assert.equal(after.inboundTrunks.length, before.inboundTrunks.length);
   assert.equal(after.outboundTrunks.length, before.outboundTrunks.length);
-  const [still] = await sql`select owner_id, assistant_id from public.phone_number where e164 = ${owner.e164}`;
+  const [still] =
+    await sql`select owner_id, assistant_id from public.phone_number where e164 = ${owner.e164}`;
   assert.equal(still.owner_id, owner.user.id);
   assert.equal(still.assistant_id, owner.assistantId);
 });
@@ -239,7 +283,11 @@ Deno.test("list-trunks shows the caller's trunks, flags drift and never a creden
   const { user, assistantId, e164 } = await setup("list");
   const mapped = await invoke(user, "map-number", { phoneNumber: e164, assistantId });
   assert.equal(mapped.status, 200);
-  const res = await call("list-trunks", { token: user.token, method: "GET", query: `?assistantId=${assistantId}&direction=outbound` });
+  const res = await call("list-trunks", {
+    token: user.token,
+    method: "GET",
+    query: `?assistantId=${assistantId}&direction=outbound`,
+  });
   assert.equal(res.status, 200);
   assert.equal(res.body.trunks.length, 1);
   const t = res.body.trunks[0];
@@ -257,7 +305,12 @@ Deno.test("list-trunks shows the caller's trunks, flags drift and never a creden
 
   // Drift: the trunk disappears from LiveKit behind our back.
   const { SipClient } = await import("livekit-server-sdk");
-  await new SipClient(stack.livekit.url, stack.livekit.apiKey, stack.livekit.apiSecret).deleteSipTrunk(t.trunkId);
-  const drift = await call("list-trunks", { token: user.token, method: "GET", query: `?assistantId=${assistantId}&direction=outbound` });
+  await new SipClient(stack.livekit.url, stack.livekit.apiKey, stack.livekit.apiSecret)
+    .deleteSipTrunk(t.trunkId);
+  const drift = await call("list-trunks", {
+    token: user.token,
+    method: "GET",
+    query: `?assistantId=${assistantId}&direction=outbound`,
+  });
   assert.equal(drift.body.trunks[0].inLiveKit, false);
 });

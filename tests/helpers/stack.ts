@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-explicit-any
 // What tests need from the running local stack (started by `deno task test`).
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import postgres from "postgres";
@@ -20,7 +21,9 @@ export interface TestUser {
 
 export async function createUser(label = "user"): Promise<TestUser> {
   const email = `${label}-${crypto.randomUUID().slice(0, 8)}@example.com`;
-  const [{ id }] = await sql<{ id: string }[]>`insert into auth.users (email) values (${email}) returning id`;
+  const [{ id }] = await sql<
+    { id: string }[]
+  >`insert into auth.users (email) values (${email}) returning id`;
   const token = await mintUserToken(stack, { id, email });
   return { id, email, token, client: userClient(token) };
 }
@@ -33,20 +36,34 @@ export function userClient(token: string): SupabaseClient {
 }
 
 export const serviceClient = () =>
-  createClient(stack.supabaseUrl, stack.serviceKey, { auth: { persistSession: false, autoRefreshToken: false } });
+  createClient(stack.supabaseUrl, stack.serviceKey, {
+    auth: { persistSession: false, autoRefreshToken: false },
+  });
 
 /** Calls a function over HTTP and returns status and parsed JSON. */
 export async function call(
   name: string,
-  opts: { token?: string | null; body?: unknown; method?: string; query?: string; headers?: Record<string, string> } = {},
+  opts: {
+    token?: string | null;
+    body?: unknown;
+    method?: string;
+    query?: string;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<{ status: number; body: any }> {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
-  if (opts.body !== undefined && !headers["Content-Type"]) headers["Content-Type"] = "application/json";
+  if (opts.body !== undefined && !headers["Content-Type"]) {
+    headers["Content-Type"] = "application/json";
+  }
   const res = await fetch(`${stack.supabaseUrl}/functions/v1/${name}${opts.query ?? ""}`, {
     method: opts.method ?? "POST",
     headers,
-    body: opts.body === undefined ? undefined : typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body),
+    body: opts.body === undefined
+      ? undefined
+      : typeof opts.body === "string"
+      ? opts.body
+      : JSON.stringify(opts.body),
   });
   const text = await res.text();
   let body: unknown = text;
@@ -56,7 +73,11 @@ export async function call(
   return { status: res.status, body };
 }
 
-export async function createAssistant(user: TestUser, name = "Receptionist", agentName = "receptionist") {
+export async function createAssistant(
+  user: TestUser,
+  name = "Receptionist",
+  agentName = "receptionist",
+) {
   const [a] = await sql<{ id: string }[]>`
     insert into public.assistant (owner_id, name, agent_name) values (${user.id}, ${name}, ${agentName}) returning id`;
   return a.id;
@@ -81,19 +102,29 @@ export async function livekitRequests(): Promise<any[]> {
   return (await (await fetch(`${stack.livekit.url}/emulator/requests`)).json()).requests;
 }
 export async function configureLiveKit(knobs: Record<string, unknown>) {
-  const res = await fetch(`${stack.livekit.url}/emulator/config`, { method: "POST", body: JSON.stringify(knobs) });
+  const res = await fetch(`${stack.livekit.url}/emulator/config`, {
+    method: "POST",
+    body: JSON.stringify(knobs),
+  });
   await res.body?.cancel();
 }
 export async function twilioState(): Promise<any> {
   return await (await fetch(`${stack.twilio!.url}/emulator/state`)).json();
 }
 export async function configureTwilio(knobs: Record<string, unknown>) {
-  const res = await fetch(`${stack.twilio!.url}/emulator/config`, { method: "POST", body: JSON.stringify(knobs) });
+  const res = await fetch(`${stack.twilio!.url}/emulator/config`, {
+    method: "POST",
+    body: JSON.stringify(knobs),
+  });
   await res.body?.cancel();
 }
 
 /** Polls until `check` returns a truthy value (bounded); returns it. */
-export async function eventually<T>(check: () => Promise<T | null | undefined | false>, what: string, tries = 200): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | null | undefined | false>,
+  what: string,
+  tries = 200,
+): Promise<T> {
   for (let i = 0; i < tries; i++) {
     const v = await check();
     if (v) return v;
@@ -105,7 +136,8 @@ export async function eventually<T>(check: () => Promise<T | null | undefined | 
 /** Waits until no provisioning job is open for the number (the trigger's own run is done). */
 export async function outboxDrained(e164: string) {
   await eventually(async () => {
-    const [j] = await sql`select count(*)::int as open from internal.provisioning_job where e164 = ${e164} and status <> 'done'`;
+    const [j] =
+      await sql`select count(*)::int as open from internal.provisioning_job where e164 = ${e164} and status <> 'done'`;
     return j.open === 0;
   }, `the provisioning outbox of ${e164} to drain`);
 }

@@ -24,6 +24,7 @@ import {
   SIPInboundTrunkInfo,
   SIPOutboundTrunkUpdate,
   SIPTransport,
+  TrackType,
   type WebhookEvent,
 } from "@livekit/protocol";
 import {
@@ -508,9 +509,14 @@ Deno.test("an answered call without waiting returns at once, then signed webhook
       assert.deepEqual(events.map((e) => e.event), [
         "room_started",
         "participant_joined",
+        "track_published",
         "participant_left",
         "room_finished",
       ]);
+      // The callee's audio arrives once the call is answered.
+      assert.equal(events[2].participant?.identity, "callee-777");
+      assert.equal(events[2].track?.type, TrackType.AUDIO);
+      assert.equal(events[2].participant?.attributes["sip.callStatus"], "active");
       for (const e of events) {
         assert.match(e.id, /^EV_/);
         assert.ok(e.createdAt > 0n);
@@ -529,13 +535,13 @@ Deno.test("an answered call without waiting returns at once, then signed webhook
         "sip.hostname": "demo.pstn.twilio.com",
         "sip.trunkPhoneNumber": CALLER,
       });
-      const left = events[2].participant!;
+      const left = events[3].participant!;
       assert.equal(left.disconnectReason, DisconnectReason.CLIENT_INITIATED);
       assert.equal(left.attributes["sip.callStatus"], "hangup");
       const [call] = (await state(lk)).calls;
       assert.equal(call.outcome, "completed");
       assert.equal(call.endedBy, "callee");
-      assert.equal((await state(lk)).webhooksSent, 4);
+      assert.equal((await state(lk)).webhooksSent, 5);
     });
   });
 });

@@ -16,7 +16,10 @@ function keySet(config: Config) {
   const url = `${config.supabaseUrl}/auth/v1/.well-known/jwks.json`;
   let set = remoteSets.get(url);
   if (!set) {
-    set = jose.createRemoteJWKSet(new URL(url), { cooldownDuration: 30_000, timeoutDuration: 5_000 });
+    set = jose.createRemoteJWKSet(new URL(url), {
+      cooldownDuration: 30_000,
+      timeoutDuration: 5_000,
+    });
     remoteSets.set(url, set);
   }
   return set;
@@ -52,7 +55,9 @@ export async function authenticate(req: Request, config: Config): Promise<Caller
   let payload: jose.JWTPayload;
   try {
     if (header.alg === "HS256") {
-      if (!config.jwtSecret) throw new AuthError("HS256 user tokens are not accepted by this project.");
+      if (!config.jwtSecret) {
+        throw new AuthError("HS256 user tokens are not accepted by this project.");
+      }
       ({ payload } = await jose.jwtVerify(token, new TextEncoder().encode(config.jwtSecret), {
         algorithms: ["HS256"],
       }));
@@ -72,17 +77,23 @@ export async function authenticate(req: Request, config: Config): Promise<Caller
       : "The token could not be verified.";
     throw new AuthError(reason);
   }
-  if (payload.role !== "authenticated" || typeof payload.sub !== "string" || !UUID.test(payload.sub)) {
+  if (
+    payload.role !== "authenticated" || typeof payload.sub !== "string" || !UUID.test(payload.sub)
+  ) {
     throw new AuthError("The token is not a user session.");
   }
   return { kind: "user", userId: payload.sub, claims: payload as UserClaims };
 }
 
 export function requireUser(caller: Caller): Extract<Caller, { kind: "user" }> {
-  if (caller.kind !== "user") throw new ForbiddenError("This call needs a user session, not the service key.");
+  if (caller.kind !== "user") {
+    throw new ForbiddenError("This call needs a user session, not the service key.");
+  }
   return caller;
 }
 
 export function requireService(caller: Caller): void {
-  if (caller.kind !== "service") throw new ForbiddenError("Only the service may call this function.");
+  if (caller.kind !== "service") {
+    throw new ForbiddenError("Only the service may call this function.");
+  }
 }

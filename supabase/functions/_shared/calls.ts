@@ -8,7 +8,15 @@ import { asService, type Sql, type Tx } from "./db.ts";
 import { type AppError, NotFoundError, PreconditionError, UpstreamError } from "./errors.ts";
 import { describeLiveKitError, type LiveKit } from "./livekit.ts";
 import type { Logger } from "./log.ts";
-import { applyEvent, type CallEvent, type CallStatus, durationSec, isFinal, type Mapped, outcomeFromError } from "./outcomes.ts";
+import {
+  applyEvent,
+  type CallEvent,
+  type CallStatus,
+  durationSec,
+  isFinal,
+  type Mapped,
+  outcomeFromError,
+} from "./outcomes.ts";
 import { checkDestination } from "./phone.ts";
 
 export interface CallRow {
@@ -103,24 +111,42 @@ async function resolveTrunk(tx: Tx, input: DialInput): Promise<Trunk> {
       ${input.phoneNumberId ? tx`and p.id = ${input.phoneNumberId}` : tx``}
     order by p.e164 limit 1`;
   if (rows[0]) return rows[0];
-  const who = input.assistantId ? `Assistant ${input.assistantId}` : `Outbound trunk ${input.outboundTrunkId}`;
+  const who = input.assistantId
+    ? `Assistant ${input.assistantId}`
+    : `Outbound trunk ${input.outboundTrunkId}`;
   throw new PreconditionError(
     "no_outbound_trunk",
-    `${who} has no number with a ready outbound trunk${input.phoneNumberId ? ` (number ${input.phoneNumberId})` : ""}. ` +
+    `${who} has no number with a ready outbound trunk${
+      input.phoneNumberId ? ` (number ${input.phoneNumberId})` : ""
+    }. ` +
       "Assign a number to the assistant with map-number and wait until its trunkStatus is ready.",
   );
 }
 
 /** Callee checks that must hold before anything reaches LiveKit. */
-export async function checkCallee(tx: Tx, config: Config, ownerId: string, to: string, narrow?: readonly string[]) {
-  const allowed = narrow ? config.allowedCountries.filter((c) => narrow.includes(c)) : config.allowedCountries;
+export async function checkCallee(
+  tx: Tx,
+  config: Config,
+  ownerId: string,
+  to: string,
+  narrow?: readonly string[],
+) {
+  const allowed = narrow
+    ? config.allowedCountries.filter((c) => narrow.includes(c))
+    : config.allowedCountries;
   const dest = checkDestination(to, allowed);
   if (!dest.ok) {
-    throw new PreconditionError("destination_not_allowed", `Cannot call ${to}: ${dest.reason}.`, { allowed });
+    throw new PreconditionError("destination_not_allowed", `Cannot call ${to}: ${dest.reason}.`, {
+      allowed,
+    });
   }
-  const [dnc] = await tx`select 1 from public.do_not_call where owner_id = ${ownerId} and e164 = ${to}`;
+  const [dnc] =
+    await tx`select 1 from public.do_not_call where owner_id = ${ownerId} and e164 = ${to}`;
   if (dnc) {
-    throw new PreconditionError("do_not_call", `${to} is on the do-not-call list; remove it there to call it.`);
+    throw new PreconditionError(
+      "do_not_call",
+      `${to} is on the do-not-call list; remove it there to call it.`,
+    );
   }
 }
 
@@ -128,7 +154,13 @@ const FINISHED_SQL = (tx: Tx, id: string, retryable: boolean | null) =>
   tx`select internal.call_finished(${id}, ${retryable})`;
 
 /** Writes the call record, dispatches the agent, dials, and records the result. */
-export async function placeCall(config: Config, sql: Sql, lk: LiveKit, input: DialInput, log: Logger): Promise<DialResult> {
+export async function placeCall(
+  config: Config,
+  sql: Sql,
+  lk: LiveKit,
+  input: DialInput,
+  log: Logger,
+): Promise<DialResult> {
   const prepared = await asService(sql, async (tx) => {
     const trunk = await resolveTrunk(tx, input);
     await checkCallee(tx, config, input.ownerId, input.to, input.allowedCountries);
@@ -139,11 +171,15 @@ export async function placeCall(config: Config, sql: Sql, lk: LiveKit, input: Di
       insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
         attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id)
       values (${id}, ${trunk.owner_id}, ${trunk.assistant_id}, ${trunk.phone_number_id},
-        ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null}, ${input.campaign?.attempt ?? null},
+        ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null}, ${
+      input.campaign?.attempt ?? null
+    },
         ${trunk.e164}, ${input.to}, ${room}, ${identity}, ${trunk.outbound_trunk_id})
       on conflict (room_name) do nothing returning *`;
     if (!call) {
-      const [existing] = await tx<CallRow[]>`select * from public.outbound_calls where room_name = ${room}`;
+      const [existing] = await tx<
+        CallRow[]
+      >`select * from public.outbound_calls where room_name = ${room}`;
       return { trunk, call: existing, duplicate: true };
     }
     return { trunk, call, duplicate: false };
@@ -151,7 +187,12 @@ export async function placeCall(config: Config, sql: Sql, lk: LiveKit, input: Di
   const { trunk, duplicate } = prepared;
   let call = prepared.call;
   if (duplicate) return { call, duplicate, error: null, mapped: null };
-  const l = log.child({ callId: call.id, assistantId: trunk.assistant_id, roomName: call.room_name, campaignCallId: input.campaign?.campaignCallId });
+  const l = log.child({
+    callId: call.id,
+    assistantId: trunk.assistant_id,
+    roomName: call.room_name,
+    campaignCallId: input.campaign?.campaignCallId,
+  });
 
   const metadata = {
     ...(input.metadata ?? {}),
@@ -164,7 +205,9 @@ export async function placeCall(config: Config, sql: Sql, lk: LiveKit, input: Di
   };
   let step = "dispatch the agent";
   try {
-    const dispatch = await lk.dispatch.createDispatch(call.room_name, trunk.agent_name, { metadata: JSON.stringify(metadata) });
+    const dispatch = await lk.dispatch.createDispatch(call.room_name, trunk.agent_name, {
+      metadata: JSON.stringify(metadata),
+    });
     await sql`update public.outbound_calls set dispatch_id = ${dispatch.id} where id = ${call.id}`;
     step = "dial";
     const p = await lk.sip.createSipParticipant(trunk.outbound_trunk_id, input.to, call.room_name, {
@@ -187,15 +230,25 @@ export async function placeCall(config: Config, sql: Sql, lk: LiveKit, input: Di
       update public.outbound_calls set participant_id = ${p.participantId}, sip_call_id = ${p.sipCallId},
         status = case when ${input.waitUntilAnswered ?? false} and status in ('dialing', 'ringing')
                       then 'in_progress'::public.call_status else status end,
-        answered_at = case when ${input.waitUntilAnswered ?? false} then coalesce(answered_at, now()) else answered_at end,
-        outcome = case when ${input.waitUntilAnswered ?? false} and outcome is null then 'answered' else outcome end
+        answered_at = case when ${
+      input.waitUntilAnswered ?? false
+    } then coalesce(answered_at, now()) else answered_at end,
+        outcome = case when ${
+      input.waitUntilAnswered ?? false
+    } and outcome is null then 'answered' else outcome end
       where id = ${call.id} returning *`;
     l.info("call placed", { participantId: p.participantId, sipCallId: p.sipCallId });
     return { call, duplicate: false, error: null, mapped: null };
   } catch (e) {
     const f = describeLiveKitError(e);
     const mapped = outcomeFromError(f);
-    l.warn("call failed", { step, upstreamCode: f.code, upstreamStatus: f.status, sipStatusCode: f.sipStatusCode, outcome: mapped.outcome });
+    l.warn("call failed", {
+      step,
+      upstreamCode: f.code,
+      upstreamStatus: f.status,
+      sipStatusCode: f.sipStatusCode,
+      outcome: mapped.outcome,
+    });
     call = await asService(sql, async (tx) => {
       const [row] = await tx<CallRow[]>`
         update public.outbound_calls set status = case when status in ('dialing', 'ringing', 'in_progress')
@@ -210,10 +263,17 @@ export async function placeCall(config: Config, sql: Sql, lk: LiveKit, input: Di
     lk.rooms.deleteRoom(call.room_name).catch(() => {});
     const error = new UpstreamError(
       "livekit",
-      `Cannot ${step} ${input.to}: ${f.sipStatusCode ? `SIP ${f.sipStatusCode} ${f.sipStatus ?? ""}`.trim() : f.message} (${mapped.outcome})`,
+      `Cannot ${step} ${input.to}: ${
+        f.sipStatusCode ? `SIP ${f.sipStatusCode} ${f.sipStatus ?? ""}`.trim() : f.message
+      } (${mapped.outcome})`,
       f.code,
       f.status,
-      { sipStatusCode: f.sipStatusCode, sipStatus: f.sipStatus, outcome: mapped.outcome, callId: call.id },
+      {
+        sipStatusCode: f.sipStatusCode,
+        sipStatus: f.sipStatus,
+        outcome: mapped.outcome,
+        callId: call.id,
+      },
     );
     return { call, duplicate: false, error, mapped };
   }
@@ -222,10 +282,14 @@ export async function placeCall(config: Config, sql: Sql, lk: LiveKit, input: Di
 const FAILURE_REASONS = new Set(["USER_REJECTED", "USER_UNAVAILABLE", "SIP_TRUNK_FAILURE"]);
 
 /** What a LiveKit webhook means for the call in its room, if any. */
-export function eventFor(call: Pick<CallRow, "participant_identity">, ev: WebhookEvent): CallEvent | null {
+export function eventFor(
+  call: Pick<CallRow, "participant_identity">,
+  ev: WebhookEvent,
+): CallEvent | null {
   const at = new Date(Number(ev.createdAt ?? 0n) * 1000 || Date.now());
   const p = ev.participant;
-  const isOurs = !!p && p.identity === call.participant_identity && p.kind === ParticipantInfo_Kind.SIP;
+  const isOurs = !!p && p.identity === call.participant_identity &&
+    p.kind === ParticipantInfo_Kind.SIP;
   const status = p?.attributes?.["sip.callStatus"];
   switch (ev.event) {
     case "participant_joined":
@@ -237,12 +301,13 @@ export function eventFor(call: Pick<CallRow, "participant_identity">, ev: Webhoo
     case "participant_left":
     case "participant_connection_aborted":
       if (!isOurs) return null;
-    {
-      const reason = DisconnectReason[p!.disconnectReason] ?? "UNKNOWN_REASON";
-      // "hangup" follows "active": a call that was answered and then ended normally.
-      const answered = status === "active" || (status === "hangup" && !FAILURE_REASONS.has(reason));
-      return { kind: "left", at, reason, answered };
-    }
+      {
+        const reason = DisconnectReason[p!.disconnectReason] ?? "UNKNOWN_REASON";
+        // "hangup" follows "active": a call that was answered and then ended normally.
+        const answered = status === "active" ||
+          (status === "hangup" && !FAILURE_REASONS.has(reason));
+        return { kind: "left", at, reason, answered };
+      }
     case "room_finished":
       return { kind: "room_finished", at };
     default:
@@ -254,17 +319,27 @@ export function eventFor(call: Pick<CallRow, "participant_identity">, ev: Webhoo
 export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
   const room = ev.room?.name ?? "";
   return await asService(sql, async (tx) => {
-    const [call] = room ? await tx<CallRow[]>`select * from public.outbound_calls where room_name = ${room} for update` : [];
+    const [call] = room
+      ? await tx<
+        CallRow[]
+      >`select * from public.outbound_calls where room_name = ${room} for update`
+      : [];
     const [stored] = await tx`
       insert into public.call_events (event_id, owner_id, call_id, event, room_name, participant_identity, payload, created_at)
-      values (${ev.id}, ${call?.owner_id ?? null}, ${call?.id ?? null}, ${ev.event}, ${room || null},
+      values (${ev.id}, ${call?.owner_id ?? null}, ${call?.id ?? null}, ${ev.event}, ${
+      room || null
+    },
         ${ev.participant?.identity ?? null}, ${tx.json(JSON.parse(ev.toJsonString()))},
         to_timestamp(${Number(ev.createdAt ?? 0n)}))
       on conflict (event_id) do nothing returning id`;
     if (!stored) return { duplicate: true, callId: call?.id ?? null, status: call?.status ?? null };
     if (!call) return { duplicate: false, callId: null, status: null };
     const event = eventFor(call, ev);
-    const next = event && applyEvent({ status: call.status, answeredAt: call.answered_at, endedAt: call.ended_at }, event);
+    const next = event &&
+      applyEvent(
+        { status: call.status, answeredAt: call.answered_at, endedAt: call.ended_at },
+        event,
+      );
     if (!next) return { duplicate: false, callId: call.id, status: call.status };
     const reason = event?.kind === "left" ? event.reason : null;
     const [row] = await tx<CallRow[]>`
@@ -278,7 +353,12 @@ export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
         where id = ${row.campaign_call_id} and status = 'dialing' and attempts = ${row.attempt}`;
     }
     if (isFinal(row.status) && !isFinal(call.status)) {
-      log.info("call ended", { callId: row.id, status: row.status, outcome: row.outcome, disconnectReason: reason });
+      log.info("call ended", {
+        callId: row.id,
+        status: row.status,
+        outcome: row.outcome,
+        disconnectReason: reason,
+      });
       if (row.campaign_call_id) await FINISHED_SQL(tx, row.id, next.retryable);
     }
     return { duplicate: false, callId: row.id, status: row.status };
@@ -287,7 +367,9 @@ export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
 
 /** Resolves the caller's assistant under their own rights (another user's is simply not found). */
 export async function requireAssistant(tx: Tx, assistantId: string) {
-  const [a] = await tx<{ id: string; owner_id: string }[]>`select id, owner_id from public.assistant where id = ${assistantId}`;
+  const [a] = await tx<
+    { id: string; owner_id: string }[]
+  >`select id, owner_id from public.assistant where id = ${assistantId}`;
   if (!a) throw new NotFoundError(`Assistant ${assistantId} does not exist.`);
   return a;
 }

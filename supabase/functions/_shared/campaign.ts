@@ -60,10 +60,18 @@ async function giveBack(sql: Sql, c: Claim, reason: string) {
     where cc.id = ${c.campaign_call_id} and c.id = cc.campaign_id and cc.status = 'dialing' and cc.attempts = ${c.attempt}`;
 }
 
-async function dialOne(config: Config, sql: Sql, lk: LiveKit, c: Claim, log: Logger): Promise<Result> {
+async function dialOne(
+  config: Config,
+  sql: Sql,
+  lk: LiveKit,
+  c: Claim,
+  log: Logger,
+): Promise<Result> {
   await sleep(c.send_at.getTime() - Date.now());
   // Pause and cancel take effect at once, even for calls claimed a moment ago.
-  const [campaign] = await sql<{ status: string }[]>`select status from public.campaigns where id = ${c.campaign_id}`;
+  const [campaign] = await sql<
+    { status: string }[]
+  >`select status from public.campaigns where id = ${c.campaign_id}`;
   if (campaign?.status !== "running") {
     await giveBack(sql, c, `campaign ${campaign?.status ?? "deleted"}`);
     return "deferred";
@@ -87,7 +95,11 @@ async function dialOne(config: Config, sql: Sql, lk: LiveKit, c: Claim, log: Log
       ringingTimeoutSec: c.ringing_timeout_sec,
       maxCallDurationSec: c.max_call_duration_sec,
       allowedCountries: c.allowed_countries,
-      campaign: { campaignId: c.campaign_id, campaignCallId: c.campaign_call_id, attempt: c.attempt },
+      campaign: {
+        campaignId: c.campaign_id,
+        campaignCallId: c.campaign_call_id,
+        attempt: c.attempt,
+      },
     }, log);
   } catch (e) {
     if (!(e instanceof PreconditionError)) throw e;
@@ -108,7 +120,9 @@ async function dialOne(config: Config, sql: Sql, lk: LiveKit, c: Claim, log: Log
   if (result.error) return "failed";
   // Live until a webhook ends it; the lease covers ringing plus the longest call.
   await sql`update public.campaign_calls set current_call_id = ${result.call.id},
-      lease_until = now() + make_interval(secs => ${c.ringing_timeout_sec + c.max_call_duration_sec + 120})
+      lease_until = now() + make_interval(secs => ${
+    c.ringing_timeout_sec + c.max_call_duration_sec + 120
+  })
     where id = ${c.campaign_call_id} and status in ('dialing', 'in_progress') and attempts = ${c.attempt}`;
   return "dialed";
 }
@@ -127,7 +141,9 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
   await sql`select internal.release_expired_leases()`;
   while (Date.now() < deadline && claimedTotal < maxCalls) {
     const claims = await sql<Claim[]>`
-      select * from internal.claim_calls(${opts.campaignId ?? null}, ${Math.min(200, maxCalls - claimedTotal)}, ${tickId})`;
+      select * from internal.claim_calls(${opts.campaignId ?? null}, ${
+      Math.min(200, maxCalls - claimedTotal)
+    }, ${tickId})`;
     claimedTotal += claims.length;
     for (const c of claims) {
       const p = dialOne(config, sql, lk, c, l).catch((e) => {
@@ -135,7 +151,8 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
         return giveBack(sql, c, "internal error; requeued").then(() => "deferred" as const);
       }).then((r) => {
         totals[r]++;
-        const per = byCampaign.get(c.campaign_id) ?? { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
+        const per = byCampaign.get(c.campaign_id) ??
+          { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
         per[r]++;
         byCampaign.set(c.campaign_id, per);
       }).finally(() => inflight.delete(p));
@@ -157,12 +174,16 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
   }
   await Promise.all([...inflight]);
 
-  const ids = opts.campaignId ? [...new Set([opts.campaignId, ...byCampaign.keys()])] : [...byCampaign.keys()];
+  const ids = opts.campaignId
+    ? [...new Set([opts.campaignId, ...byCampaign.keys()])]
+    : [...byCampaign.keys()];
   const rows = ids.length === 0 ? [] : await sql<{ id: string; status: string }[]>`
     select id, status from public.campaigns where id in ${sql(ids)}`;
   for (const r of rows) {
     if (r.status === "running") {
-      const [{ done }] = await sql<{ done: boolean }[]>`select internal.maybe_complete(${r.id}) as done`;
+      const [{ done }] = await sql<
+        { done: boolean }[]
+      >`select internal.maybe_complete(${r.id}) as done`;
       if (done) r.status = "completed";
     }
   }

@@ -3,14 +3,20 @@ import { z } from "zod";
 import { NotConfiguredError } from "./errors.ts";
 
 const optional = z.string().trim().min(1).optional().catch(undefined);
-const countryList = z.string().trim().regex(/^[A-Za-z]{2}(\s*,\s*[A-Za-z]{2})*$/, "comma-separated ISO country codes");
+const countryList = z.string().trim().regex(
+  /^[A-Za-z]{2}(\s*,\s*[A-Za-z]{2})*$/,
+  "comma-separated ISO country codes",
+);
 const intFrom = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
 const schema = z.object({
   SUPABASE_URL: z.url({ message: "the project URL, e.g. https://<ref>.supabase.co" }),
   SUPABASE_ANON_KEY: z.string().min(1, "the project's anon key"),
-  SUPABASE_SERVICE_ROLE_KEY: z.string().min(1, "the service role key (pg_cron and triggers use it)"),
+  SUPABASE_SERVICE_ROLE_KEY: z.string().min(
+    1,
+    "the service role key (pg_cron and triggers use it)",
+  ),
   SUPABASE_DB_URL: z.string().min(1, "the Postgres connection string"),
   SUPABASE_JWKS: z.string().optional(),
   JWT_SECRET: optional,
@@ -19,10 +25,12 @@ const schema = z.object({
   LIVEKIT_API_KEY: optional,
   LIVEKIT_API_SECRET: optional,
   LIVEKIT_SIP_HOST: optional,
-  TWILIO_ACCOUNT_SID: z.string().regex(/^AC[0-9a-fA-F]{32}$/, "an account SID (AC + 32 hex)").optional(),
+  TWILIO_ACCOUNT_SID: z.string().regex(/^AC[0-9a-fA-F]{32}$/, "an account SID (AC + 32 hex)")
+    .optional(),
   TWILIO_AUTH_TOKEN: optional,
   TWILIO_BASE_URL: optional,
-  TWILIO_TRUNK_NAME: z.string().regex(/^[a-z0-9-]{1,40}$/, "lowercase letters, digits and dashes").default("voice-ai"),
+  TWILIO_TRUNK_NAME: z.string().regex(/^[a-z0-9-]{1,40}$/, "lowercase letters, digits and dashes")
+    .default("voice-ai"),
   SIP_PROVIDER_ADDRESS: optional,
   SIP_USERNAME: optional,
   SIP_PASSWORD: optional,
@@ -106,7 +114,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     jwks,
     jwtSecret: e.JWT_SECRET ?? null,
     livekit: missingLiveKit.length === 0
-      ? { host: host!, apiKey: e.LIVEKIT_API_KEY!, apiSecret: e.LIVEKIT_API_SECRET!, sipHost: e.LIVEKIT_SIP_HOST ?? null }
+      ? {
+        host: host!,
+        apiKey: e.LIVEKIT_API_KEY!,
+        apiSecret: e.LIVEKIT_API_SECRET!,
+        sipHost: e.LIVEKIT_SIP_HOST ?? null,
+      }
       : null,
     twilio: missingTwilio.length === 0
       ? {
@@ -117,7 +130,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       }
       : null,
     staticSip: e.SIP_PROVIDER_ADDRESS
-      ? { address: e.SIP_PROVIDER_ADDRESS, username: e.SIP_USERNAME ?? null, password: e.SIP_PASSWORD ?? null }
+      ? {
+        address: e.SIP_PROVIDER_ADDRESS,
+        username: e.SIP_USERNAME ?? null,
+        password: e.SIP_PASSWORD ?? null,
+      }
       : null,
     sipTransport: e.SIP_TRANSPORT,
     destinationCountry: e.SIP_DESTINATION_COUNTRY?.toUpperCase() ?? null,

@@ -1,7 +1,7 @@
 // The HTTP edge of every function: CORS, method checks, JSON bodies validated with zod,
 // a request id and logger, and errors mapped once to api.md's JSON.
 import { z } from "zod";
-import { getConfig, type Config } from "./config.ts";
+import { type Config, getConfig } from "./config.ts";
 import { AppError, MethodError, toErrorBody, ValidationError } from "./errors.ts";
 import { type Logger, logger } from "./log.ts";
 
@@ -51,7 +51,9 @@ export function serve(
       const { status, body } = toErrorBody(e);
       const fields: Record<string, unknown> = { status, code: body.error.code };
       if (e instanceof AppError && e.details?.upstream) fields.upstream = e.details;
-      if (!(e instanceof AppError)) fields.error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      if (!(e instanceof AppError)) {
+        fields.error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      }
       (status >= 500 ? log.error : log.warn)("request failed", fields);
       return json(body, status);
     }
@@ -97,10 +99,14 @@ export async function readJson<S extends z.ZodType>(req: Request, schema: S): Pr
   try {
     body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch {
-    throw new ValidationError("The body is not valid JSON.", { fields: { "(body)": "invalid JSON" } });
+    throw new ValidationError("The body is not valid JSON.", {
+      fields: { "(body)": "invalid JSON" },
+    });
   }
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    throw new ValidationError("The body must be a JSON object.", { fields: { "(body)": "expected an object" } });
+    throw new ValidationError("The body must be a JSON object.", {
+      fields: { "(body)": "expected an object" },
+    });
   }
   return validate(schema, body);
 }

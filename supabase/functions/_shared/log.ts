@@ -31,7 +31,9 @@ export function setLogSink(next: Sink): void {
 
 export function logger(base: Fields = {}): Logger {
   const write = (level: string, msg: string, fields?: Fields) =>
-    sink(JSON.stringify(redact({ level, time: new Date().toISOString(), msg, ...base, ...fields })));
+    sink(
+      JSON.stringify(redact({ level, time: new Date().toISOString(), msg, ...base, ...fields })),
+    );
   return {
     info: (msg, f) => write("info", msg, f),
     warn: (msg, f) => write("warn", msg, f),

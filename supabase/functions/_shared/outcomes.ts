@@ -2,7 +2,14 @@
 // event moves a call. Events may repeat or arrive in any order, so a call only moves
 // forward, and a final state is never replaced.
 
-export type CallStatus = "dialing" | "ringing" | "in_progress" | "completed" | "busy" | "no_answer" | "failed";
+export type CallStatus =
+  | "dialing"
+  | "ringing"
+  | "in_progress"
+  | "completed"
+  | "busy"
+  | "no_answer"
+  | "failed";
 
 export type Outcome =
   | "answered"
@@ -39,13 +46,19 @@ export interface Mapped {
 }
 
 /** A failed CreateSIPParticipant / dispatch, by SIP status when there is one, else by Twirp code. */
-export function outcomeFromError(f: { code: string; status: number | null; sipStatusCode: number | null; message?: string }): Mapped {
+export function outcomeFromError(
+  f: { code: string; status: number | null; sipStatusCode: number | null; message?: string },
+): Mapped {
   const sip = f.sipStatusCode;
   if (sip !== null) {
     if (sip === 486 || sip === 600) return { status: "busy", outcome: "busy", retryable: true };
-    if (sip === 408 || sip === 487) return { status: "no_answer", outcome: "no_answer", retryable: true };
+    if (sip === 408 || sip === 487) {
+      return { status: "no_answer", outcome: "no_answer", retryable: true };
+    }
     if (sip === 480) return { status: "no_answer", outcome: "unavailable", retryable: true };
-    if (sip === 404 || sip === 484 || sip === 410) return { status: "failed", outcome: "not_found", retryable: false };
+    if (sip === 404 || sip === 484 || sip === 410) {
+      return { status: "failed", outcome: "not_found", retryable: false };
+    }
     if (sip === 403 || sip === 603 || sip === 401 || sip === 407) {
       return { status: "failed", outcome: "rejected", retryable: false };
     }
@@ -59,7 +72,9 @@ export function outcomeFromError(f: { code: string; status: number | null; sipSt
   if (f.code === "canceled" || f.code === "deadline_exceeded") {
     return { status: "no_answer", outcome: "no_answer", retryable: true };
   }
-  if (f.code === "resource_exhausted") return { status: "failed", outcome: "cps_limited", retryable: true };
+  if (f.code === "resource_exhausted") {
+    return { status: "failed", outcome: "cps_limited", retryable: true };
+  }
   if (f.code === "not_found" || f.code === "invalid_argument" || f.code === "permission_denied") {
     return { status: "failed", outcome: "failed", retryable: false };
   }
@@ -119,20 +134,44 @@ export function applyEvent(call: CallState, ev: CallEvent): Transition | null {
       if (call.answeredAt) return null;
       // A late answer still fills in the time, but never reopens a final call.
       const status = final ? call.status : "in_progress";
-      return { status, answeredAt: ev.at, endedAt: call.endedAt, outcome: final ? null : "answered", retryable: null };
+      return {
+        status,
+        answeredAt: ev.at,
+        endedAt: call.endedAt,
+        outcome: final ? null : "answered",
+        retryable: null,
+      };
     }
     case "left": {
       if (final) return null;
       const answered = ev.answered || call.answeredAt !== null || call.status === "in_progress";
       const m = outcomeFromDisconnect(ev.reason, answered);
-      return { status: m.status, answeredAt: call.answeredAt, endedAt: ev.at, outcome: m.outcome, retryable: m.retryable };
+      return {
+        status: m.status,
+        answeredAt: call.answeredAt,
+        endedAt: ev.at,
+        outcome: m.outcome,
+        retryable: m.retryable,
+      };
     }
     case "room_finished": {
       if (final) return null;
       const answered = call.answeredAt !== null || call.status === "in_progress";
       return answered
-        ? { status: "completed", answeredAt: call.answeredAt, endedAt: ev.at, outcome: "answered", retryable: false }
-        : { status: "failed", answeredAt: null, endedAt: ev.at, outcome: "failed", retryable: true };
+        ? {
+          status: "completed",
+          answeredAt: call.answeredAt,
+          endedAt: ev.at,
+          outcome: "answered",
+          retryable: false,
+        }
+        : {
+          status: "failed",
+          answeredAt: null,
+          endedAt: ev.at,
+          outcome: "failed",
+          retryable: true,
+        };
     }
   }
 }

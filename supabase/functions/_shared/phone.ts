@@ -12,7 +12,10 @@ export interface ParsedNumber {
 export function normalise(input: string, defaultCountry?: string): ParsedNumber | null {
   const trimmed = input.trim();
   if (trimmed.length === 0 || trimmed.length > 40) return null;
-  const p = parsePhoneNumberFromString(trimmed, defaultCountry?.toUpperCase() as CountryCode | undefined);
+  const p = parsePhoneNumberFromString(
+    trimmed,
+    defaultCountry?.toUpperCase() as CountryCode | undefined,
+  );
   if (!p || !p.isPossible()) return null;
   return { e164: p.number, country: p.country ?? null, type: p.getType() ?? null };
 }
@@ -30,7 +33,10 @@ export function checkDestination(e164: string, allowed: readonly string[]): Dest
   if (!p || p.e164 !== e164) return { ok: false, reason: `${e164} is not a valid E.164 number` };
   if (!p.country) return { ok: false, reason: `the country of ${e164} cannot be determined` };
   if (!allowed.includes(p.country)) {
-    return { ok: false, reason: `calls to ${p.country} are not allowed (allowed: ${allowed.join(", ")})` };
+    return {
+      ok: false,
+      reason: `calls to ${p.country} are not allowed (allowed: ${allowed.join(", ")})`,
+    };
   }
   if (p.type && BLOCKED_TYPES.has(p.type)) {
     return { ok: false, reason: `${e164} is a ${p.type.toLowerCase().replace("_", "-")} number` };

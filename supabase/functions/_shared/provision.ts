@@ -115,7 +115,13 @@ export async function provisionNumber(
           select id, agent_name from public.assistant where id = ${row.assistant_id}`)[0]
       : undefined;
     const owner: TrunkOwner | null = row && assistant
-      ? { phoneNumberId: row.id, e164, assistantId: assistant.id, agentName: assistant.agent_name, ownerId: row.owner_id }
+      ? {
+        phoneNumberId: row.id,
+        e164,
+        assistantId: assistant.id,
+        agentName: assistant.agent_name,
+        ownerId: row.owner_id,
+      }
       : null;
     const l = log.child({ phoneNumberId: row?.id, e164, assistantId: owner?.assistantId ?? null });
     try {
@@ -123,7 +129,9 @@ export async function provisionNumber(
       const lk = liveKit(config);
       const existing = await findExisting(lk, e164);
       const removed = await removeStale(lk, e164, existing, owner);
-      if (removed.rules + removed.inbound + removed.outbound > 0) l.info("removed stale trunks", removed);
+      if (removed.rules + removed.inbound + removed.outbound > 0) {
+        l.info("removed stale trunks", removed);
+      }
       if (!owner) {
         await detachNumber(config, tx, e164);
         if (!row) return { row: null, error: null };
@@ -148,7 +156,10 @@ export async function provisionNumber(
           dispatch_rule_id = ${rule.sipDispatchRuleId}, provisioned_assistant_id = ${owner.assistantId},
           provisioned_at = now()
         where id = ${owner.phoneNumberId} returning *`;
-      l.info("number ready", { inboundTrunkId: inbound.sipTrunkId, outboundTrunkId: outbound.sipTrunkId });
+      l.info("number ready", {
+        inboundTrunkId: inbound.sipTrunkId,
+        outboundTrunkId: outbound.sipTrunkId,
+      });
       return { row: done, error: null };
     } catch (e) {
       if (!(e instanceof AppError)) throw e;
@@ -156,9 +167,12 @@ export async function provisionNumber(
       if (!row) return { row: null, error: e };
       // A re-check of a number already ready for this assistant keeps it usable: its trunks
       // were there a moment ago. The error is still shown and the job retries.
-      const stillReady = row.trunk_status === "ready" && row.provisioned_assistant_id === row.assistant_id;
+      const stillReady = row.trunk_status === "ready" &&
+        row.provisioned_assistant_id === row.assistant_id;
       const [failed] = await tx<NumberRow[]>`
-        update public.phone_number set trunk_status = ${stillReady ? "ready" : "error"}, trunk_error = ${e.message}
+        update public.phone_number set trunk_status = ${
+        stillReady ? "ready" : "error"
+      }, trunk_error = ${e.message}
         where id = ${row.id} returning *`;
       return { row: failed, error: e };
     }
@@ -192,19 +206,25 @@ export async function runJob(
     where id = ${jobId} and status <> 'done' and (locked_until is null or locked_until < now())
     returning id::text, phone_number_id, e164, attempts, generation`;
   if (!job) return null;
-  const key: NumberKey = job.phone_number_id ? { phoneNumberId: job.phone_number_id, e164: job.e164 } : { e164: job.e164 };
+  const key: NumberKey = job.phone_number_id
+    ? { phoneNumberId: job.phone_number_id, e164: job.e164 }
+    : { e164: job.e164 };
   let result: ProvisionResult;
   try {
     result = await provisionNumber(config, sql, key, log.child({ jobId }));
   } catch (e) {
     await sql`update internal.provisioning_job set status = 'pending', locked_until = null,
-      run_after = now() + make_interval(secs => ${retryDelaySec(job.attempts)}), last_error = 'internal error'
+      run_after = now() + make_interval(secs => ${
+      retryDelaySec(job.attempts)
+    }), last_error = 'internal error'
       where id = ${jobId}`;
     throw e;
   }
   if (result.error) {
     await sql`update internal.provisioning_job set status = 'pending', locked_until = null,
-      run_after = now() + make_interval(secs => ${retryDelaySec(job.attempts)}), last_error = ${result.error.message}
+      run_after = now() + make_interval(secs => ${
+      retryDelaySec(job.attempts)
+    }), last_error = ${result.error.message}
       where id = ${jobId}`;
   } else {
     // A change that arrived while we worked bumped the generation: run again for it.

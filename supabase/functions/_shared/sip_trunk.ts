@@ -12,7 +12,12 @@ type TwilioConfig = NonNullable<Config["twilio"]>;
 
 async function client(t: TwilioConfig): Promise<Twilio> {
   const { createTwilioClient } = await import("./twilio_client.ts");
-  return createTwilioClient({ accountSid: t.accountSid, authToken: t.authToken, baseUrl: t.baseUrl, timeoutMs: 10_000 });
+  return createTwilioClient({
+    accountSid: t.accountSid,
+    authToken: t.authToken,
+    baseUrl: t.baseUrl,
+    timeoutMs: 10_000,
+  });
 }
 
 export function twilioError(action: string, e: unknown): UpstreamError {
@@ -20,12 +25,19 @@ export function twilioError(action: string, e: unknown): UpstreamError {
   if (typeof err?.status === "number") {
     return new UpstreamError(
       "twilio",
-      `Cannot ${action}: Twilio answered ${err.status} (${err.code ?? "no code"}: ${err.message ?? ""})`,
+      `Cannot ${action}: Twilio answered ${err.status} (${err.code ?? "no code"}: ${
+        err.message ?? ""
+      })`,
       err.code ?? null,
       err.status,
     );
   }
-  return new UpstreamError("twilio", `Cannot ${action}: Twilio could not be reached`, "unreachable", null);
+  return new UpstreamError(
+    "twilio",
+    `Cannot ${action}: Twilio could not be reached`,
+    "unreachable",
+    null,
+  );
 }
 
 export interface TwilioNumber {
@@ -45,10 +57,22 @@ export async function findTwilioNumber(
   try {
     if ("sid" in key) {
       const n = await tw.incomingPhoneNumbers(key.sid).fetch();
-      return { sid: n.sid, e164: n.phoneNumber, trunkSid: n.trunkSid ?? null, friendlyName: n.friendlyName ?? null };
+      return {
+        sid: n.sid,
+        e164: n.phoneNumber,
+        trunkSid: n.trunkSid ?? null,
+        friendlyName: n.friendlyName ?? null,
+      };
     }
     const [n] = await tw.incomingPhoneNumbers.list({ phoneNumber: key.e164, limit: 1 });
-    return n ? { sid: n.sid, e164: n.phoneNumber, trunkSid: n.trunkSid ?? null, friendlyName: n.friendlyName ?? null } : null;
+    return n
+      ? {
+        sid: n.sid,
+        e164: n.phoneNumber,
+        trunkSid: n.trunkSid ?? null,
+        friendlyName: n.friendlyName ?? null,
+      }
+      : null;
   } catch (e) {
     if ((e as { status?: number }).status === 404) return null;
     throw twilioError(`look up ${"sid" in key ? key.sid : key.e164} in the Twilio account`, e);
@@ -66,7 +90,10 @@ export function generatePassword(length = 32): string {
       if (b < limit) return set[b % set.length];
     }
   };
-  const chars = [...sets.map(pick), ...Array.from({ length: length - sets.length }, () => pick(all))];
+  const chars = [
+    ...sets.map(pick),
+    ...Array.from({ length: length - sets.length }, () => pick(all)),
+  ];
   // Shuffle so the guaranteed classes are not always first.
   for (let i = chars.length - 1; i > 0; i--) {
     const j = crypto.getRandomValues(new Uint32Array(1))[0] % (i + 1);
@@ -108,7 +135,9 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
   const tw = await client(t);
   await tx`select pg_advisory_xact_lock(hashtext(${"sip_trunk:" + t.accountSid}))`;
   await tx`insert into internal.sip_trunk (account_sid) values (${t.accountSid}) on conflict do nothing`;
-  const [row] = await tx<SipTrunkRow[]>`select * from internal.sip_trunk where account_sid = ${t.accountSid}`;
+  const [row] = await tx<
+    SipTrunkRow[]
+  >`select * from internal.sip_trunk where account_sid = ${t.accountSid}`;
   const save = (fields: Partial<SipTrunkRow>) =>
     tx`update internal.sip_trunk set ${tx(fields as Record<string, unknown>)}, updated_at = now()
        where account_sid = ${t.accountSid}`;
@@ -133,8 +162,14 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
   if (!trunkSid) {
     const trunks = await call("list SIP trunks", () => tw.trunking.v1.trunks.list());
     trunkSid = trunks.find((x) => x.domainName === domain)?.sid ??
-      (await call("create the SIP trunk", () =>
-        tw.trunking.v1.trunks.create({ friendlyName: `${t.trunkName} (LiveKit)`, domainName: domain }))).sid;
+      (await call(
+        "create the SIP trunk",
+        () =>
+          tw.trunking.v1.trunks.create({
+            friendlyName: `${t.trunkName} (LiveKit)`,
+            domainName: domain,
+          }),
+      )).sid;
     await save({ trunk_sid: trunkSid, domain_name: domain });
   }
   const trunk = tw.trunking.v1.trunks(trunkSid);
@@ -145,8 +180,18 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
     const sipUrl = `sip:${sipHost};transport=tcp`;
     const urls = await call("list origination URLs", () => trunk.originationUrls.list());
     const found = urls.find((u) => u.sipUrl === sipUrl);
-    const sid = found?.sid ?? (await call("create the origination URL", () =>
-      trunk.originationUrls.create({ sipUrl, priority: 10, weight: 10, enabled: true, friendlyName: "LiveKit" }))).sid;
+    const sid = found?.sid ??
+      (await call(
+        "create the origination URL",
+        () =>
+          trunk.originationUrls.create({
+            sipUrl,
+            priority: 10,
+            weight: 10,
+            enabled: true,
+            friendlyName: "LiveKit",
+          }),
+      )).sid;
     if (sid !== row.origination_url_sid) await save({ origination_url_sid: sid });
   }
 
@@ -163,32 +208,57 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
   if (!listSid) {
     const lists = await call("list credential lists", () => tw.sip.credentialLists.list());
     listSid = lists.find((l) => l.friendlyName === listName)?.sid ??
-      (await call("create the credential list", () => tw.sip.credentialLists.create({ friendlyName: listName }))).sid;
+      (await call(
+        "create the credential list",
+        () => tw.sip.credentialLists.create({ friendlyName: listName }),
+      )).sid;
     await save({ credential_list_sid: listSid });
   }
-  const credentials = await call("list credentials", () => tw.sip.credentialLists(listSid!).credentials.list());
+  const credentials = await call(
+    "list credentials",
+    () => tw.sip.credentialLists(listSid!).credentials.list(),
+  );
   let username = row.sip_username;
   let password = row.password_secret_id
-    ? (await tx<{ v: string | null }[]>`select internal.secret(${"sip_password:" + t.accountSid}) as v`)[0].v
+    ? (await tx<{ v: string | null }[]>`select internal.secret(${
+      "sip_password:" + t.accountSid
+    }) as v`)[0].v
     : null;
   const onTwilio = credentials.some((c) => c.username === username);
   if (!username || !password || !onTwilio) {
     // Twilio keeps only a hash: credentials whose password we do not hold are replaced.
     for (const c of credentials) {
-      await call("replace the SIP credential", () => tw.sip.credentialLists(listSid!).credentials(c.sid).remove());
+      await call(
+        "replace the SIP credential",
+        () => tw.sip.credentialLists(listSid!).credentials(c.sid).remove(),
+      );
     }
     username = `lk${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
     password = generatePassword();
-    const [{ id }] = await tx<{ id: string }[]>`select internal.put_secret(${"sip_password:" + t.accountSid}, ${password}) as id`;
-    await call("create the SIP credential", () =>
-      tw.sip.credentialLists(listSid!).credentials.create({ username: username!, password: password! }));
+    const [{ id }] = await tx<{ id: string }[]>`select internal.put_secret(${
+      "sip_password:" + t.accountSid
+    }, ${password}) as id`;
+    await call(
+      "create the SIP credential",
+      () =>
+        tw.sip.credentialLists(listSid!).credentials.create({
+          username: username!,
+          password: password!,
+        }),
+    );
     await save({ sip_username: username, password_secret_id: id });
   }
 
   // 4. Attach the list to the trunk's termination.
-  const attached = await call("list the trunk's credential lists", () => trunk.credentialsLists.list());
+  const attached = await call(
+    "list the trunk's credential lists",
+    () => trunk.credentialsLists.list(),
+  );
   if (!attached.some((a) => a.sid === listSid)) {
-    await call("attach the credential list", () => trunk.credentialsLists.create({ credentialListSid: listSid! }));
+    await call(
+      "attach the credential list",
+      () => trunk.credentialsLists.create({ credentialListSid: listSid! }),
+    );
   }
   return { ...base, address: domain, username, password };
 }
@@ -198,12 +268,16 @@ export async function attachNumber(config: Config, tx: Tx, e164: string): Promis
   if (!config.twilio || config.staticSip) return null;
   const n = await findTwilioNumber(config, { e164 });
   if (!n) throw new NotFoundError(`${e164} is not a number of the Twilio account.`);
-  const [row] = await tx<{ trunk_sid: string }[]>`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
+  const [row] = await tx<
+    { trunk_sid: string }[]
+  >`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
   if (row?.trunk_sid && n.trunkSid !== row.trunk_sid) {
     const tw = await client(config.twilio);
-    await tw.trunking.v1.trunks(row.trunk_sid).phoneNumbers.create({ phoneNumberSid: n.sid }).catch((e) => {
-      throw twilioError(`attach ${e164} to the SIP trunk`, e);
-    });
+    await tw.trunking.v1.trunks(row.trunk_sid).phoneNumbers.create({ phoneNumberSid: n.sid }).catch(
+      (e) => {
+        throw twilioError(`attach ${e164} to the SIP trunk`, e);
+      },
+    );
   }
   return n.sid;
 }
@@ -213,7 +287,9 @@ export async function detachNumber(config: Config, tx: Tx, e164: string): Promis
   if (!config.twilio || config.staticSip) return;
   const n = await findTwilioNumber(config, { e164 });
   if (!n?.trunkSid) return;
-  const [row] = await tx<{ trunk_sid: string }[]>`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
+  const [row] = await tx<
+    { trunk_sid: string }[]
+  >`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
   if (n.trunkSid !== row?.trunk_sid) return; // on someone else's trunk: not ours to change
   const tw = await client(config.twilio);
   await tw.trunking.v1.trunks(n.trunkSid).phoneNumbers(n.sid).remove().catch((e) => {

@@ -2,7 +2,11 @@
 // creating, so a retried, concurrent or half-finished run converges on exactly one inbound
 // trunk, one dispatch rule and one outbound trunk per assigned number.
 import { RoomAgentDispatch, RoomConfiguration, SIPTransport } from "@livekit/protocol";
-import type { SIPDispatchRuleInfo, SIPInboundTrunkInfo, SIPOutboundTrunkInfo } from "livekit-server-sdk";
+import type {
+  SIPDispatchRuleInfo,
+  SIPInboundTrunkInfo,
+  SIPOutboundTrunkInfo,
+} from "livekit-server-sdk";
 import type { LiveKit } from "./livekit.ts";
 import { liveKitError } from "./livekit.ts";
 
@@ -33,7 +37,12 @@ export interface TrunkMetadata {
 }
 
 export function trunkMetadata(o: TrunkOwner): TrunkMetadata {
-  return { managedBy: MANAGED_BY, phoneNumberId: o.phoneNumberId, assistantId: o.assistantId, e164: o.e164 };
+  return {
+    managedBy: MANAGED_BY,
+    phoneNumberId: o.phoneNumberId,
+    assistantId: o.assistantId,
+    e164: o.e164,
+  };
 }
 
 export function parseMetadata(raw: string | undefined): TrunkMetadata | null {
@@ -99,16 +108,24 @@ export async function findExisting(lk: LiveKit, e164: string): Promise<Existing>
  * them when `keep` is null). Rules go first, then inbound trunks, so that the number is
  * free before a new inbound trunk claims it.
  */
-export async function removeStale(lk: LiveKit, e164: string, existing: Existing, keep: TrunkOwner | null) {
+export async function removeStale(
+  lk: LiveKit,
+  e164: string,
+  existing: Existing,
+  keep: TrunkOwner | null,
+) {
   const stale = <T extends { metadata: string }>(items: T[]) =>
     items.filter((i) => {
       const m = parseMetadata(i.metadata);
-      return !keep || !m || m.assistantId !== keep.assistantId || m.phoneNumberId !== keep.phoneNumberId;
+      return !keep || !m || m.assistantId !== keep.assistantId ||
+        m.phoneNumberId !== keep.phoneNumberId;
     });
   const removed = { rules: 0, inbound: 0, outbound: 0 };
   for (const r of stale(existing.rules)) {
     await lk.sip.deleteSipDispatchRule(r.sipDispatchRuleId).catch((e) => {
-      if (e?.code !== "not_found") throw liveKitError(`delete dispatch rule ${r.sipDispatchRuleId} of ${e164}`, e);
+      if (e?.code !== "not_found") {
+        throw liveKitError(`delete dispatch rule ${r.sipDispatchRuleId} of ${e164}`, e);
+      }
     });
     removed.rules++;
   }
@@ -144,7 +161,12 @@ export async function ensureInboundTrunk(lk: LiveKit, o: TrunkOwner, existing: E
   });
 }
 
-export async function ensureDispatchRule(lk: LiveKit, o: TrunkOwner, inboundTrunkId: string, existing: Existing) {
+export async function ensureDispatchRule(
+  lk: LiveKit,
+  o: TrunkOwner,
+  inboundTrunkId: string,
+  existing: Existing,
+) {
   const found = mine(existing.rules, o).filter((r) => r.trunkIds.includes(inboundTrunkId));
   if (found.length > 0) return found[0];
   const metadata = JSON.stringify({ ...trunkMetadata(o), direction: "inbound" });
@@ -163,9 +185,16 @@ export async function ensureDispatchRule(lk: LiveKit, o: TrunkOwner, inboundTrun
   });
 }
 
-export async function ensureOutboundTrunk(lk: LiveKit, o: TrunkOwner, creds: SipCredentials, existing: Existing) {
+export async function ensureOutboundTrunk(
+  lk: LiveKit,
+  o: TrunkOwner,
+  creds: SipCredentials,
+  existing: Existing,
+) {
   const found = mine(existing.outbound, o);
-  const current = found.find((t) => t.address === creds.address && t.authUsername === (creds.username ?? ""));
+  const current = found.find((t) =>
+    t.address === creds.address && t.authUsername === (creds.username ?? "")
+  );
   if (current) return current;
   // Address or credentials changed: replace the trunk rather than leave a stale one.
   for (const t of found) {

@@ -7,16 +7,23 @@ import { readJson, serve } from "../_shared/http.ts";
 import { liveKit } from "../_shared/livekit.ts";
 import { e164, uuid } from "../_shared/schemas.ts";
 
-const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:=-]+$/, "letters, digits and _ . : = - only");
+const name = z.string().min(1).max(128).regex(
+  /^[A-Za-z0-9_.:=-]+$/,
+  "letters, digits and _ . : = - only",
+);
 
 const Body = z.strictObject({
   assistantId: uuid.optional(),
-  outboundTrunkId: z.string().regex(/^ST_[A-Za-z0-9]{1,64}$/, "must be a LiveKit trunk id (ST_...)").optional(),
+  outboundTrunkId: z.string().regex(/^ST_[A-Za-z0-9]{1,64}$/, "must be a LiveKit trunk id (ST_...)")
+    .optional(),
   phoneNumber: e164,
   roomName: name.optional(),
   participantName: z.string().min(1).max(200).optional(),
   participantIdentity: name.optional(),
-  metadata: z.record(z.string(), z.unknown()).refine((m) => JSON.stringify(m).length <= 4096, "at most 4 KiB of JSON")
+  metadata: z.record(z.string(), z.unknown()).refine(
+    (m) => JSON.stringify(m).length <= 4096,
+    "at most 4 KiB of JSON",
+  )
     .optional(),
   waitUntilAnswered: z.boolean().optional(),
   ringingTimeoutSec: z.number().int().min(5).max(80).optional(),
@@ -33,21 +40,41 @@ export const handler = serve("create-participant", ["POST"], async (req, { confi
 
   let ownerId: string;
   if (caller.kind === "user") {
-    if (body.outboundTrunkId) throw new ValidationError("Users call by assistantId.", { fields: { outboundTrunkId: "service callers only" } });
+    if (body.outboundTrunkId) {
+      throw new ValidationError("Users call by assistantId.", {
+        fields: { outboundTrunkId: "service callers only" },
+      });
+    }
     await asUser(sql, caller.claims, (tx) => requireAssistant(tx, body.assistantId!));
     ownerId = caller.userId;
     const [{ wait }] = await sql<{ wait: number }[]>`
       select internal.take_rate_limit(${ownerId}, 'create-participant', ${config.callsPerMinutePerUser}) as wait`;
     if (wait > 0) {
-      throw new RateLimitError(`At most ${config.callsPerMinutePerUser} calls a minute; try again in ${wait} s.`, wait);
+      throw new RateLimitError(
+        `At most ${config.callsPerMinutePerUser} calls a minute; try again in ${wait} s.`,
+        wait,
+      );
     }
   } else {
-    const [owner] = await asService(sql, (tx) =>
-      body.assistantId
-        ? tx<{ owner_id: string }[]>`select owner_id from public.assistant where id = ${body.assistantId}`
-        : tx<{ owner_id: string }[]>`select owner_id from public.phone_number where outbound_trunk_id = ${body.outboundTrunkId!}`
+    const [owner] = await asService(
+      sql,
+      (tx) =>
+        body.assistantId
+          ? tx<
+            { owner_id: string }[]
+          >`select owner_id from public.assistant where id = ${body.assistantId}`
+          : tx<
+            { owner_id: string }[]
+          >`select owner_id from public.phone_number where outbound_trunk_id = ${body
+            .outboundTrunkId!}`,
     );
-    if (!owner) throw new NotFoundError(`${body.assistantId ? "Assistant" : "Outbound trunk"} ${body.assistantId ?? body.outboundTrunkId} does not exist.`);
+    if (!owner) {
+      throw new NotFoundError(
+        `${body.assistantId ? "Assistant" : "Outbound trunk"} ${
+          body.assistantId ?? body.outboundTrunkId
+        } does not exist.`,
+      );
+    }
     ownerId = owner.owner_id;
   }
 
@@ -65,9 +92,12 @@ export const handler = serve("create-participant", ["POST"], async (req, { confi
     maxCallDurationSec: body.maxCallDurationSec,
   }, log);
   if (result.duplicate) {
-    throw new ValidationError(`Room ${body.roomName} was already used for a call; give a new roomName.`, {
-      fields: { roomName: "already used" },
-    });
+    throw new ValidationError(
+      `Room ${body.roomName} was already used for a call; give a new roomName.`,
+      {
+        fields: { roomName: "already used" },
+      },
+    );
   }
   if (result.error) throw result.error;
   return { call: callView(result.call) };

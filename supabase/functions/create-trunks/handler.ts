@@ -9,7 +9,9 @@ import { uuid } from "../_shared/schemas.ts";
 const Body = z.union([
   z.strictObject({ phoneNumberId: uuid }),
   z.strictObject({ assistantId: uuid }),
-  z.strictObject({ jobId: z.union([z.string().regex(/^[0-9]{1,18}$/), z.number().int().positive()]) }),
+  z.strictObject({
+    jobId: z.union([z.string().regex(/^[0-9]{1,18}$/), z.number().int().positive()]),
+  }),
 ], { error: "send exactly one of phoneNumberId, assistantId or jobId" });
 
 export const handler = serve("create-trunks", ["POST"], async (req, { config, log }) => {
@@ -18,11 +20,16 @@ export const handler = serve("create-trunks", ["POST"], async (req, { config, lo
   const sql = db(config.dbUrl);
 
   if ("jobId" in body) {
-    if (caller.kind !== "service") throw new ForbiddenError("Only the service may run provisioning jobs.");
+    if (caller.kind !== "service") {
+      throw new ForbiddenError("Only the service may run provisioning jobs.");
+    }
     const ran = await runJob(config, sql, String(body.jobId), log);
     if (!ran) return { job: { id: String(body.jobId), ran: false }, trunks: [] };
     if (ran.error) throw ran.error;
-    return { job: { id: String(body.jobId), ran: true }, trunks: ran.row ? [trunkView(ran.row)] : [] };
+    return {
+      job: { id: String(body.jobId), ran: true },
+      trunks: ran.row ? [trunkView(ran.row)] : [],
+    };
   }
 
   // Which numbers: a user only reaches their own (RLS); the service reaches any.
@@ -31,21 +38,29 @@ export const handler = serve("create-trunks", ["POST"], async (req, { config, lo
       if ("assistantId" in body) {
         const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
         if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);
-        return (await tx<{ id: string }[]>`select id from public.phone_number where assistant_id = ${body.assistantId}`)
+        return (await tx<
+          { id: string }[]
+        >`select id from public.phone_number where assistant_id = ${body.assistantId}`)
           .map((r) => r.id);
       }
-      const [n] = await tx<{ id: string }[]>`select id from public.phone_number where id = ${body.phoneNumberId}`;
+      const [n] = await tx<
+        { id: string }[]
+      >`select id from public.phone_number where id = ${body.phoneNumberId}`;
       if (!n) throw new NotFoundError(`Phone number ${body.phoneNumberId} does not exist.`);
       return [n.id];
     })
     : "assistantId" in body
-    ? sql<{ id: string }[]>`select id from public.phone_number where assistant_id = ${body.assistantId}`.then((r) =>
+    ? sql<
+      { id: string }[]
+    >`select id from public.phone_number where assistant_id = ${body.assistantId}`.then((r) =>
       r.map((x) => x.id)
     )
     : Promise.resolve([body.phoneNumberId]));
 
   const results = [];
-  for (const id of ids) results.push(await provisionNumber(config, sql, { phoneNumberId: id }, log));
+  for (const id of ids) {
+    results.push(await provisionNumber(config, sql, { phoneNumberId: id }, log));
+  }
   const trunks = results.flatMap((r) => r.row ? [trunkView(r.row)] : []);
   if ("phoneNumberId" in body && trunks.length === 0) {
     throw new NotFoundError(`Phone number ${body.phoneNumberId} does not exist.`);

@@ -27,8 +27,12 @@ export const handler = serve("list-trunks", ["GET", "POST"], async (req, { confi
       order by e164`;
   });
   const want = (d: "inbound" | "outbound") => !filter.direction || filter.direction === d;
-  const inboundIds = want("inbound") ? rows.flatMap((r) => r.inbound_trunk_id ? [r.inbound_trunk_id] : []) : [];
-  const outboundIds = want("outbound") ? rows.flatMap((r) => r.outbound_trunk_id ? [r.outbound_trunk_id] : []) : [];
+  const inboundIds = want("inbound")
+    ? rows.flatMap((r) => r.inbound_trunk_id ? [r.inbound_trunk_id] : [])
+    : [];
+  const outboundIds = want("outbound")
+    ? rows.flatMap((r) => r.outbound_trunk_id ? [r.outbound_trunk_id] : [])
+    : [];
 
   // Drift check: which of these trunks LiveKit actually has.
   const present = new Set<string>();
@@ -45,7 +49,12 @@ export const handler = serve("list-trunks", ["GET", "POST"], async (req, { confi
     }
   }
   const trunks = rows.flatMap((r) => {
-    const common = { e164: r.e164, phoneNumberId: r.id, assistantId: r.assistant_id, status: r.trunk_status };
+    const common = {
+      e164: r.e164,
+      phoneNumberId: r.id,
+      assistantId: r.assistant_id,
+      status: r.trunk_status,
+    };
     const out = [];
     if (want("inbound") && r.inbound_trunk_id) {
       out.push({

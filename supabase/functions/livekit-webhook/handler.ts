@@ -10,7 +10,9 @@ export const handler = serve("livekit-webhook", ["POST"], async (req, { config, 
   const auth = req.headers.get("authorization");
   if (!auth) throw new AuthError("Missing the LiveKit webhook signature (Authorization header).");
   const raw = await req.text();
-  if (raw.length > MAX_BODY_BYTES * 4) throw new AppError(413, "payload_too_large", "The webhook body is too large.");
+  if (raw.length > MAX_BODY_BYTES * 4) {
+    throw new AppError(413, "payload_too_large", "The webhook body is too large.");
+  }
   let event;
   try {
     // Checks the JWT (signature, issuer = our API key, expiry) and the body's SHA-256.
@@ -18,7 +20,13 @@ export const handler = serve("livekit-webhook", ["POST"], async (req, { config, 
   } catch {
     throw new AuthError("The webhook signature is not valid.");
   }
-  if (!event.id || !event.event) throw new AppError(400, "invalid_request", "The webhook has no id or event.");
-  const result = await recordWebhook(db(config.dbUrl), event, log.child({ eventId: event.id, event: event.event }));
+  if (!event.id || !event.event) {
+    throw new AppError(400, "invalid_request", "The webhook has no id or event.");
+  }
+  const result = await recordWebhook(
+    db(config.dbUrl),
+    event,
+    log.child({ eventId: event.id, event: event.event }),
+  );
   return { ok: true, ...result };
 });

@@ -1,7 +1,12 @@
 import { z } from "zod";
 import { authenticate, requireUser } from "../_shared/auth.ts";
 import { asUser, db } from "../_shared/db.ts";
-import { ConflictError, NotConfiguredError, NotFoundError, UpstreamError } from "../_shared/errors.ts";
+import {
+  ConflictError,
+  NotConfiguredError,
+  NotFoundError,
+  UpstreamError,
+} from "../_shared/errors.ts";
 import { readJson, serve } from "../_shared/http.ts";
 import { type NumberRow, numberView, provisionNumber } from "../_shared/provision.ts";
 import { e164, phoneSid, uuid } from "../_shared/schemas.ts";
@@ -26,14 +31,20 @@ export const handler = serve("map-number", ["POST"], async (req, { config, log }
   let number = body.phoneNumber;
   let twilioSid: string | null = body.phoneSid ?? null;
   if (config.twilio && !config.staticSip) {
-    const found = await findTwilioNumber(config, number ? { e164: number } : { sid: body.phoneSid! });
+    const found = await findTwilioNumber(
+      config,
+      number ? { e164: number } : { sid: body.phoneSid! },
+    );
     if (!found) {
       throw new NotFoundError(`${number ?? body.phoneSid} is not a number of the Twilio account.`);
     }
     number = found.e164;
     twilioSid = found.sid;
   } else if (!number) {
-    throw new NotConfiguredError(["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"], "Looking numbers up by SID");
+    throw new NotConfiguredError(
+      ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
+      "Looking numbers up by SID",
+    );
   }
 
   const sql = db(config.dbUrl);
@@ -42,9 +53,14 @@ export const handler = serve("map-number", ["POST"], async (req, { config, log }
       const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
       if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);
     }
-    const [existing] = await tx<NumberRow[]>`select * from public.phone_number where e164 = ${number!}`;
+    const [existing] = await tx<
+      NumberRow[]
+    >`select * from public.phone_number where e164 = ${number!}`;
     if (existing) {
-      if (existing.assistant_id && body.assistantId && existing.assistant_id !== body.assistantId && !body.force) {
+      if (
+        existing.assistant_id && body.assistantId && existing.assistant_id !== body.assistantId &&
+        !body.force
+      ) {
         throw new ConflictError(
           `${number} is assigned to assistant ${existing.assistant_id}; send force: true to move it.`,
           { assistantId: existing.assistant_id },
@@ -66,7 +82,12 @@ export const handler = serve("map-number", ["POST"], async (req, { config, log }
   });
 
   // The assignment is committed (with its outbox job); now provision it right away.
-  const result = await provisionNumber(config, sql, { phoneNumberId: row.id }, log.child({ userId: user.userId }));
+  const result = await provisionNumber(
+    config,
+    sql,
+    { phoneNumberId: row.id },
+    log.child({ userId: user.userId }),
+  );
   const phoneNumber = numberView(result.row ?? row);
   if (result.error) {
     if (result.error instanceof UpstreamError) result.error.details!.phoneNumber = phoneNumber;
