@@ -65,10 +65,17 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** Local-stack controls for fault tests, under /__stack/ (never on the platform). */
+export interface StackControls {
+  dropNetRequests(count: number): void;
+  restartPostgres(): Promise<void>;
+}
+
 export function startGateway(opts: {
   port: number;
   keys: Keys;
   functions: FunctionSpec[];
+  controls?: StackControls;
 }): Gateway {
   const { keys } = opts;
   const jwks = jose.createLocalJWKSet(keys.jwks as jose.JSONWebKeySet);
@@ -98,6 +105,22 @@ export function startGateway(opts: {
         return new Response(JSON.stringify(keys.jwks), {
           headers: { ...CORS, "Content-Type": "application/json" },
         });
+      }
+      if (url.pathname.startsWith("/__stack/") && opts.controls) {
+        if (req.method === "POST" && url.pathname === "/__stack/net/drop") {
+          const { count } = await req.json().catch(() => ({ count: 0 }));
+          opts.controls.dropNetRequests(Number(count) || 0);
+          return new Response(JSON.stringify({ ok: true }), {
+            headers: { "Content-Type": "application/json" },
+          });
+        }
+        if (req.method === "POST" && url.pathname === "/__stack/postgres/restart") {
+          await opts.controls.restartPostgres();
+          return new Response(JSON.stringify({ ok: true }), {
+            headers: { "Content-Type": "application/json" },
+          });
+        }
+        return error(404, "not_found", `No stack control ${url.pathname}.`);
       }
       const m = /^\/functions\/v1\/([^/?]+)/.exec(url.pathname);
       if (!m) return error(404, "not_found", `No route for ${url.pathname}.`);

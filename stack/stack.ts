@@ -2,7 +2,7 @@
 // the functions gateway, pg_net's worker, and the LiveKit and Twilio emulators when no
 // real credentials are given. `deno task dev` and `deno task test` both start it.
 import postgres from "postgres";
-import { type Cluster, freePort, startCluster } from "./postgres.ts";
+import { type Cluster, freePort, restartCluster, startCluster } from "./postgres.ts";
 import { applyMigrations } from "./migrate.ts";
 import { createKeys, type Keys } from "./keys.ts";
 import { discoverFunctions, type Gateway, startGateway } from "./gateway.ts";
@@ -168,19 +168,23 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     });
     cleanups.push(() => Promise.resolve(logHandle.close()));
 
+    const net = await startNetWorker(cluster.url);
+    cleanups.push(() => net.close());
+
     const gateway: Gateway = startGateway({
       port: gatewayPort,
       keys,
       functions: await discoverFunctions(`${ROOT}/supabase`),
+      controls: {
+        dropNetRequests: (count) => net.drop(count),
+        restartPostgres: () => restartCluster(cluster),
+      },
     });
     cleanups.push(() => gateway.close());
     cleanups.push(async () => {
       const { closeDb } = await import("../supabase/functions/_shared/db.ts");
       await closeDb();
     });
-
-    const net = await startNetWorker(cluster.url);
-    cleanups.push(() => net.close());
 
     // The project URL and service key the database uses to call functions (Supabase's
     // documented Vault pattern), then the project's cron jobs.

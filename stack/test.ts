@@ -65,6 +65,24 @@ async function runDenoTests(stackFile: string) {
   }
 }
 
+/** Tests append `{"metric": value}` lines to <state>/summary.jsonl; the sums are printed at the end. */
+function printSummary(file: string) {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch {
+    return;
+  }
+  const totals = new Map<string, number>();
+  for (const line of text.split("\n").filter(Boolean)) {
+    for (const [k, v] of Object.entries(JSON.parse(line) as Record<string, number>)) {
+      totals.set(k, (totals.get(k) ?? 0) + v);
+    }
+  }
+  console.log("\nreliability and security summary");
+  for (const [k, v] of totals) console.log(`  ${k.padEnd(40)} ${v}`);
+}
+
 const started = performance.now();
 const stack = await startStack({
   name: `test-${Deno.pid}`,
@@ -84,6 +102,7 @@ try {
   failed++;
   console.log(`not ok - test run aborted: ${e instanceof Error ? e.stack : e}`);
 } finally {
+  printSummary(`${stack.info.stateDir}/summary.jsonl`);
   await stack.stop();
   await Deno.remove(stack.info.stateDir, { recursive: true }).catch(() => {});
 }
