@@ -1,0 +1,19 @@
+import assert from "node:assert/strict";
+import { checkDestination, normalise } from "../../supabase/functions/_shared/phone.ts";
+
+Deno.test("national formats normalise to E.164 with a default country", () => {
+  assert.equal(normalise("(415) 555-0100", "US")?.e164, "+14155550100");
+  assert.equal(normalise("020 7123 4567", "GB")?.e164, "+442071234567");
+  assert.equal(normalise("+1 415 555 0100")?.country, "US");
+  assert.equal(normalise("not a number", "US"), null);
+  assert.equal(normalise("x".repeat(100), "US"), null);
+});
+
+Deno.test("destinations outside the allowlist and premium-rate numbers are refused", () => {
+  assert.deepEqual(checkDestination("+14155550100", ["US"]), { ok: true, country: "US" });
+  assert.equal(checkDestination("+442071234567", ["US", "CA"]).ok, false);
+  const premium = checkDestination("+19005551234", ["US"]);
+  assert.equal(premium.ok, false);
+  assert.match((premium as { reason: string }).reason, /premium/);
+  assert.equal(checkDestination("+1415555010", ["US"]).ok, false, "too short");
+});
