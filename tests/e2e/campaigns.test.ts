@@ -189,8 +189,13 @@ Deno.test("callees are dialed only inside their own calling window", async () =>
   // Honolulu's window opens (here: the window is widened, which reschedules the queue).
   await sql`update public.campaigns set window_start = '00:00', window_end = '23:59:59' where id = ${f.campaignId}`;
   const second = await tick({ campaignId: f.campaignId });
-  assert.equal(second.body.dialed, 1);
-  assert.deepEqual((await dialed([ny, hnl])).map((c: Json) => c.toNumber).sort(), [ny, hnl].sort());
+  assert.equal(second.status, 200);
+  // (A tick poked by the first call's end may be the one that dials it.)
+  const calls = await eventually(async () => {
+    const c = await dialed([ny, hnl]);
+    return c.length === 2 ? c : null;
+  }, "Honolulu to be dialed");
+  assert.deepEqual(calls.map((c: Json) => c.toNumber).sort(), [ny, hnl].sort());
 });
 
 Deno.test("busy and no-answer callees are retried after their delays up to max attempts", async () => {
@@ -213,9 +218,9 @@ Deno.test("busy and no-answer callees are retried after their delays up to max a
     }, `both callees queued after attempt ${attempts}`);
 
   for (const attempt of [1, 2]) {
-    const t = await tick({ campaignId: f.campaignId });
-    assert.equal(t.body.dialed, 2, JSON.stringify(t.body));
+    await tick({ campaignId: f.campaignId });
     const rows = await queuedAgain(attempt);
+    assert.equal((await dialed([busy, silent])).length, 2 * attempt);
     const b = rows.find((r) => r.e164 === busy)!;
     const s = rows.find((r) => r.e164 === silent)!;
     assert.equal(b.last_outcome, "busy");
@@ -234,8 +239,7 @@ Deno.test("busy and no-answer callees are retried after their delays up to max a
     // Time passes: the retries fall due.
     await sql`update public.campaign_calls set next_attempt_at = now() - interval '1 second' where campaign_id = ${f.campaignId}`;
   }
-  const t = await tick({ campaignId: f.campaignId });
-  assert.equal(t.body.dialed, 2);
+  await tick({ campaignId: f.campaignId });
   const p = await settled(f.campaignId);
   assert.equal(p.busy, 1);
   assert.equal(p.no_answer, 1);
@@ -260,7 +264,8 @@ Deno.test("a number added to the do-not-call list after import is skipped at dia
 });
 
 Deno.test("pause and cancel stop new dials at once and resume continues where it left off", async () => {
-  const numbers = answering("718555", 6);
+  // Calls that talk 99 s (99 ms here), so none ends and pokes a tick before the pause.
+  const numbers = Array.from({ length: 6 }, (_, i) => `+1718555${i}999`);
   const f = await campaign("pause", numbers.map((phoneNumber) => ({ phoneNumber })), {
     max_concurrent: 10,
   });
@@ -278,7 +283,7 @@ Deno.test("pause and cancel stop new dials at once and resume continues where it
   assert.equal(calls.length, 6, "each callee dialed once in all");
   assert.equal(new Set(calls.map((c: Json) => c.toNumber)).size, 6);
 
-  const others = answering("917555", 4);
+  const others = Array.from({ length: 4 }, (_, i) => `+1917555${i}999`);
   const g = await campaign("cancel", others.map((phoneNumber) => ({ phoneNumber })));
   await startQuietly(g.campaignId);
   assert.equal((await tick({ campaignId: g.campaignId, maxCalls: 1 })).body.dialed, 1);
@@ -309,8 +314,7 @@ Deno.test("a tick that dies after claiming loses no call and dials none twice", 
   );
   // Its lease runs out.
   await sql`update public.campaign_calls set lease_until = now() - interval '1 second' where campaign_id = ${f.campaignId}`;
-  const t = await tick({ campaignId: f.campaignId });
-  assert.equal(t.body.dialed, 5);
+  await tick({ campaignId: f.campaignId });
   const p = await settled(f.campaignId);
   assert.equal(p.completed, 5);
   assert.equal(p.attempts, 5, "the dead tick's claim did not count as an attempt");

@@ -314,3 +314,22 @@ Deno.test("list-trunks shows the caller's trunks, flags drift and never a creden
   });
   assert.equal(drift.body.trunks[0].inLiveKit, false);
 });
+
+Deno.test("a number assigned before provisioning existed is picked up by the sweep", async () => {
+  const { user, assistantId, e164 } = await setup("legacy");
+  // As if the row predated the trigger: no job, no trunks.
+  await sql.begin(async (tx) => {
+    await tx`alter table public.phone_number disable trigger enqueue_provisioning`;
+    await tx`insert into public.phone_number (owner_id, e164, assistant_id) values (${user.id}, ${e164}, ${assistantId})`;
+    await tx`alter table public.phone_number enable trigger enqueue_provisioning`;
+  });
+  const [{ n }] =
+    await sql`select count(*)::int as n from internal.provisioning_job where e164 = ${e164}`;
+  assert.equal(n, 0);
+  await sql`select internal.sweep_provisioning()`;
+  const row = await eventually(async () => {
+    const [r] = await sql`select * from public.phone_number where e164 = ${e164}`;
+    return r.trunk_status === "ready" ? r : null;
+  }, "the sweep to provision the old number");
+  assert.match(row.outbound_trunk_id, /^ST_/);
+});

@@ -64,3 +64,29 @@ Deno.test("log lines redact fields that may hold secrets", () => {
   assert.ok(!lines[0].includes("s3cr3t"));
   assert.ok(lines[0].includes('"callId":"c1"'));
 });
+
+Deno.test("static SIP mode uses the operator's provider and never touches Twilio", async () => {
+  const { parseConfig } = await import("../../supabase/functions/_shared/config.ts");
+  const { sipCredentials } = await import("../../supabase/functions/_shared/sip_trunk.ts");
+  const config = parseConfig({
+    SUPABASE_URL: "https://ref.supabase.co",
+    SUPABASE_ANON_KEY: "a",
+    SUPABASE_SERVICE_ROLE_KEY: "s",
+    SUPABASE_DB_URL: "postgres://x",
+    SIP_PROVIDER_ADDRESS: "sip.provider.example",
+    SIP_USERNAME: "trunkuser",
+    SIP_PASSWORD: "Trunk-Password-1",
+    SIP_TRANSPORT: "tls",
+    TWILIO_ACCOUNT_SID: "AC" + "0".repeat(32),
+    TWILIO_AUTH_TOKEN: "token",
+  });
+  // The transaction is never used in static mode: passing none proves it.
+  const creds = await sipCredentials(config, undefined as never);
+  assert.deepEqual(creds, {
+    address: "sip.provider.example",
+    username: "trunkuser",
+    password: "Trunk-Password-1",
+    transport: "tls",
+    destinationCountry: null,
+  });
+});
