@@ -139,40 +139,49 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
   let claimedTotal = 0;
 
   await sql`select internal.release_expired_leases()`;
-  while (Date.now() < deadline && claimedTotal < maxCalls) {
-    const claims = await sql<Claim[]>`
-      select * from internal.claim_calls(${opts.campaignId ?? null}, ${
-      Math.min(200, maxCalls - claimedTotal)
-    }, ${tickId})`;
-    claimedTotal += claims.length;
-    for (const c of claims) {
-      const p = dialOne(config, sql, lk, c, l).catch((e) => {
-        l.error("dial crashed", { campaignCallId: c.campaign_call_id, error: String(e) });
-        return giveBack(sql, c, "internal error; requeued").then(() => "deferred" as const);
-      }).then((r) => {
-        totals[r]++;
-        const per = byCampaign.get(c.campaign_id) ??
-          { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
-        per[r]++;
-        byCampaign.set(c.campaign_id, per);
-      }).finally(() => inflight.delete(p));
-      inflight.add(p);
+  try {
+    while (Date.now() < deadline && claimedTotal < maxCalls) {
+      const claims = await sql<Claim[]>`
+        select * from internal.claim_calls(${opts.campaignId ?? null}, ${
+        Math.min(200, maxCalls - claimedTotal)
+      }, ${tickId})`;
+      claimedTotal += claims.length;
+      for (const c of claims) {
+        const p = dialOne(config, sql, lk, c, l).catch(async (e) => {
+          l.error("dial crashed", { campaignCallId: c.campaign_call_id, error: String(e) });
+          // With the database away the give-back fails too; the lease then returns the claim.
+          // This promise must never reject: nothing may be left without a handler.
+          await giveBack(sql, c, "internal error; requeued").catch((g) =>
+            l.error("give back failed", { campaignCallId: c.campaign_call_id, error: String(g) })
+          );
+          return "deferred" as const;
+        }).then((r) => {
+          totals[r]++;
+          const per = byCampaign.get(c.campaign_id) ??
+            { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
+          per[r]++;
+          byCampaign.set(c.campaign_id, per);
+        }).finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      if (claims.length > 0) {
+        // Claim the next slots once these are nearly due, not all at once.
+        const last = Math.max(...claims.map((c) => c.send_at.getTime()));
+        await sleep(Math.min(last - Date.now() - 200, deadline - Date.now()));
+        continue;
+      }
+      // Nothing claimable: stop when nothing is due; else wait for a free line or slot.
+      const [{ due }] = await sql<{ due: boolean }[]>`
+        select exists (select from public.campaign_calls cc join public.campaigns c on c.id = cc.campaign_id
+          where c.status = 'running' and cc.status = 'queued' and cc.next_attempt_at <= now()
+            ${opts.campaignId ? sql`and c.id = ${opts.campaignId}` : sql``}) as due`;
+      if (!due) break;
+      await sleep(Math.min(150, deadline - Date.now()));
     }
-    if (claims.length > 0) {
-      // Claim the next slots once these are nearly due, not all at once.
-      const last = Math.max(...claims.map((c) => c.send_at.getTime()));
-      await sleep(Math.min(last - Date.now() - 200, deadline - Date.now()));
-      continue;
-    }
-    // Nothing claimable: stop when nothing is due; else wait for a free line or slot.
-    const [{ due }] = await sql<{ due: boolean }[]>`
-      select exists (select from public.campaign_calls cc join public.campaigns c on c.id = cc.campaign_id
-        where c.status = 'running' and cc.status = 'queued' and cc.next_attempt_at <= now()
-          ${opts.campaignId ? sql`and c.id = ${opts.campaignId}` : sql``}) as due`;
-    if (!due) break;
-    await sleep(Math.min(150, deadline - Date.now()));
+  } finally {
+    // Even when a claim fails (the database went away), no dial is abandoned mid-way.
+    await Promise.all([...inflight]);
   }
-  await Promise.all([...inflight]);
 
   const ids = opts.campaignId
     ? [...new Set([opts.campaignId, ...byCampaign.keys()])]
