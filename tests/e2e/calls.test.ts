@@ -379,3 +379,20 @@ Deno.test("webhooks that arrive before create-participant returns still leave th
   assert.ok(row.answered_at);
   assert.equal(row.participant_id, res.body.call.participantId);
 });
+
+Deno.test("a user cannot dial into a room that already exists", async () => {
+  const { user, assistantId } = await readyAssistant("room");
+  const { RoomServiceClient } = await import("livekit-server-sdk");
+  const rooms = new RoomServiceClient(
+    stack.livekit.url,
+    stack.livekit.apiKey,
+    stack.livekit.apiSecret,
+  );
+  const name = `call-inbound-${crypto.randomUUID().slice(0, 8)}`;
+  await rooms.createRoom({ name });
+  const before = await dialCount();
+  const res = await dial(user, { assistantId, phoneNumber: callee("901"), roomName: name });
+  assert.equal(res.status, 409);
+  assert.equal(res.body.error.code, "conflict");
+  assert.equal(await dialCount(), before);
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as jose from "jose";
-import { call, createUser, stack } from "../helpers/stack.ts";
+import { call, createUser, sql, stack } from "../helpers/stack.ts";
 import { mintUserToken } from "../../stack/keys.ts";
 
 Deno.test("an unknown function gets a 404 JSON error", async () => {
@@ -114,4 +114,15 @@ Deno.test("a service-only function refuses a user's token", async () => {
 Deno.test("a service-only function without a token gets 401", async () => {
   const res = await call("campaign-tick", { body: {} });
   assert.equal(res.status, 401);
+});
+
+Deno.test("a deleted user's still-valid token gets a 4xx, never a 500", async () => {
+  const user = await createUser("deleted");
+  await sql`delete from auth.users where id = ${user.id}`;
+  const res = await call("map-number", {
+    token: user.token,
+    body: { phoneNumber: "+14156661399", assistantId: null },
+  });
+  assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
+  assert.ok(res.body.error.code);
 });

@@ -333,3 +333,43 @@ Deno.test("a number assigned before provisioning existed is picked up by the swe
   }, "the sweep to provision the old number");
   assert.match(row.outbound_trunk_id, /^ST_/);
 });
+
+Deno.test("a SIP credential deleted on Twilio is restored with the same pair, so every number keeps dialing", async () => {
+  const a = await setup("cred-a");
+  const b = await setup("cred-b");
+  assert.equal(
+    (await invoke(a.user, "map-number", { phoneNumber: a.e164, assistantId: a.assistantId }))
+      .status,
+    200,
+  );
+  const mappedB = await invoke(b.user, "map-number", {
+    phoneNumber: b.e164,
+    assistantId: b.assistantId,
+  });
+  assert.equal(mappedB.status, 200);
+  await outboxDrained(a.e164);
+  await outboxDrained(b.e164);
+
+  // Someone deletes the credential in the Twilio console.
+  const { createTwilioClient } = await import("../../supabase/functions/_shared/twilio_client.ts");
+  const tw = createTwilioClient({
+    accountSid: stack.twilio!.accountSid,
+    authToken: stack.twilio!.authToken,
+    baseUrl: stack.twilio!.url,
+  });
+  for (const list of await tw.sip.credentialLists.list()) {
+    for (const c of await tw.sip.credentialLists(list.sid).credentials.list()) {
+      await tw.sip.credentialLists(list.sid).credentials(c.sid).remove();
+    }
+  }
+  const [{ id }] = await sql`select id from public.phone_number where e164 = ${a.e164}`;
+  assert.equal((await invoke(a.user, "create-trunks", { phoneNumberId: id })).status, 200);
+
+  // B's outbound trunk was not touched, and the carrier accepts it again.
+  const dial = await call("create-participant", {
+    token: b.user.token,
+    body: { assistantId: b.assistantId, phoneNumber: "+12125550901", waitUntilAnswered: true },
+  });
+  assert.equal(dial.status, 200, JSON.stringify(dial.body));
+  assert.equal(dial.body.call.outboundTrunkId, mappedB.body.phoneNumber.outboundTrunkId);
+});

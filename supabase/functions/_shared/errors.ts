@@ -84,8 +84,27 @@ export interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
 }
 
+/** Database refusals a request can cause, by SQLSTATE; the text never reaches the client. */
+function fromDatabase(e: unknown): AppError | null {
+  const code = (e as { code?: unknown })?.code;
+  if (
+    typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code) ||
+    !(e as Error).name?.includes("Postgres")
+  ) return null;
+  if (code === "23505") return new ConflictError("That already exists.");
+  if (code === "23503") {
+    return new ConflictError("That refers to something that does not exist (any more).");
+  }
+  if (code === "42501") return new ForbiddenError("Not allowed.");
+  if (code.startsWith("22") || code === "23502" || code === "23514") {
+    return new ValidationError("A value was refused by the database's rules.");
+  }
+  return null;
+}
+
 /** Maps any thrown value to a status and body; unknown errors never leak their text. */
 export function toErrorBody(e: unknown): { status: number; body: ErrorBody } {
+  e = fromDatabase(e) ?? e;
   if (e instanceof AppError) {
     const error: ErrorBody["error"] = { code: e.code, message: e.message };
     if (e.details) error.details = e.details;

@@ -94,7 +94,7 @@ export async function readJson<S extends z.ZodType>(req: Request, schema: S): Pr
   }
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw tooLarge();
-  const bytes = await readBounded(req);
+  const bytes = await readBody(req);
   let body: unknown;
   try {
     body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -117,17 +117,18 @@ export function readQuery<S extends z.ZodType>(req: Request, schema: S): z.infer
   return validate(schema, params);
 }
 
-function tooLarge() {
-  return new AppError(413, "payload_too_large", `The body exceeds ${MAX_BODY_BYTES} bytes.`);
+function tooLarge(max = MAX_BODY_BYTES) {
+  return new AppError(413, "payload_too_large", `The body exceeds ${max} bytes.`);
 }
 
-async function readBounded(req: Request): Promise<Uint8Array> {
+/** The body's bytes, refused (413) past `max` without reading further. */
+export async function readBody(req: Request, max = MAX_BODY_BYTES): Promise<Uint8Array> {
   if (!req.body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of req.body) {
     size += chunk.byteLength;
-    if (size > MAX_BODY_BYTES) throw tooLarge();
+    if (size > max) throw tooLarge(max);
     chunks.push(chunk);
   }
   const out = new Uint8Array(size);

@@ -225,14 +225,30 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
     }) as v`)[0].v
     : null;
   const onTwilio = credentials.some((c) => c.username === username);
-  if (!username || !password || !onTwilio) {
-    // Twilio keeps only a hash: credentials whose password we do not hold are replaced.
+  const removeAll = async () => {
     for (const c of credentials) {
       await call(
         "replace the SIP credential",
         () => tw.sip.credentialLists(listSid!).credentials(c.sid).remove(),
       );
     }
+  };
+  if (username && password && !onTwilio) {
+    // Deleted on Twilio (say, in the console) while Vault still holds it: restore the same
+    // pair, so every outbound trunk that carries it keeps working.
+    await removeAll();
+    await call(
+      "restore the SIP credential",
+      () =>
+        tw.sip.credentialLists(listSid!).credentials.create({
+          username: username!,
+          password: password!,
+        }),
+    );
+  } else if (!username || !password) {
+    // Twilio keeps only a hash: without our copy of the password a new pair is made, and
+    // every assigned number is queued so its outbound trunk gets the new pair too.
+    await removeAll();
     username = `lk${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
     password = generatePassword();
     const [{ id }] = await tx<{ id: string }[]>`select internal.put_secret(${
@@ -247,6 +263,11 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
         }),
     );
     await save({ sip_username: username, password_secret_id: id });
+    await tx`
+      insert into internal.provisioning_job (phone_number_id, e164, owner_id)
+      select id, e164, owner_id from public.phone_number where assistant_id is not null and outbound_trunk_id is not null
+      on conflict (e164) where status <> 'done' do update
+        set generation = internal.provisioning_job.generation + 1, run_after = now()`;
   }
 
   // 4. Attach the list to the trunk's termination.

@@ -2,9 +2,14 @@ import { z } from "zod";
 import { authenticate } from "../_shared/auth.ts";
 import { callView, placeCall, requireAssistant } from "../_shared/calls.ts";
 import { asService, asUser, db } from "../_shared/db.ts";
-import { NotFoundError, RateLimitError, ValidationError } from "../_shared/errors.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  RateLimitError,
+  ValidationError,
+} from "../_shared/errors.ts";
 import { readJson, serve } from "../_shared/http.ts";
-import { liveKit } from "../_shared/livekit.ts";
+import { liveKit, liveKitError } from "../_shared/livekit.ts";
 import { e164, uuid } from "../_shared/schemas.ts";
 
 const name = z.string().min(1).max(128).regex(
@@ -47,6 +52,15 @@ export const handler = serve("create-participant", ["POST"], async (req, { confi
     }
     await asUser(sql, caller.claims, (tx) => requireAssistant(tx, body.assistantId!));
     ownerId = caller.userId;
+    // A user names a new room, never an existing one (another caller's inbound call, say).
+    if (body.roomName) {
+      const existing = await liveKit(config).rooms.listRooms([body.roomName]).catch((e) => {
+        throw liveKitError(`check room ${body.roomName}`, e);
+      });
+      if (existing.length > 0) {
+        throw new ConflictError(`Room ${body.roomName} already exists; give a new roomName.`);
+      }
+    }
     const [{ wait }] = await sql<{ wait: number }[]>`
       select internal.take_rate_limit(${ownerId}, 'create-participant', ${config.callsPerMinutePerUser}) as wait`;
     if (wait > 0) {

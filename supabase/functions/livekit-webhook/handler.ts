@@ -3,16 +3,13 @@ import { recordWebhook } from "../_shared/calls.ts";
 import { requireLiveKit } from "../_shared/config.ts";
 import { db } from "../_shared/db.ts";
 import { AppError, AuthError } from "../_shared/errors.ts";
-import { MAX_BODY_BYTES, serve } from "../_shared/http.ts";
+import { MAX_BODY_BYTES, readBody, serve } from "../_shared/http.ts";
 
 export const handler = serve("livekit-webhook", ["POST"], async (req, { config, log }) => {
   const { apiKey, apiSecret } = requireLiveKit(config);
   const auth = req.headers.get("authorization");
   if (!auth) throw new AuthError("Missing the LiveKit webhook signature (Authorization header).");
-  const raw = await req.text();
-  if (raw.length > MAX_BODY_BYTES * 4) {
-    throw new AppError(413, "payload_too_large", "The webhook body is too large.");
-  }
+  const raw = new TextDecoder().decode(await readBody(req, MAX_BODY_BYTES * 4));
   let event;
   try {
     // Checks the JWT (signature, issuer = our API key, expiry) and the body's SHA-256.
