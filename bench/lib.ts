@@ -1,0 +1,358 @@
+// What the benchmarks share: a superuser connection, fixtures made through the product's
+// own paths (map-number, the import trigger), bulk queues, a function host in a fresh
+// process, and small statistics.
+import postgres from "postgres";
+import { mintUserToken } from "../stack/keys.ts";
+import { freePort } from "../stack/postgres.ts";
+import type { Stack, StackInfo } from "../stack/stack.ts";
+
+export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+// deno-lint-ignore no-explicit-any
+export type Json = any;
+
+export interface Ctx {
+  stack: Stack;
+  info: StackInfo;
+  sql: postgres.Sql;
+  say: (line: string) => void;
+}
+
+/** One line of the final table. */
+export interface Row {
+  id: string;
+  what: string;
+  ratio: number | null;
+  target: string;
+  pass: boolean | null;
+  note: string;
+}
+
+export function superuser(info: StackInfo, max = 4): postgres.Sql {
+  return postgres(info.dbUrl, { max, onnotice: () => {}, prepare: false });
+}
+
+export interface User {
+  id: string;
+  token: string;
+}
+
+export async function createUser(ctx: Ctx, label: string): Promise<User> {
+  const email = `${label}-${crypto.randomUUID().slice(0, 8)}@example.com`;
+  const [{ id }] = await ctx.sql<
+    { id: string }[]
+  >`insert into auth.users (email) values (${email}) returning id`;
+  return { id, token: await mintUserToken(ctx.info, { id, email }) };
+}
+
+export async function createAssistant(ctx: Ctx, user: User, agentName: string): Promise<string> {
+  const [a] = await ctx.sql<{ id: string }[]>`
+    insert into public.assistant (owner_id, name, agent_name)
+    values (${user.id}, ${agentName}, ${agentName}) returning id`;
+  return a.id;
+}
+
+/** POSTs to a function through the gateway; status and parsed body. */
+export async function callFunction(
+  info: StackInfo,
+  name: string,
+  token: string,
+  body: unknown,
+  base = `${info.supabaseUrl}/functions/v1`,
+): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${base}/${name}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    return { status: res.status, body: text };
+  }
+}
+
+export async function eventually<T>(
+  check: () => Promise<T | null | undefined | false>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const v = await check();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export interface Line {
+  id: string;
+  e164: string;
+  outboundTrunkId: string;
+}
+
+/**
+ * Assigns `count` free seeded numbers to the assistant through map-number (the product's
+ * path: LiveKit trunks, Twilio trunk), waits for their outbox to drain, sets each budget.
+ */
+export async function provisionLines(
+  ctx: Ctx,
+  user: User,
+  assistantId: string,
+  count: number,
+  cps: number,
+): Promise<Line[]> {
+  const taken = new Set(
+    (await ctx.sql<{ e164: string }[]>`
+      select e164 from public.phone_number union select e164 from internal.provisioning_job`)
+      .map((r) => r.e164),
+  );
+  const free = ctx.info.numbers.filter((n) => !taken.has(n)).slice(0, count);
+  if (free.length < count) throw new Error(`only ${free.length} free seeded numbers left`);
+  const lines: Line[] = [];
+  // A few at a time: each assignment provisions LiveKit and Twilio under a per-number lock.
+  for (let i = 0; i < free.length; i += 4) {
+    const batch = await Promise.all(
+      free.slice(i, i + 4).map(async (e164) => {
+        const r = await callFunction(ctx.info, "map-number", user.token, {
+          phoneNumber: e164,
+          assistantId,
+        });
+        if (r.status !== 200 || r.body.phoneNumber.trunkStatus !== "ready") {
+          throw new Error(`map-number ${e164}: ${r.status} ${JSON.stringify(r.body)}`);
+        }
+        const n = r.body.phoneNumber;
+        return { id: n.id, e164: n.e164, outboundTrunkId: n.outboundTrunkId } as Line;
+      }),
+    );
+    lines.push(...batch);
+  }
+  const ids = lines.map((l) => l.id);
+  await eventually(async () => {
+    const [j] = await ctx.sql<{ open: number }[]>`
+      select count(*)::int as open from internal.provisioning_job
+      where e164 in ${ctx.sql(lines.map((l) => l.e164))} and status <> 'done'`;
+    return j.open === 0;
+  }, "the provisioning outbox to drain");
+  await ctx.sql`update public.phone_number set calls_per_second = ${cps} where id in ${
+    ctx.sql(ids)
+  }`;
+  return lines;
+}
+
+export interface CampaignSettings {
+  maxConcurrent?: number;
+  ringingTimeoutSec?: number;
+}
+
+/** A draft campaign that may call at any hour on any day. */
+export async function createCampaign(
+  ctx: Ctx,
+  user: User,
+  assistantId: string,
+  line: Line,
+  name: string,
+  s: CampaignSettings = {},
+): Promise<string> {
+  const row = {
+    owner_id: user.id,
+    name,
+    assistant_id: assistantId,
+    phone_number_id: line.id,
+    status: "draft",
+    window_start: "00:00",
+    window_end: "23:59:59",
+    weekdays: [1, 2, 3, 4, 5, 6, 7],
+    max_concurrent: s.maxConcurrent ?? 1000,
+    ringing_timeout_sec: s.ringingTimeoutSec ?? 20,
+  };
+  const [c] = await ctx.sql<{ id: string }[]>`insert into public.campaigns ${
+    ctx.sql(row)
+  } returning id`;
+  return c.id;
+}
+
+/**
+ * Queues `count` distinct, valid New York callees that answer (the emulator's outcome table
+ * is keyed on the last three digits; the failing ones are left out). `viaTrigger` imports
+ * them row by row through the `prepare` trigger, as the product does; otherwise the trigger
+ * is disabled for the one insert and its columns are set here (for queues of a million).
+ */
+export async function queueCalls(
+  ctx: Ctx,
+  campaignId: string,
+  ownerId: string,
+  count: number,
+  opts: { areaCode?: string; viaTrigger?: boolean } = {},
+): Promise<void> {
+  const area = opts.areaCode ?? "646";
+  // <area> 2XX-XXXX upwards: exchanges from 200 keep every number valid for libphonenumber.
+  const callees = (q: postgres.Sql | postgres.TransactionSql) =>
+    q`
+    select '+1' || ${area} || (200 + s / 10000)::text || lpad((s % 10000)::text, 4, '0') as e164
+    from generate_series(0, ${Math.ceil(count * 1.01) + 20}) s
+    where right(lpad((s % 10000)::text, 4, '0'), 3) not in ('404', '408', '480', '486', '503', '603')
+    limit ${count}`;
+  if (opts.viaTrigger) {
+    await ctx.sql`
+      insert into public.campaign_calls (campaign_id, owner_id, e164)
+      select ${campaignId}, ${ownerId}, n.e164 from (${callees(ctx.sql)}) n`;
+    return;
+  }
+  await ctx.sql.begin(async (tx) => {
+    await tx`alter table public.campaign_calls disable trigger prepare`;
+    await tx`
+      insert into public.campaign_calls (campaign_id, owner_id, e164, status, attempts, timezone, next_attempt_at)
+      select ${campaignId}, ${ownerId}, n.e164, 'queued', 0, 'America/New_York',
+        now() - interval '1 hour' + row_number() over () * interval '1 millisecond'
+      from (${callees(tx)}) n`;
+    await tx`alter table public.campaign_calls enable trigger prepare`;
+  });
+}
+
+export interface EmulatedCall {
+  toNumber: string;
+  fromNumber: string;
+  startedAt: number;
+  endedAt?: number;
+  address: string;
+  outcome: string;
+}
+
+export async function emulatedCalls(info: StackInfo): Promise<EmulatedCall[]> {
+  const res = await fetch(`${info.livekit.url}/emulator/state`);
+  return (await res.json()).calls;
+}
+
+async function livekitWebhookUrl(ctx: Ctx): Promise<string | null> {
+  const res = await fetch(`${ctx.info.livekit.url}/emulator/state`);
+  return (await res.json()).knobs.webhookUrl;
+}
+
+/**
+ * Runs `fn` with only the bench's own ticks dialing: pg_cron's campaign-tick job paused and
+ * LiveKit's webhooks off (each finished call would poke another tick and load the same two
+ * cores). Calls placed meanwhile stay live in the database. Restores both afterwards.
+ */
+export async function quietly<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
+  const webhookUrl = await livekitWebhookUrl(ctx);
+  await ctx.sql`update cron.job set active = false where jobname = 'campaign-tick'`;
+  ctx.stack.livekit!.configure({ webhookUrl: null });
+  try {
+    return await fn();
+  } finally {
+    ctx.stack.livekit!.configure({ webhookUrl });
+    await ctx.sql`update cron.job set active = true where jobname = 'campaign-tick'`;
+  }
+}
+
+/** Status changes without the trigger's poke (starting a campaign would poke a tick). */
+export async function setStatusQuietly(
+  ctx: Ctx,
+  campaignIds: string[],
+  status: "running" | "paused" | "cancelled",
+): Promise<void> {
+  await ctx.sql.begin(async (tx) => {
+    await tx`alter table public.campaigns disable trigger changed`;
+    await tx`update public.campaigns set status = ${status} where id in ${tx(campaignIds)}`;
+    await tx`alter table public.campaigns enable trigger changed`;
+  });
+}
+
+/**
+ * One function served from a fresh Deno process, as the platform runs each function in its
+ * own isolate. The environment is the stack's (set on this process by startStack).
+ */
+export interface FunctionHost {
+  url: string;
+  pid: number;
+  /** Peak resident set size so far (VmHWM), in bytes. */
+  peakRss(): number;
+  close(): Promise<void>;
+}
+
+export async function startFunctionHost(name: string, flags: string[] = []): Promise<FunctionHost> {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...flags, `${ROOT}/bench/fn_host.ts`, name, String(port)],
+    cwd: ROOT,
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}`;
+  await eventually(async () => {
+    try {
+      const res = await fetch(url, { method: "OPTIONS" });
+      await res.body?.cancel();
+      return res.status === 204;
+    } catch {
+      return false;
+    }
+  }, `${name} to serve in a fresh process`);
+  return {
+    url,
+    pid: child.pid,
+    peakRss: () => procStatusKb(child.pid, "VmHWM") * 1024,
+    async close() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await child.status;
+    },
+  };
+}
+
+export function procStatusKb(pid: number, field: string): number {
+  const text = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
+  if (!m) throw new Error(`no ${field} for process ${pid}`);
+  return Number(m[1]);
+}
+
+/** utime + stime of a process (and, with `children`, of its reaped children), in seconds. */
+function cpuOf(pid: number | string, children = false): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0);
+  return ticks / 100;
+}
+
+export function cpuSeconds(pid: number): number {
+  try {
+    return cpuOf(pid);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU seconds the cluster has used so far: every live postgres process, plus what the
+ * postmaster has reaped from backends that already exited.
+ */
+export function postgresCpuSeconds(cluster: { dir: string }): number {
+  const postmaster = Number(
+    Deno.readTextFileSync(`${cluster.dir}/data/postmaster.pid`).split("\n")[0],
+  );
+  let total = cpuOf(postmaster, true);
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === postmaster) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === postmaster) total += cpuOf(e.name);
+    } catch { /* exited meanwhile */ }
+  }
+  return total;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+export const fmt = (x: number, digits = 2) => Number.isFinite(x) ? x.toFixed(digits) : String(x);
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,81 @@
+// `deno task bench`: boots an isolated stack (its own cluster, emulators at 1/1000 time),
+// runs every benchmark against it and prints one table of ratios measured side by side.
+// `deno task bench 2 4` runs only rows 2 and 4.
+import { startStack } from "../stack/stack.ts";
+import { type Ctx, fmt, type Row, superuser } from "./lib.ts";
+import { coldStart } from "./cold_start.ts";
+import { memory } from "./memory.ts";
+import { functionOverhead } from "./overhead.ts";
+import { pacing } from "./pacing.ts";
+import { queueGrowth } from "./queue.ts";
+import { throughput } from "./throughput.ts";
+
+const ROWS: Record<string, (ctx: Ctx) => Promise<Row[]>> = {
+  "1": throughput,
+  "2": pacing,
+  "3": queueGrowth,
+  "4": functionOverhead,
+  "5": coldStart,
+  "6": memory,
+};
+
+const wanted = Deno.args.length ? Deno.args : Object.keys(ROWS);
+const started = performance.now();
+const say = (line: string) => console.log(line);
+const meminfo = Deno.readTextFileSync("/proc/meminfo");
+const gib = (field: string) =>
+  fmt(Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(meminfo)?.[1]) / 2 ** 20, 1);
+say(
+  `machine: ${navigator.hardwareConcurrency} cores, ${gib("MemTotal")} GiB memory (${
+    gib("MemAvailable")
+  } GiB available), deno ${Deno.version.deno}, ${new Date().toISOString()}`,
+);
+const stack = await startStack({ name: "bench", forceEmulators: true, timeScale: 0.001 });
+const sql = superuser(stack.info);
+const ctx: Ctx = { stack, info: stack.info, sql, say };
+const rows: Row[] = [];
+try {
+  for (const key of wanted) {
+    const run = ROWS[key];
+    if (!run) throw new Error(`no benchmark row ${key} (rows: ${Object.keys(ROWS).join(", ")})`);
+    say(`row ${key} ...`);
+    const t = performance.now();
+    try {
+      rows.push(...await run(ctx));
+    } catch (e) {
+      rows.push({
+        id: key,
+        what: "(did not run)",
+        ratio: null,
+        target: "",
+        pass: false,
+        note: e instanceof Error ? e.message.split("\n")[0] : String(e),
+      });
+    }
+    say(`row ${key} took ${fmt((performance.now() - t) / 1000, 1)} s`);
+  }
+} finally {
+  await sql.end();
+  await stack.stop();
+}
+
+const header = ["row", "measure", "ratio", "target", "result", "note"];
+const cells = rows.map((r) => [
+  r.id,
+  r.what,
+  r.ratio === null ? "-" : fmt(r.ratio),
+  r.target,
+  r.pass === null ? "info" : r.pass ? "pass" : "FAIL",
+  r.note,
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+const line = (c: string[]) => "| " + c.map((x, i) => x.padEnd(widths[i])).join(" | ") + " |";
+console.log("");
+console.log(line(header));
+console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");
+for (const c of cells) console.log(line(c));
+console.log(
+  `\n${rows.filter((r) => r.pass === true).length} passed, ${
+    rows.filter((r) => r.pass === false).length
+  } missed; ${fmt((performance.now() - started) / 1000, 0)} s`,
+);
