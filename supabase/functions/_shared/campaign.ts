@@ -175,7 +175,13 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
         select exists (select from public.campaign_calls cc join public.campaigns c on c.id = cc.campaign_id
           where c.status = 'running' and cc.status = 'queued' and cc.next_attempt_at <= now()
             ${opts.campaignId ? sql`and c.id = ${opts.campaignId}` : sql``}) as due`;
-      if (!due) break;
+      if (!due) {
+        if (inflight.size === 0) break;
+        // Dials still under way may give calls back (a missed slot): let them finish, then
+        // look again, so nothing waits for the next cron run.
+        await Promise.all([...inflight]);
+        continue;
+      }
       await sleep(Math.min(150, deadline - Date.now()));
     }
   } finally {
