@@ -97,20 +97,46 @@ interface Trunk {
   owner_id: string;
   assistant_id: string;
   agent_name: string;
+  /** The callee is on the owner's do-not-call list. */
+  dnc: boolean;
 }
 
-/** The ready outbound trunk and caller number for the call, or 422 no_outbound_trunk. */
-async function resolveTrunk(tx: Tx, input: DialInput): Promise<Trunk> {
-  const rows = await tx<Trunk[]>`
-    select p.id as phone_number_id, p.e164, p.outbound_trunk_id, p.owner_id, a.id as assistant_id, a.agent_name
+/** Callee checks that need no database: a valid number in an allowed country. */
+export function checkDestinationAllowed(config: Config, to: string, narrow?: readonly string[]) {
+  const allowed = narrow
+    ? config.allowedCountries.filter((c) => narrow.includes(c))
+    : config.allowedCountries;
+  const dest = checkDestination(to, allowed);
+  if (!dest.ok) {
+    throw new PreconditionError("destination_not_allowed", `Cannot call ${to}: ${dest.reason}.`, {
+      allowed,
+    });
+  }
+}
+
+/**
+ * The ready outbound trunk and caller number for the call, with the do-not-call check in the
+ * same statement; 422 no_outbound_trunk or do_not_call otherwise.
+ */
+async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
+  const rows = await sql<Trunk[]>`
+    select p.id as phone_number_id, p.e164, p.outbound_trunk_id, p.owner_id, a.id as assistant_id, a.agent_name,
+      exists (select from public.do_not_call d where d.owner_id = p.owner_id and d.e164 = ${input.to}) as dnc
     from public.phone_number p join public.assistant a on a.id = p.assistant_id
     where p.owner_id = ${input.ownerId}
       and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
-      ${input.assistantId ? tx`and a.id = ${input.assistantId}` : tx``}
-      ${input.outboundTrunkId ? tx`and p.outbound_trunk_id = ${input.outboundTrunkId}` : tx``}
-      ${input.phoneNumberId ? tx`and p.id = ${input.phoneNumberId}` : tx``}
+      ${input.assistantId ? sql`and a.id = ${input.assistantId}` : sql``}
+      ${input.outboundTrunkId ? sql`and p.outbound_trunk_id = ${input.outboundTrunkId}` : sql``}
+      ${input.phoneNumberId ? sql`and p.id = ${input.phoneNumberId}` : sql``}
     order by p.e164 limit 1`;
-  if (rows[0]) return rows[0];
+  const trunk = rows[0];
+  if (trunk?.dnc) {
+    throw new PreconditionError(
+      "do_not_call",
+      `${input.to} is on the do-not-call list; remove it there to call it.`,
+    );
+  }
+  if (trunk) return trunk;
   const who = input.assistantId
     ? `Assistant ${input.assistantId}`
     : `Outbound trunk ${input.outboundTrunkId}`;
@@ -121,33 +147,6 @@ async function resolveTrunk(tx: Tx, input: DialInput): Promise<Trunk> {
     }. ` +
       "Assign a number to the assistant with map-number and wait until its trunkStatus is ready.",
   );
-}
-
-/** Callee checks that must hold before anything reaches LiveKit. */
-export async function checkCallee(
-  tx: Tx,
-  config: Config,
-  ownerId: string,
-  to: string,
-  narrow?: readonly string[],
-) {
-  const allowed = narrow
-    ? config.allowedCountries.filter((c) => narrow.includes(c))
-    : config.allowedCountries;
-  const dest = checkDestination(to, allowed);
-  if (!dest.ok) {
-    throw new PreconditionError("destination_not_allowed", `Cannot call ${to}: ${dest.reason}.`, {
-      allowed,
-    });
-  }
-  const [dnc] =
-    await tx`select 1 from public.do_not_call where owner_id = ${ownerId} and e164 = ${to}`;
-  if (dnc) {
-    throw new PreconditionError(
-      "do_not_call",
-      `${to} is on the do-not-call list; remove it there to call it.`,
-    );
-  }
 }
 
 const FINISHED_SQL = (tx: Tx, id: string, retryable: boolean | null) =>
@@ -161,30 +160,26 @@ export async function placeCall(
   input: DialInput,
   log: Logger,
 ): Promise<DialResult> {
-  const prepared = await asService(sql, async (tx) => {
-    const trunk = await resolveTrunk(tx, input);
-    await checkCallee(tx, config, input.ownerId, input.to, input.allowedCountries);
-    const id = crypto.randomUUID();
-    const room = input.roomName ?? `out-${trunk.assistant_id.slice(0, 8)}-${id}`;
-    const identity = input.participantIdentity ?? `sip-${id}`;
-    const [call] = await tx<CallRow[]>`
-      insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
-        attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id)
-      values (${id}, ${trunk.owner_id}, ${trunk.assistant_id}, ${trunk.phone_number_id},
-        ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null}, ${
-      input.campaign?.attempt ?? null
-    },
-        ${trunk.e164}, ${input.to}, ${room}, ${identity}, ${trunk.outbound_trunk_id})
-      on conflict (room_name) do nothing returning *`;
-    if (!call) {
-      const [existing] = await tx<
-        CallRow[]
-      >`select * from public.outbound_calls where room_name = ${room}`;
-      return { trunk, call: existing, duplicate: true };
-    }
-    return { trunk, call, duplicate: false };
-  });
-  const { trunk, duplicate } = prepared;
+  // Two statements before dialing (this path runs for every campaign call).
+  checkDestinationAllowed(config, input.to, input.allowedCountries);
+  const trunk = await resolveTrunk(sql, input);
+  const id = crypto.randomUUID();
+  const room = input.roomName ?? `out-${trunk.assistant_id.slice(0, 8)}-${id}`;
+  const identity = input.participantIdentity ?? `sip-${id}`;
+  const [inserted] = await sql<CallRow[]>`
+    insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
+      attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id)
+    values (${id}, ${trunk.owner_id}, ${trunk.assistant_id}, ${trunk.phone_number_id},
+      ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null}, ${
+    input.campaign?.attempt ?? null
+  },
+      ${trunk.e164}, ${input.to}, ${room}, ${identity}, ${trunk.outbound_trunk_id})
+    on conflict (room_name) do nothing returning *`;
+  const prepared = inserted ? { call: inserted, duplicate: false } : {
+    call: (await sql<CallRow[]>`select * from public.outbound_calls where room_name = ${room}`)[0],
+    duplicate: true,
+  };
+  const { duplicate } = prepared;
   let call = prepared.call;
   if (duplicate) return { call, duplicate, error: null, mapped: null };
   const l = log.child({
@@ -204,11 +199,12 @@ export async function placeCall(
     from: trunk.e164,
   };
   let step = "dispatch the agent";
+  let dispatchId: string | null = null;
   try {
     const dispatch = await lk.dispatch.createDispatch(call.room_name, trunk.agent_name, {
       metadata: JSON.stringify(metadata),
     });
-    await sql`update public.outbound_calls set dispatch_id = ${dispatch.id} where id = ${call.id}`;
+    dispatchId = dispatch.id;
     step = "dial";
     const p = await lk.sip.createSipParticipant(trunk.outbound_trunk_id, input.to, call.room_name, {
       participantIdentity: call.participant_identity,
@@ -227,7 +223,8 @@ export async function placeCall(
     });
     // A webhook may have moved the call already: only fill in, never regress.
     [call] = await sql<CallRow[]>`
-      update public.outbound_calls set participant_id = ${p.participantId}, sip_call_id = ${p.sipCallId},
+      update public.outbound_calls set dispatch_id = ${dispatchId}, participant_id = ${p.participantId},
+        sip_call_id = ${p.sipCallId},
         status = case when ${input.waitUntilAnswered ?? false} and status in ('dialing', 'ringing')
                       then 'in_progress'::public.call_status else status end,
         answered_at = case when ${
@@ -254,7 +251,8 @@ export async function placeCall(
         update public.outbound_calls set status = case when status in ('dialing', 'ringing', 'in_progress')
             then ${mapped.status}::public.call_status else status end,
           outcome = coalesce(outcome, ${mapped.outcome}), sip_status_code = ${f.sipStatusCode}, sip_status = ${f.sipStatus},
-          error = ${`${step}: ${f.message}`}, ended_at = coalesce(ended_at, now())
+          error = ${`${step}: ${f.message}`}, ended_at = coalesce(ended_at, now()),
+          dispatch_id = coalesce(dispatch_id, ${dispatchId})
         where id = ${call.id} returning *`;
       if (row.campaign_call_id) await FINISHED_SQL(tx, row.id, mapped.retryable);
       return row;

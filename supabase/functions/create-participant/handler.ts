@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { authenticate } from "../_shared/auth.ts";
 import { callView, placeCall, requireAssistant } from "../_shared/calls.ts";
-import { asService, asUser, db } from "../_shared/db.ts";
+import { asUser, db } from "../_shared/db.ts";
 import {
   ConflictError,
   NotFoundError,
@@ -70,18 +70,12 @@ export const handler = serve("create-participant", ["POST"], async (req, { confi
       );
     }
   } else {
-    const [owner] = await asService(
-      sql,
-      (tx) =>
-        body.assistantId
-          ? tx<
-            { owner_id: string }[]
-          >`select owner_id from public.assistant where id = ${body.assistantId}`
-          : tx<
-            { owner_id: string }[]
-          >`select owner_id from public.phone_number where outbound_trunk_id = ${body
-            .outboundTrunkId!}`,
-    );
+    const [owner] = body.assistantId
+      ? await sql<{ owner_id: string }[]>`
+          select owner_id from public.assistant where id = ${body.assistantId}`
+      : await sql<{ owner_id: string }[]>`
+          select owner_id from public.phone_number where outbound_trunk_id = ${body
+        .outboundTrunkId!}`;
     if (!owner) {
       throw new NotFoundError(
         `${body.assistantId ? "Assistant" : "Outbound trunk"} ${
