@@ -396,3 +396,11 @@ Deno.test("a user cannot dial into a room that already exists", async () => {
   assert.equal(res.body.error.code, "conflict");
   assert.equal(await dialCount(), before);
 });
+
+Deno.test("a properly signed webhook that is not a webhook event gets 400, an unsigned one 401", async () => {
+  const signed = await signedPost("{not json");
+  assert.equal(signed.status, 400);
+  assert.equal(signed.body.error.code, "invalid_request");
+  const forged = await signedPost("{not json", { secret: "another-secret-another-secret-xx" });
+  assert.equal(forged.status, 401);
+});
