@@ -11,6 +11,7 @@ import { type LiveKitEmulator, startLiveKit } from "./livekit/server.ts";
 import { startTwilio, type TwilioEmulator } from "./twilio/server.ts";
 import { setLogSink } from "../supabase/functions/_shared/log.ts";
 import { resetConfig } from "../supabase/functions/_shared/config.ts";
+import { guardClosedSocketWrites } from "../supabase/functions/_shared/db.ts";
 
 import { ROOT } from "./migrate.ts";
 export { ROOT };
@@ -64,29 +65,10 @@ export interface StackOptions {
   log?: (line: string) => void;
 }
 
-/**
- * postgres.js 3.4.9 can throw from a write it queued just before PostgreSQL closed the
- * connection (porsager/postgres#1154, #1208): a TypeError from a timer callback that no
- * caller can catch, which would take the whole stack (gateway, functions, emulators) down
- * when the database restarts. The closed connection has already failed its queries, so the
- * stack notes it and carries on; any other uncaught error still ends the process.
- */
-function surviveClosedSocketWrites(say: (line: string) => void) {
-  globalThis.addEventListener("error", (e) => {
-    const err = e.error;
-    if (
-      err instanceof TypeError && err.message.includes("reading 'write'") &&
-      /postgres\/[0-9.]+\/src\/connection\.js/.test(err.stack ?? "")
-    ) {
-      e.preventDefault();
-      say(`postgres.js wrote to a closed connection after a restart (ignored): ${err.message}`);
-    }
-  });
-}
-
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const say = opts.log ?? (() => {});
-  surviveClosedSocketWrites(say);
+  // The net worker and the functions share this process and its postgres.js connections.
+  guardClosedSocketWrites(say);
   const stateDir = `${ROOT}/.local/${opts.name}`;
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
