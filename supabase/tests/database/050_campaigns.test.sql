@@ -1,0 +1,78 @@
+-- The campaign engine's SQL: transitions, import checks, pacing slots, claims and retries.
+begin;
+select plan(17);
+
+select tests.create_owner_fixture('engine@example.com') as f \gset
+-- A ready number, as provisioning would leave it.
+update public.phone_number set trunk_status = 'ready', outbound_trunk_id = 'ST_test', calls_per_second = 5,
+  provisioned_assistant_id = assistant_id
+where id = (:'f'::jsonb ->> 'number')::uuid;
+update public.campaigns set window_start = '00:00', window_end = '23:59:59', weekdays = '{1,2,3,4,5,6,7}',
+  max_concurrent = 2, retry_busy_sec = 600
+where id = (:'f'::jsonb ->> 'campaign')::uuid;
+
+-- Transitions --------------------------------------------------------------------------------
+select lives_ok(format($$update public.campaigns set status = 'running' where id = %L$$, :'f'::jsonb ->> 'campaign'),
+  'a draft campaign can start');
+select throws_ok(format($$update public.campaigns set status = 'draft' where id = %L$$, :'f'::jsonb ->> 'campaign'),
+  '23514', null, 'a running campaign cannot go back to draft');
+select tests.authenticate_as((:'f'::jsonb ->> 'user')::uuid);
+select throws_ok(format($$update public.campaigns set status = 'completed' where id = %L$$, :'f'::jsonb ->> 'campaign'),
+  '42501', null, 'a user cannot mark a campaign completed');
+select tests.clear_authentication();
+
+-- Import checks (the prepare trigger) -----------------------------------------------------------
+insert into public.do_not_call (owner_id, e164) values ((:'f'::jsonb ->> 'user')::uuid, '+12125550101');
+insert into public.campaign_calls (owner_id, campaign_id, e164)
+select (:'f'::jsonb ->> 'user')::uuid, (:'f'::jsonb ->> 'campaign')::uuid, n
+from unnest(array['+12125550101', '+442071234567', '+13125550102', '+13125550103', '+13125550104', '+13125550105']) n;
+select is((select last_outcome from public.campaign_calls where e164 = '+12125550101'), 'do_not_call',
+  'a number on the do-not-call list is skipped on import');
+select is((select last_outcome from public.campaign_calls where e164 = '+442071234567'), 'destination_not_allowed',
+  'a number outside the campaign''s countries is skipped on import');
+select is((select timezone from public.campaign_calls where e164 = '+13125550102'), 'America/Chicago',
+  'the callee''s time zone comes from the number');
+select ok((select next_attempt_at <= now() from public.campaign_calls where e164 = '+13125550102'),
+  'a callee inside its window is due at once');
+
+-- Pacing slots ----------------------------------------------------------------------------------
+select is(
+  (select max(c) from (select count(*) c from unnest((internal.next_slots(row('00000000-0000-0000-0000-000000000001', 'epoch', 0, 'epoch')::internal.trunk_pacing, 5, 12, 10)).slots) s
+   group by date_trunc('second', s)) x)::int,
+  5, 'at most floor(cps) slots fall in any wall-clock second');
+select is(cardinality((internal.next_slots(row('00000000-0000-0000-0000-000000000001', 'epoch', 0, 'epoch')::internal.trunk_pacing, 5, 12, 10)).slots),
+  12, 'twelve slots fit in a ten-second horizon at 5 cps');
+select ok(
+  (select bool_and(d >= interval '2 seconds') from (
+     select s - lag(s) over (order by s) d
+     from unnest((internal.next_slots(row('00000000-0000-0000-0000-000000000001', 'epoch', 0, 'epoch')::internal.trunk_pacing, 0.5, 4, 20)).slots) s
+   ) x where d is not null),
+  'below 1 cps the slots are 1/cps apart');
+select ok(
+  (select bool_and(extract(milliseconds from s)::int % 1000 < 900)
+   from unnest((internal.next_slots(row('00000000-0000-0000-0000-000000000001', 'epoch', 0, 'epoch')::internal.trunk_pacing, 5, 10, 10)).slots) s),
+  'slots sit in the first 90% of their second');
+
+-- Claims -----------------------------------------------------------------------------------------
+select is((select count(*)::int from internal.claim_calls((:'f'::jsonb ->> 'campaign')::uuid, 100, gen_random_uuid())),
+  2, 'a claim takes no more than the campaign''s free concurrency');
+select is((select count(*)::int from internal.claim_calls((:'f'::jsonb ->> 'campaign')::uuid, 100, gen_random_uuid())),
+  0, 'with every line busy the next claim takes nothing');
+select is((select count(*)::int from public.campaign_calls where campaign_id = (:'f'::jsonb ->> 'campaign')::uuid and status = 'dialing' and lease_until > now()),
+  2, 'claimed calls carry a lease');
+
+-- Retries ----------------------------------------------------------------------------------------
+select id as cc, attempts from public.campaign_calls
+where campaign_id = (:'f'::jsonb ->> 'campaign')::uuid and status = 'dialing' order by e164 limit 1 \gset
+insert into public.outbound_calls (owner_id, campaign_id, campaign_call_id, attempt, from_number, to_number,
+  room_name, participant_identity, outbound_trunk_id, status, outcome)
+select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s', id, attempts), 'sip-x', 'ST_test', 'busy', 'busy'
+from public.campaign_calls where id = :'cc';
+select internal.call_finished((select id from public.outbound_calls where campaign_call_id = :'cc'), true);
+select is((select status::text from public.campaign_calls where id = :'cc'), 'queued', 'a busy callee is queued again');
+select ok((select next_attempt_at between now() + interval '590 seconds' and now() + interval '610 seconds'
+           from public.campaign_calls where id = :'cc'), 'after the campaign''s busy delay');
+select is((select last_outcome from public.campaign_calls where id = :'cc'), 'busy', 'with the outcome shown');
+
+select * from finish();
+rollback;
