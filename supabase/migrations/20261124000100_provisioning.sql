@@ -68,8 +68,12 @@ comment on function internal.sweep_provisioning is 'pg_cron: pokes create-trunks
 -- Triggers -----------------------------------------------------------------------------
 create trigger number_status before insert or update of assistant_id on public.phone_number
   for each row execute function internal.number_status();
-create trigger enqueue_provisioning after insert or update of assistant_id or delete on public.phone_number
+create trigger enqueue_provisioning after insert or delete on public.phone_number
   for each row execute function internal.enqueue_provisioning();
+-- Only a real change of assistant is work: re-saving the same assistant writes no job.
+create trigger enqueue_provisioning_on_change after update of assistant_id on public.phone_number
+  for each row when (old.assistant_id is distinct from new.assistant_id)
+  execute function internal.enqueue_provisioning();
 
 -- Grants --------------------------------------------------------------------------------
 revoke all on function internal.number_status, internal.enqueue_provisioning,

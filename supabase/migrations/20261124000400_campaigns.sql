@@ -510,6 +510,7 @@ comment on view public.campaign_progress is 'Per-campaign counts by state; the o
 -- Grants -------------------------------------------------------------------------------------
 revoke all on table internal.trunk_pacing, internal.tick_poke from public, anon, authenticated;
 grant all on table internal.trunk_pacing, internal.tick_poke to service_role;
+revoke all on public.campaign_progress from anon;
 grant select on public.campaign_progress to authenticated, service_role;
 revoke all on function internal.campaign_transition_allowed, internal.campaign_status_change, internal.campaign_changed,
   internal.prepare_campaign_call, internal.campaign_caller, internal.next_slots, internal.claim_calls, internal.release_expired_leases,

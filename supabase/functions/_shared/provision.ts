@@ -198,7 +198,7 @@ export async function runJob(
   sql: Sql,
   jobId: string,
   log: Logger,
-  rounds = 3,
+  rounds = 5,
 ): Promise<(ProvisionResult & { job: Job }) | null> {
   const [job] = await sql<Job[]>`
     update internal.provisioning_job set status = 'running', attempts = attempts + 1,
