@@ -1,40 +1,20 @@
 import assert from "node:assert/strict";
-import * as jose from "jose";
 import {
   call,
   configureLiveKit,
   createAssistant,
   createUser,
   eventually,
-  freeNumber,
   livekitRequests,
-  outboxDrained,
+  readyAssistant,
   sql,
   stack,
   type TestUser,
+  webhookToken,
 } from "../helpers/stack.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
-
-/** A user with an assistant whose number is provisioned and ready to dial. */
-async function readyAssistant(label: string) {
-  const user = await createUser(label);
-  const assistantId = await createAssistant(user, `${label} assistant`, `${label}-agent`);
-  const e164 = await freeNumber();
-  const res = await call("map-number", {
-    token: user.token,
-    body: { phoneNumber: e164, assistantId },
-  });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
-  await outboxDrained(e164);
-  return {
-    user,
-    assistantId,
-    e164,
-    outboundTrunkId: res.body.phoneNumber.outboundTrunkId as string,
-  };
-}
 
 /** Callees by outcome, from the LiveKit emulator's table (last three digits). */
 let seq = 0;
@@ -252,21 +232,12 @@ async function signedPost(
   body: string,
   opts: { secret?: string; exp?: number; sha?: string } = {},
 ) {
-  const sha = opts.sha ??
-    btoa(
-      String.fromCharCode(
-        ...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body))),
-      ),
-    );
-  const jwt = await new jose.SignJWT({ sha256: sha, video: {} })
-    .setProtectedHeader({ alg: "HS256" })
-    .setIssuer(stack.livekit.apiKey)
-    .setNotBefore(Math.floor(Date.now() / 1000) - 60)
-    .setExpirationTime(opts.exp ?? Math.floor(Date.now() / 1000) + 300)
-    .sign(new TextEncoder().encode(opts.secret ?? stack.livekit.apiSecret));
   return await call("livekit-webhook", {
     body,
-    headers: { Authorization: jwt, "Content-Type": "application/webhook+json" },
+    headers: {
+      Authorization: await webhookToken(body, opts),
+      "Content-Type": "application/webhook+json",
+    },
   });
 }
 

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import {
+  asUser,
   call,
   createAssistant,
   createUser,
   eventually,
-  freeNumber,
   livekitState,
-  outboxDrained,
+  readyAssistant,
   sql,
   stack,
   type TestUser,
@@ -22,23 +22,14 @@ interface Fixture {
   campaignId: string;
 }
 
-/** A ready number, a running campaign (started at insert, so nothing pokes the tick) and its contacts. */
+/** A ready number and a draft campaign with its contacts imported (`startQuietly` starts it). */
 async function campaign(
   label: string,
   contacts: Json[],
   settings: Record<string, unknown> = {},
   cps = 10,
 ): Promise<Fixture> {
-  const user = await createUser(label);
-  const assistantId = await createAssistant(user, `${label} assistant`, `${label}-agent`);
-  const e164 = await freeNumber();
-  const mapped = await call("map-number", {
-    token: user.token,
-    body: { phoneNumber: e164, assistantId },
-  });
-  assert.equal(mapped.status, 200, JSON.stringify(mapped.body));
-  const numberId = mapped.body.phoneNumber.id;
-  await outboxDrained(e164);
+  const { user, assistantId, numberId } = await readyAssistant(label);
   await sql`update public.phone_number set calls_per_second = ${cps} where id = ${numberId}`;
   const row = {
     owner_id: user.id,
@@ -59,13 +50,10 @@ async function campaign(
 
 /** The RPC a client calls, run under the user's RLS. */
 async function importAs(user: TestUser, campaignId: string, contacts: Json[]) {
-  const [r] = await sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${
-      JSON.stringify({ sub: user.id, role: "authenticated" })
-    }, true)`;
-    return await tx`select public.add_campaign_calls(${campaignId}, ${tx.json(contacts)}) as r`;
-  });
+  const [r] = await asUser(
+    user,
+    (tx) => tx`select public.add_campaign_calls(${campaignId}, ${tx.json(contacts)}) as r`,
+  );
   return r.r;
 }
 
@@ -437,23 +425,16 @@ Deno.test("contacts are normalised, de-duplicated and checked on import", async 
 
 Deno.test("campaign progress is readable by its owner only", async () => {
   const f = await campaign("progress", [{ phoneNumber: "+14155550901" }]);
-  const mine = await sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${
-      JSON.stringify({ sub: f.user.id, role: "authenticated" })
-    }, true)`;
-    return await tx`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
-  });
+  const progress = (user: { id: string }) =>
+    asUser(
+      user,
+      (tx) => tx`select * from public.campaign_progress where campaign_id = ${f.campaignId}`,
+    );
+  const mine = await progress(f.user);
   assert.equal(mine.length, 1);
   assert.equal(Number(mine[0].queued), 1);
   const stranger = await createUser("progress-stranger");
-  const theirs = await sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${
-      JSON.stringify({ sub: stranger.id, role: "authenticated" })
-    }, true)`;
-    return await tx`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
-  });
+  const theirs = await progress(stranger);
   assert.equal(theirs.length, 0);
 });
 

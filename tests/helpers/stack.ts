@@ -1,6 +1,7 @@
 // deno-lint-ignore-file no-explicit-any
 // What tests need from the running local stack (started by `deno task test`).
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import * as jose from "jose";
 import postgres from "postgres";
 import { mintUserToken } from "../../stack/keys.ts";
 import type { StackInfo } from "../../stack/stack.ts";
@@ -140,4 +141,55 @@ export async function outboxDrained(e164: string) {
       await sql`select count(*)::int as open from internal.provisioning_job where e164 = ${e164} and status <> 'done'`;
     return j.open === 0;
   }, `the provisioning outbox of ${e164} to drain`);
+}
+
+/** Runs `fn` in a transaction as the user under RLS, as PostgREST does. */
+export async function asUser(
+  user: Pick<TestUser, "id">,
+  fn: (tx: any) => Promise<any>,
+): Promise<any> {
+  return await sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+      set_config('request.jwt.claims', ${
+      JSON.stringify({ sub: user.id, role: "authenticated" })
+    }, true)`;
+    return await fn(tx);
+  });
+}
+
+/** A LiveKit webhook token for `body`, as LiveKit signs it (or tampered, by the options). */
+export async function webhookToken(
+  body: string,
+  opts: { secret?: string; apiKey?: string; exp?: number; sha?: string } = {},
+): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body));
+  const sha = opts.sha ?? btoa(String.fromCharCode(...new Uint8Array(digest)));
+  return await new jose.SignJWT({ sha256: sha, video: {} })
+    .setProtectedHeader({ alg: "HS256" })
+    .setIssuer(opts.apiKey ?? stack.livekit.apiKey)
+    .setNotBefore(Math.floor(Date.now() / 1000) - 60)
+    .setExpirationTime(opts.exp ?? Math.floor(Date.now() / 1000) + 300)
+    .sign(new TextEncoder().encode(opts.secret ?? stack.livekit.apiSecret));
+}
+
+/** A user whose assistant has a number assigned through map-number, provisioned and settled. */
+export async function readyAssistant(label: string) {
+  const user = await createUser(label);
+  const assistantId = await createAssistant(user, `${label} assistant`, `${label}-agent`);
+  const e164 = await freeNumber();
+  const res = await call("map-number", {
+    token: user.token,
+    body: { phoneNumber: e164, assistantId },
+  });
+  if (res.status !== 200) {
+    throw new Error(`map-number answered ${res.status}: ${JSON.stringify(res.body)}`);
+  }
+  await outboxDrained(e164);
+  return {
+    user,
+    assistantId,
+    e164,
+    numberId: res.body.phoneNumber.id as string,
+    outboundTrunkId: res.body.phoneNumber.outboundTrunkId as string,
+  };
 }

@@ -1,8 +1,9 @@
 // deno-lint-ignore-file no-explicit-any
 // Shared by the reliability tests: response capture (for the secret scan), summary metrics,
 // a seeded PRNG, RLS sessions, row counts, stack controls and small waiting helpers.
-import * as jose from "jose";
-import { call, sql, stack, type TestUser } from "../helpers/stack.ts";
+import { asUser, call, sql, stack, type TestUser } from "../helpers/stack.ts";
+
+export { asUser, webhookToken } from "../helpers/stack.ts";
 
 export type Json = any;
 
@@ -73,20 +74,6 @@ export function prng(seed: number) {
   };
 }
 export type Rng = ReturnType<typeof prng>;
-
-/** Runs `fn` in a transaction as the user under RLS, as PostgREST does. */
-export async function asUser(
-  user: Pick<TestUser, "id">,
-  fn: (tx: Json) => Promise<Json>,
-): Promise<Json> {
-  return await sql.begin(async (tx) => {
-    await tx`select set_config('role', 'authenticated', true),
-      set_config('request.jwt.claims', ${
-      JSON.stringify({ sub: user.id, role: "authenticated" })
-    }, true)`;
-    return await fn(tx);
-  });
-}
 
 /** Like asUser, but the statement may fail: returns the error instead of throwing. */
 export async function tryAsUser(
@@ -176,25 +163,6 @@ export function isErrorBody(body: Json): boolean {
   return !!e && typeof e === "object" && typeof e.code === "string" &&
     /^[a-z][a-z0-9_]*$/.test(e.code) && typeof e.message === "string" && e.message.length > 0 &&
     (e.details === undefined || (typeof e.details === "object" && e.details !== null));
-}
-
-/** A LiveKit webhook token for `body`, as LiveKit signs it (or tampered, by the options). */
-export async function webhookToken(
-  body: string,
-  opts: { secret?: string; apiKey?: string; exp?: number; sha?: string } = {},
-): Promise<string> {
-  const sha = opts.sha ??
-    btoa(
-      String.fromCharCode(
-        ...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body))),
-      ),
-    );
-  return await new jose.SignJWT({ sha256: sha, video: {} })
-    .setProtectedHeader({ alg: "HS256" })
-    .setIssuer(opts.apiKey ?? stack.livekit.apiKey)
-    .setNotBefore(Math.floor(Date.now() / 1000) - 60)
-    .setExpirationTime(opts.exp ?? Math.floor(Date.now() / 1000) + 300)
-    .sign(new TextEncoder().encode(opts.secret ?? stack.livekit.apiSecret));
 }
 
 /** POSTs a webhook body with the given Authorization (LiveKit sends no `Bearer`). */
