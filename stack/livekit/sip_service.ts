@@ -24,7 +24,9 @@ import {
   type Pagination,
   SIPDispatchRuleInfo,
   SIPInboundTrunkInfo,
+  type SIPInboundTrunkUpdate,
   SIPOutboundTrunkInfo,
+  type SIPOutboundTrunkUpdate,
   SIPParticipantInfo,
   SIPTransferReason,
   SIPTransferStatus,
@@ -59,6 +61,7 @@ import {
   outboundMatchesNumbers,
   outboundTrunkProblem,
   outboundUpdateProblem,
+  type Problem,
   requestUriProblem,
   ruleMatchesTrunks,
   transferProblem,
@@ -131,6 +134,57 @@ function stamp<T extends { createdAt?: Timestamp; updatedAt?: Timestamp }>(
   return info;
 }
 
+/** What differs between updating an inbound and an outbound trunk. */
+interface TrunkRules<Info, Update> {
+  trunks: Map<string, Info>;
+  problem(info: Info): Problem | null;
+  updateProblem(update: Update): string | null;
+  apply(current: Info, update: Update): { trunk: Info } | { problem: Problem };
+  /** Conflicts with other trunks, checked on the result (inbound numbers). */
+  check?(info: Info): void;
+}
+
+type UpdateAction<Info, Update> =
+  | { case: "replace"; value: Info }
+  | { case: "update"; value: Update }
+  | { case: undefined; value?: undefined };
+
+/** UpdateSIPInboundTrunk / UpdateSIPOutboundTrunk: the replace and update-fields forms. */
+function updateTrunk<
+  Info extends { sipTrunkId: string; createdAt?: Timestamp; updatedAt?: Timestamp; clone(): Info },
+  Update,
+>(sipTrunkId: string, action: UpdateAction<Info, Update>, rules: TrunkRules<Info, Update>): Info {
+  if (sipTrunkId === "") throw invalid("trunk id must be set");
+  if (action.case === undefined) throw invalid("missing or unsupported update action");
+  if (action.case === "replace") {
+    if (action.value.sipTrunkId !== "" && action.value.sipTrunkId !== sipTrunkId) {
+      throw invalid("trunk id in the info must be empty or match the id in the update");
+    }
+    const problem = rules.problem(action.value);
+    if (problem) throw invalid(problem.msg);
+  } else {
+    const problem = rules.updateProblem(action.value);
+    if (problem) throw invalid(problem);
+  }
+  const current = rules.trunks.get(sipTrunkId);
+  if (!current) throw new TwirpError("not_found", TRUNK_NOT_FOUND);
+  let info: Info;
+  if (action.case === "replace") {
+    info = action.value.clone();
+    info.sipTrunkId = current.sipTrunkId;
+  } else {
+    // LiveKit returns these validation errors unwrapped, so they surface as `unknown` (500).
+    const applied = rules.apply(current, action.value);
+    if ("problem" in applied) {
+      throw new TwirpError(applied.problem.code ?? "unknown", applied.problem.msg);
+    }
+    info = applied.trunk;
+  }
+  rules.check?.(info);
+  rules.trunks.set(info.sipTrunkId, stamp(info, current.createdAt));
+  return info;
+}
+
 function transportName(t: SIPTransport): string {
   switch (t) {
     case SIPTransport.SIP_TRANSPORT_UDP:
@@ -199,68 +253,27 @@ export function sipService(deps: SipServiceDeps): Service {
 
       UpdateSIPInboundTrunk: method(UpdateSIPInboundTrunkRequest, (req, ctx) => {
         requireSipAdmin(ctx);
-        if (req.sipTrunkId === "") throw invalid("trunk id must be set");
-        const action = req.action;
-        if (action.case === undefined) throw invalid("missing or unsupported update action");
-        if (action.case === "replace") {
-          if (action.value.sipTrunkId !== "" && action.value.sipTrunkId !== req.sipTrunkId) {
-            throw invalid("trunk id in the info must be empty or match the id in the update");
-          }
-          const problem = inboundTrunkProblem(action.value);
-          if (problem) throw invalid(problem.msg);
-        } else {
-          const problem = inboundUpdateProblem(action.value);
-          if (problem) throw invalid(problem);
-        }
-        const current = store.inbound.get(req.sipTrunkId);
-        if (!current) throw new TwirpError("not_found", TRUNK_NOT_FOUND);
-        let info: SIPInboundTrunkInfo;
-        if (action.case === "replace") {
-          info = action.value.clone();
-          info.sipTrunkId = current.sipTrunkId;
-        } else {
-          const applied = applyInboundUpdate(current, action.value);
-          if ("problem" in applied) {
-            throw new TwirpError(applied.problem.code ?? "unknown", applied.problem.msg);
-          }
-          info = applied.trunk;
-        }
-        inboundConflicts(info, req.sipTrunkId);
-        store.inbound.set(info.sipTrunkId, stamp(info, current.createdAt));
-        return info;
+        return updateTrunk<SIPInboundTrunkInfo, SIPInboundTrunkUpdate>(req.sipTrunkId, req.action, {
+          trunks: store.inbound,
+          problem: inboundTrunkProblem,
+          updateProblem: inboundUpdateProblem,
+          apply: applyInboundUpdate,
+          check: (info) => inboundConflicts(info, req.sipTrunkId),
+        });
       }),
 
       UpdateSIPOutboundTrunk: method(UpdateSIPOutboundTrunkRequest, (req, ctx) => {
         requireSipAdmin(ctx);
-        if (req.sipTrunkId === "") throw invalid("trunk id must be set");
-        const action = req.action;
-        if (action.case === undefined) throw invalid("missing or unsupported update action");
-        if (action.case === "replace") {
-          if (action.value.sipTrunkId !== "" && action.value.sipTrunkId !== req.sipTrunkId) {
-            throw invalid("trunk id in the info must be empty or match the id in the update");
-          }
-          const problem = outboundTrunkProblem(action.value);
-          if (problem) throw invalid(problem.msg);
-        } else {
-          const problem = outboundUpdateProblem(action.value);
-          if (problem) throw invalid(problem);
-        }
-        const current = store.outbound.get(req.sipTrunkId);
-        if (!current) throw new TwirpError("not_found", TRUNK_NOT_FOUND);
-        let info: SIPOutboundTrunkInfo;
-        if (action.case === "replace") {
-          info = action.value.clone();
-          info.sipTrunkId = current.sipTrunkId;
-        } else {
-          // LiveKit returns this validation error unwrapped, so it surfaces as `unknown` (500).
-          const applied = applyOutboundUpdate(current, action.value);
-          if ("problem" in applied) {
-            throw new TwirpError(applied.problem.code ?? "unknown", applied.problem.msg);
-          }
-          info = applied.trunk;
-        }
-        store.outbound.set(info.sipTrunkId, stamp(info, current.createdAt));
-        return info;
+        return updateTrunk<SIPOutboundTrunkInfo, SIPOutboundTrunkUpdate>(
+          req.sipTrunkId,
+          req.action,
+          {
+            trunks: store.outbound,
+            problem: outboundTrunkProblem,
+            updateProblem: outboundUpdateProblem,
+            apply: applyOutboundUpdate,
+          },
+        );
       }),
 
       GetSIPInboundTrunk: method(GetSIPInboundTrunkRequest, (req, ctx) => {
