@@ -1,8 +1,8 @@
 /**
  * Webhook delivery like LiveKit's URL notifier: POST protojson (camelCase, defaults omitted)
  * with Content-Type application/webhook+json and `Authorization: <JWT>` whose sha256 claim
- * signs the body. Events go out in order from one queue, off the request path, with a
- * bounded number of retries.
+ * signs the body. Events of one room go out in order; rooms are delivered side by side (a
+ * bounded number at once), off the request path, with a bounded number of retries.
  */
 import { WebhookEvent } from "@livekit/protocol";
 import { webhookToken } from "./auth.ts";
@@ -13,6 +13,8 @@ const MAX_ATTEMPTS = 3;
 const RETRY_DELAYS_MS = [200, 1000];
 const DELIVERY_TIMEOUT_MS = 10_000;
 const LOG_LIMIT = 500;
+/** Rooms whose events are being delivered at the same time. */
+const PARALLEL_ROOMS = 16;
 
 export interface WebhookDelivery {
   id: string;
@@ -34,8 +36,11 @@ export interface WebhookSenderOptions {
 
 export class WebhookSender {
   #opts: WebhookSenderOptions;
-  #queue: WebhookEvent[] = [];
-  #running: Promise<void> | null = null;
+  /** Pending events per room, in order. */
+  #queues = new Map<string, WebhookEvent[]>();
+  /** Rooms with a delivery under way. */
+  #active = new Set<string>();
+  #inflight = new Set<Promise<void>>();
   #abort = new AbortController();
   #stopped = false;
   #log: WebhookDelivery[] = [];
@@ -51,17 +56,20 @@ export class WebhookSender {
     if (this.#stopped || !this.#opts.url()) return;
     event.id = newId(ID_PREFIX.webhookEvent);
     event.createdAt = BigInt(Math.floor(Date.now() / 1000));
-    this.#queue.push(event);
-    this.#kick();
+    const room = event.room?.name ?? "";
+    const queue = this.#queues.get(room);
+    if (queue) queue.push(event);
+    else this.#queues.set(room, [event]);
+    this.#pump();
   }
 
   deliveries(): WebhookDelivery[] {
     return [...this.#log];
   }
 
-  /** Drops queued events, aborts the one in flight and forgets the counters. */
+  /** Drops queued events, aborts the ones in flight and forgets the counters. */
   reset(): void {
-    this.#queue = [];
+    this.#queues.clear();
     this.#abort.abort();
     this.#abort = new AbortController();
     this.#log = [];
@@ -69,25 +77,38 @@ export class WebhookSender {
     this.failed = 0;
   }
 
-  /** For shutdown: like reset, then waits for the delivery in flight to give up. */
+  /** For shutdown: like reset, then waits for the deliveries in flight to give up. */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.reset();
-    await this.#running;
+    await Promise.all([...this.#inflight]);
   }
 
-  #kick(): void {
-    if (this.#running || this.#stopped) return;
-    this.#running = this.#drain().finally(() => {
-      this.#running = null;
-      if (this.#queue.length > 0) this.#kick();
-    });
+  /** Starts a drain for each waiting room, up to PARALLEL_ROOMS at once. */
+  #pump(): void {
+    if (this.#stopped) return;
+    for (const room of this.#queues.keys()) {
+      if (this.#inflight.size >= PARALLEL_ROOMS) return;
+      if (this.#active.has(room)) continue;
+      this.#active.add(room);
+      const p = this.#drain(room).finally(() => {
+        this.#inflight.delete(p);
+        this.#active.delete(room);
+        this.#pump();
+      });
+      this.#inflight.add(p);
+    }
   }
 
-  async #drain(): Promise<void> {
+  async #drain(room: string): Promise<void> {
     const signal = this.#abort.signal;
-    while (this.#queue.length > 0 && !signal.aborted) {
-      const event = this.#queue.shift()!;
+    for (;;) {
+      const queue = this.#queues.get(room);
+      const event = queue?.shift();
+      if (!event || signal.aborted) {
+        if (queue && queue.length === 0) this.#queues.delete(room);
+        return;
+      }
       await this.#deliver(event, signal);
     }
   }

@@ -200,6 +200,7 @@ export async function placeCall(
   };
   let step = "dispatch the agent";
   let dispatchId: string | null = null;
+  let placed: { participantId: string; sipCallId: string };
   try {
     const dispatch = await lk.dispatch.createDispatch(call.room_name, trunk.agent_name, {
       metadata: JSON.stringify(metadata),
@@ -221,21 +222,7 @@ export async function placeCall(
       maxCallDuration: input.maxCallDurationSec ?? config.maxCallDurationSec,
       krispEnabled: true,
     });
-    // A webhook may have moved the call already: only fill in, never regress.
-    [call] = await sql<CallRow[]>`
-      update public.outbound_calls set dispatch_id = ${dispatchId}, participant_id = ${p.participantId},
-        sip_call_id = ${p.sipCallId},
-        status = case when ${input.waitUntilAnswered ?? false} and status in ('dialing', 'ringing')
-                      then 'in_progress'::public.call_status else status end,
-        answered_at = case when ${
-      input.waitUntilAnswered ?? false
-    } then coalesce(answered_at, now()) else answered_at end,
-        outcome = case when ${
-      input.waitUntilAnswered ?? false
-    } and outcome is null then 'answered' else outcome end
-      where id = ${call.id} returning *`;
-    l.info("call placed", { participantId: p.participantId, sipCallId: p.sipCallId });
-    return { call, duplicate: false, error: null, mapped: null };
+    placed = p;
   } catch (e) {
     const f = describeLiveKitError(e);
     const mapped = outcomeFromError(f);
@@ -275,6 +262,42 @@ export async function placeCall(
     );
     return { call, duplicate: false, error, mapped };
   }
+
+  // Dialed. Record it; a database that is briefly away is retried, and what this misses the
+  // webhooks fill in (a successful dial is never treated as a failed one).
+  const p = placed;
+  const wait = input.waitUntilAnswered ?? false;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      // A webhook may have moved the call already: only fill in, never regress.
+      [call] = await sql<CallRow[]>`
+        update public.outbound_calls set dispatch_id = ${dispatchId}, participant_id = ${p.participantId},
+          sip_call_id = ${p.sipCallId},
+          status = case when ${wait} and status in ('dialing', 'ringing')
+                        then 'in_progress'::public.call_status else status end,
+          answered_at = case when ${wait} then coalesce(answered_at, now()) else answered_at end,
+          outcome = case when ${wait} and outcome is null then 'answered' else outcome end
+        where id = ${call.id} returning *`;
+      break;
+    } catch (e) {
+      l.warn("call placed, record not updated yet", {
+        attempt,
+        error: e instanceof Error ? e.message : String(e),
+      });
+      if (attempt === 3) {
+        call = {
+          ...call,
+          dispatch_id: dispatchId,
+          participant_id: p.participantId,
+          sip_call_id: p.sipCallId,
+        };
+      } else {
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  }
+  l.info("call placed", { participantId: p.participantId, sipCallId: p.sipCallId });
+  return { call, duplicate: false, error: null, mapped: null };
 }
 
 const FAILURE_REASONS = new Set(["USER_REJECTED", "USER_UNAVAILABLE", "SIP_TRUNK_FAILURE"]);

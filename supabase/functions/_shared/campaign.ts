@@ -118,12 +118,20 @@ async function dialOne(
   }
   if (result.duplicate) return "skipped";
   if (result.error) return "failed";
-  // Live until a webhook ends it; the lease covers ringing plus the longest call.
+  // Live until a webhook ends it; the lease covers ringing plus the longest call. If the
+  // database is away this fails, and the claim's lease (then the call record) covers it:
+  // a dialed call is never given back.
   await sql`update public.campaign_calls set current_call_id = ${result.call.id},
       lease_until = now() + make_interval(secs => ${
     c.ringing_timeout_sec + c.max_call_duration_sec + 120
   })
-    where id = ${c.campaign_call_id} and status in ('dialing', 'in_progress') and attempts = ${c.attempt}`;
+    where id = ${c.campaign_call_id} and status in ('dialing', 'in_progress') and attempts = ${c.attempt}`
+    .catch((e) =>
+      log.warn("dialed, lease not extended", {
+        campaignCallId: c.campaign_call_id,
+        error: String(e),
+      })
+    );
   return "dialed";
 }
 
