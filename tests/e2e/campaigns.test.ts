@@ -89,15 +89,26 @@ function answering(prefix: string, count: number): string[] {
 }
 
 async function settled(campaignId: string, status = "completed", tries = 1200) {
-  return await eventually(
-    async () => {
-      const [p] =
-        await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
-      return p.status === status ? p : null;
-    },
-    `campaign ${campaignId} to be ${status}`,
-    tries,
-  );
+  try {
+    return await eventually(
+      async () => {
+        const [p] =
+          await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
+        return p.status === status ? p : null;
+      },
+      `campaign ${campaignId} to be ${status}`,
+      tries,
+    );
+  } catch (e) {
+    // Say where it stands, so a failure can be read from the log alone.
+    const [p] = await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
+    const calls = await sql`select status, outcome, count(*)::int as n from public.outbound_calls
+      where campaign_id = ${campaignId} group by 1, 2 order by 3 desc`;
+    const stuck = await sql`select status, lease_until, last_error from public.campaign_calls
+      where campaign_id = ${campaignId} and status in ('dialing', 'in_progress', 'queued') limit 5`;
+    console.log(JSON.stringify({ progress: p, calls, stuck }));
+    throw e;
+  }
 }
 
 Deno.test("8 ticks at once over 2,000 queued calls dial each exactly once within concurrency and pacing", async () => {
