@@ -461,6 +461,9 @@ comment on function internal.check_breaker is 'Pauses a running campaign, with a
 create function internal.maybe_complete(campaign uuid) returns boolean
 language plpgsql security definer set search_path = '' as $$
 begin
+  -- Calls ending at once each see the others still live; taking turns, the last one sees
+  -- every other end committed and completes the campaign.
+  perform pg_advisory_xact_lock(hashtext('complete:' || campaign::text));
   if exists (select from public.campaign_calls where campaign_id = campaign and status in ('queued', 'dialing', 'in_progress')) then
     return false;
   end if;

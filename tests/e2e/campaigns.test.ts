@@ -458,3 +458,15 @@ Deno.test("illegal status changes are refused", async () => {
     /cannot go from cancelled to running/,
   );
 });
+
+Deno.test("a running campaign with nothing left to dial completes at the next tick", async () => {
+  // As if the last two calls ended at the same moment and each saw the other still live.
+  const f = await campaign("leftover", [{ phoneNumber: "+14155550131" }]);
+  await startQuietly(f.campaignId);
+  await sql`update public.campaign_calls set status = 'completed', completed_at = now()
+    where campaign_id = ${f.campaignId}`;
+  const t = await tick({});
+  assert.equal(t.status, 200);
+  const [c] = await sql`select status from public.campaigns where id = ${f.campaignId}`;
+  assert.equal(c.status, "completed");
+});

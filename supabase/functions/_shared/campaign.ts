@@ -197,11 +197,11 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
     await Promise.all([...inflight]);
   }
 
-  const ids = opts.campaignId
-    ? [...new Set([opts.campaignId, ...byCampaign.keys()])]
-    : [...byCampaign.keys()];
-  const rows = ids.length === 0 ? [] : await sql<{ id: string; status: string }[]>`
-    select id, status from public.campaigns where id in ${sql(ids)}`;
+  // Every running campaign this tick could have served is completed if nothing is left.
+  const rows = await sql<{ id: string; status: string }[]>`
+    select id, status from public.campaigns
+    where ${opts.campaignId ? sql`id = ${opts.campaignId}` : sql`status = 'running'`}
+      or id = any(${[...byCampaign.keys()]}::uuid[])`;
   for (const r of rows) {
     if (r.status === "running") {
       const [{ done }] = await sql<
