@@ -31,6 +31,7 @@ begin
   on conflict (e164) where status <> 'done' do update
     set generation = internal.provisioning_job.generation + 1,
         phone_number_id = excluded.phone_number_id,
+        attempts = 0,
         run_after = now()
   returning id into job_id;
   perform internal.call_function('create-trunks', jsonb_build_object('jobId', job_id));

@@ -231,7 +231,7 @@ export async function runJob(
     const [after] = await sql<{ status: string }[]>`update internal.provisioning_job set
       status = case when generation = ${job.generation} then 'done' else 'pending' end,
       done_at = case when generation = ${job.generation} then now() end,
-      locked_until = null, last_error = null, run_after = now()
+      locked_until = null, last_error = null, run_after = now(), attempts = 0
       where id = ${jobId} returning status`;
     if (after?.status === "pending" && rounds > 1) {
       return await runJob(config, sql, jobId, log, rounds - 1) ?? { job, ...result };
