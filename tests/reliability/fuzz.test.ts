@@ -2,16 +2,7 @@
 // each must get a 4xx JSON error, the gateway must keep answering, and the fuzzing user's
 // rows must not change.
 import assert from "node:assert/strict";
-import {
-  call,
-  createAssistant,
-  createUser,
-  freeNumber,
-  outboxDrained,
-  sql,
-  stack,
-  type TestUser,
-} from "../helpers/stack.ts";
+import { readyAssistant, sql, stack, type TestUser } from "../helpers/stack.ts";
 import {
   addSummary,
   asUser,
@@ -40,15 +31,7 @@ interface Fixture {
 let fixture: Promise<Fixture> | null = null;
 function setup(): Promise<Fixture> {
   fixture ??= (async () => {
-    const user = await createUser("fuzz");
-    const assistantId = await createAssistant(user, "Fuzz target", "fuzz-agent");
-    const e164 = await freeNumber();
-    const mapped = await call("map-number", {
-      token: user.token,
-      body: { phoneNumber: e164, assistantId },
-    });
-    assert.equal(mapped.status, 200, JSON.stringify(mapped.body));
-    await outboxDrained(e164);
+    const { user, assistantId, e164, numberId } = await readyAssistant("fuzz");
     const [c] = await asUser(
       user,
       (tx) =>
@@ -62,7 +45,7 @@ function setup(): Promise<Fixture> {
         })`,
     );
     await asUser(user, (tx) => tx`insert into public.do_not_call (e164) values ('+14155550188')`);
-    return { user, assistantId, numberId: mapped.body.phoneNumber.id, e164, campaignId: c.id };
+    return { user, assistantId, numberId, e164, campaignId: c.id };
   })();
   return fixture;
 }
