@@ -88,6 +88,9 @@ const stack = await startStack({
   name: `test-${Deno.pid}`,
   forceEmulators: true,
   timeScale: 0.001,
+  // Tests that measure pacing lower it (tests/helpers/stack.ts setCarrierCps).
+  carrierCps: 50,
+  reconcileEverySec: 1,
 });
 let interrupted = false;
 const onSignal = () => {

@@ -5,17 +5,32 @@ import { DisconnectReason, ParticipantInfo_Kind } from "@livekit/protocol";
 import type { WebhookEvent } from "livekit-server-sdk";
 import type { Config } from "./config.ts";
 import { asService, type Sql, type Tx } from "./db.ts";
-import { type AppError, NotFoundError, PreconditionError, UpstreamError } from "./errors.ts";
-import { describeLiveKitError, type LiveKit } from "./livekit.ts";
+import {
+  type AppError,
+  NotFoundError,
+  PreconditionError,
+  RateLimitError,
+  UpstreamError,
+} from "./errors.ts";
+import {
+  describeLiveKitError,
+  DIAL_TIMEOUT_SEC,
+  type LiveKit,
+  type LiveKitFailure,
+} from "./livekit.ts";
 import type { Logger } from "./log.ts";
 import {
   applyEvent,
   type CallEvent,
+  type CallState,
   type CallStatus,
   durationSec,
   isFinal,
   type Mapped,
+  type Outcome,
+  outcomeFromDisconnect,
   outcomeFromError,
+  type Transition,
 } from "./outcomes.ts";
 import { checkDestination } from "./phone.ts";
 
@@ -35,6 +50,7 @@ export interface CallRow {
   sip_call_id: string | null;
   dispatch_id: string | null;
   outbound_trunk_id: string;
+  carrier_trunk: string | null;
   status: CallStatus;
   outcome: string | null;
   sip_status_code: number | null;
@@ -44,6 +60,10 @@ export interface CallRow {
   answered_at: Date | null;
   ended_at: Date | null;
   duration_sec: number | null;
+  dialed_at: Date | null;
+  dial_returned_at: Date | null;
+  checked_at: Date | null;
+  created_at: Date;
 }
 
 export function callView(c: CallRow) {
@@ -74,18 +94,23 @@ export interface DialInput {
   participantName?: string;
   participantIdentity?: string;
   metadata?: Record<string, unknown>;
-  waitUntilAnswered?: boolean;
   ringingTimeoutSec?: number;
   maxCallDurationSec?: number;
   /** Narrows the account's allowed destination countries (a campaign's list). */
   allowedCountries?: readonly string[];
   campaign?: { campaignId: string; campaignCallId: string; attempt: number };
+  /** The carrier trunk's send slot, when already taken (the campaign claim hands them out). */
+  slot?: Date;
+  /** Told when the dial goes out (the SIP participant joins the room a moment later). */
+  onDialing?: (call: CallRow) => void;
 }
 
 export interface DialResult {
   call: CallRow;
   /** The attempt's room already existed: it was dialed before and is not dialed again. */
   duplicate: boolean;
+  /** No carrier slot opened in time: nothing was dialed and the record is gone. */
+  notDialed: boolean;
   error: AppError | null;
   mapped: Mapped | null;
 }
@@ -97,6 +122,7 @@ interface Trunk {
   owner_id: string;
   assistant_id: string;
   agent_name: string;
+  carrier_trunk: string | null;
   /** The callee is on the owner's do-not-call list. */
   dnc: boolean;
 }
@@ -120,7 +146,7 @@ export function checkDestinationAllowed(config: Config, to: string, narrow?: rea
  */
 async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
   const rows = await sql<Trunk[]>`
-    select p.id as phone_number_id, p.e164, p.outbound_trunk_id, p.owner_id, a.id as assistant_id, a.agent_name,
+    select p.id as phone_number_id, p.e164, p.outbound_trunk_id, p.owner_id, a.id as assistant_id, a.agent_name, p.carrier_trunk,
       exists (select from public.do_not_call d where d.owner_id = p.owner_id and d.e164 = ${input.to}) as dnc
     from public.phone_number p join public.assistant a on a.id = p.assistant_id
     where p.owner_id = ${input.ownerId}
@@ -149,10 +175,39 @@ async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
   );
 }
 
-const FINISHED_SQL = (tx: Tx, id: string, retryable: boolean | null) =>
-  tx`select internal.call_finished(${id}, ${retryable})`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
-/** Writes the call record, dispatches the agent, dials, and records the result. */
+/** A dial sent later than this after its slot takes a new one (internal.take_carrier_slots). */
+export const SLOT_TOLERANCE_MS = 30;
+/** How far ahead a direct call may wait for its carrier trunk's next slot. */
+const DIRECT_SLOT_WAIT_SEC = 5;
+
+/** One send slot of the carrier trunk, or null when none opens within `horizonSec`. */
+async function takeSlot(sql: Sql, config: Config, carrier: string, horizonSec: number) {
+  const [{ slots }] = await sql<{ slots: Date[] }[]>`
+    select internal.take_carrier_slots(${carrier}, ${config.carrierCps}, 1, ${horizonSec}) as slots`;
+  return slots[0] ?? null;
+}
+
+/** Waits for the slot; a dial that would go out late takes a new slot instead (false: none). */
+async function awaitSlot(sql: Sql, config: Config, carrier: string, slot: Date) {
+  for (let tries = 0; tries < 5; tries++) {
+    await sleep(slot.getTime() - Date.now());
+    if (Date.now() <= slot.getTime() + SLOT_TOLERANCE_MS) return true;
+    const next = await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
+    if (!next) return false;
+    slot = next;
+  }
+  return false;
+}
+
+/** The dial's answer, or what became of an attempt whose answer was lost. */
+type DialAnswer =
+  | { kind: "answered"; participantId: string; sipCallId: string }
+  | { kind: "failed"; failure: LiveKitFailure; mapped: Mapped; step: string }
+  | { kind: "unknown"; failure: LiveKitFailure };
+
+/** Writes the call record, dispatches the agent, waits for a carrier slot, dials, and records. */
 export async function placeCall(
   config: Config,
   sql: Sql,
@@ -160,28 +215,30 @@ export async function placeCall(
   input: DialInput,
   log: Logger,
 ): Promise<DialResult> {
-  // Two statements before dialing (this path runs for every campaign call).
   checkDestinationAllowed(config, input.to, input.allowedCountries);
   const trunk = await resolveTrunk(sql, input);
+  const carrier = trunk.carrier_trunk ?? "default";
+  let slot = input.slot ?? null;
+  if (!slot) {
+    slot = await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
+    if (!slot) throw await carrierBusy(sql, carrier);
+  }
   const id = crypto.randomUUID();
   const room = input.roomName ?? `out-${trunk.assistant_id.slice(0, 8)}-${id}`;
   const identity = input.participantIdentity ?? `sip-${id}`;
   const [inserted] = await sql<CallRow[]>`
     insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
-      attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id)
+      attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id, carrier_trunk)
     values (${id}, ${trunk.owner_id}, ${trunk.assistant_id}, ${trunk.phone_number_id},
-      ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null}, ${
-    input.campaign?.attempt ?? null
-  },
-      ${trunk.e164}, ${input.to}, ${room}, ${identity}, ${trunk.outbound_trunk_id})
+      ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null},
+      ${input.campaign?.attempt ?? null}, ${trunk.e164}, ${input.to}, ${room}, ${identity},
+      ${trunk.outbound_trunk_id}, ${carrier})
     on conflict (room_name) do nothing returning *`;
-  const prepared = inserted ? { call: inserted, duplicate: false } : {
-    call: (await sql<CallRow[]>`select * from public.outbound_calls where room_name = ${room}`)[0],
-    duplicate: true,
-  };
-  const { duplicate } = prepared;
-  let call = prepared.call;
-  if (duplicate) return { call, duplicate, error: null, mapped: null };
+  if (!inserted) {
+    const [call] = await sql<CallRow[]>`select * from public.outbound_calls where room_name = ${room}`;
+    return { call, duplicate: true, notDialed: false, error: null, mapped: null };
+  }
+  let call = inserted;
   const l = log.child({
     callId: call.id,
     assistantId: trunk.assistant_id,
@@ -198,109 +255,251 @@ export async function placeCall(
     to: input.to,
     from: trunk.e164,
   };
-  let step = "dispatch the agent";
   let dispatchId: string | null = null;
-  let placed: { participantId: string; sipCallId: string };
+  let answer: DialAnswer;
+  let dialedAt: Date | null = null;
   try {
     const dispatch = await lk.dispatch.createDispatch(call.room_name, trunk.agent_name, {
       metadata: JSON.stringify(metadata),
     });
     dispatchId = dispatch.id;
-    step = "dial";
-    const p = await lk.sip.createSipParticipant(trunk.outbound_trunk_id, input.to, call.room_name, {
-      participantIdentity: call.participant_identity,
-      participantName: input.participantName ?? input.to,
-      participantMetadata: JSON.stringify(metadata),
-      participantAttributes: {
-        callId: call.id,
-        assistantId: trunk.assistant_id,
-        ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
-      },
-      fromNumber: trunk.e164,
-      waitUntilAnswered: input.waitUntilAnswered ?? false,
-      ringingTimeout: input.ringingTimeoutSec ?? config.ringingTimeoutSec,
-      maxCallDuration: input.maxCallDurationSec ?? config.maxCallDurationSec,
-      krispEnabled: true,
-    });
-    placed = p;
   } catch (e) {
-    const f = describeLiveKitError(e);
-    const mapped = outcomeFromError(f);
-    l.warn("call failed", {
-      step,
-      upstreamCode: f.code,
-      upstreamStatus: f.status,
-      sipStatusCode: f.sipStatusCode,
-      outcome: mapped.outcome,
-    });
-    call = await asService(sql, async (tx) => {
-      const [row] = await tx<CallRow[]>`
-        update public.outbound_calls set status = case when status in ('dialing', 'ringing', 'in_progress')
-            then ${mapped.status}::public.call_status else status end,
-          outcome = coalesce(outcome, ${mapped.outcome}), sip_status_code = ${f.sipStatusCode}, sip_status = ${f.sipStatus},
-          error = ${`${step}: ${f.message}`}, ended_at = coalesce(ended_at, now()),
-          dispatch_id = coalesce(dispatch_id, ${dispatchId})
-        where id = ${call.id} returning *`;
-      if (row.campaign_call_id) await FINISHED_SQL(tx, row.id, mapped.retryable);
-      return row;
-    });
-    // The room was made for this call; do not leave the agent waiting in it.
-    lk.rooms.deleteRoom(call.room_name).catch(() => {});
-    const error = new UpstreamError(
-      "livekit",
-      `Cannot ${step} ${input.to}: ${
-        f.sipStatusCode ? `SIP ${f.sipStatusCode} ${f.sipStatus ?? ""}`.trim() : f.message
-      } (${mapped.outcome})`,
-      f.code,
-      f.status,
-      {
-        sipStatusCode: f.sipStatusCode,
-        sipStatus: f.sipStatus,
-        outcome: mapped.outcome,
-        callId: call.id,
-      },
-    );
-    return { call, duplicate: false, error, mapped };
+    const failure = describeLiveKitError(e);
+    answer = { kind: "failed", failure, mapped: outcomeFromError(failure), step: "dispatch the agent" };
   }
+  if (dispatchId !== null) {
+    if (!(await awaitSlot(sql, config, carrier, slot))) {
+      // Never dialed: the record goes, so the attempt's room can be used when it comes back.
+      await sql`delete from public.outbound_calls where id = ${call.id}`;
+      lk.rooms.deleteRoom(call.room_name).catch(() => {});
+      l.warn("no carrier slot; not dialed", { carrierTrunk: carrier });
+      return {
+        call,
+        duplicate: false,
+        notDialed: true,
+        error: await carrierBusy(sql, carrier),
+        mapped: null,
+      };
+    }
+    dialedAt = new Date();
+    input.onDialing?.(call);
+    // Always waits for the answer: LiveKit sends no webhook when a call is answered, and only
+    // the dial's own error carries the carrier's exact SIP status.
+    const ringingTimeout = input.ringingTimeoutSec ?? config.ringingTimeoutSec;
+    try {
+      const p = await lk.sip.createSipParticipant(trunk.outbound_trunk_id, input.to, call.room_name, {
+        participantIdentity: call.participant_identity,
+        participantName: input.participantName ?? input.to,
+        participantMetadata: JSON.stringify(metadata),
+        participantAttributes: {
+          callId: call.id,
+          assistantId: trunk.assistant_id,
+          ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
+        },
+        fromNumber: trunk.e164,
+        waitUntilAnswered: true,
+        ringingTimeout,
+        maxCallDuration: input.maxCallDurationSec ?? config.maxCallDurationSec,
+        krispEnabled: true,
+        timeout: DIAL_TIMEOUT_SEC,
+      });
+      answer = { kind: "answered", participantId: p.participantId, sipCallId: p.sipCallId };
+    } catch (e) {
+      const failure = describeLiveKitError(e);
+      answer = failure.status === null
+        // The request may have reached LiveKit and the phone may be ringing: find out.
+        ? await settleLostAnswer(lk, call, ringingTimeout, failure)
+        : { kind: "failed", failure, mapped: outcomeFromError(failure), step: "dial" };
+    }
+  }
+  answer ??= { kind: "unknown", failure: describeLiveKitError(null) };
+  return await recordAnswer(sql, lk, call, { answer, dispatchId, dialedAt, carrier, input, l });
+}
 
-  // Dialed. Record it; a database that is briefly away is retried, and what this misses the
-  // webhooks fill in (a successful dial is never treated as a failed one).
-  const p = placed;
-  const wait = input.waitUntilAnswered ?? false;
+/** 429 with the wait until the carrier trunk's next slot. */
+async function carrierBusy(sql: Sql, carrier: string) {
+  const [{ at }] = await sql<{ at: Date }[]>`select internal.carrier_next_slot(${carrier}) as at`;
+  const wait = Math.max(1, Math.ceil((at.getTime() - Date.now()) / 1000));
+  return new RateLimitError(
+    `The carrier trunk's calls-per-second budget is used up; try again in ${wait} s.`,
+    wait,
+  );
+}
+
+/**
+ * The dial's answer was lost (connection dropped or timed out). With failover off nothing
+ * was replayed; LiveKit's participants say whether the call exists and how it stands.
+ */
+async function settleLostAnswer(
+  lk: LiveKit,
+  call: CallRow,
+  ringingTimeoutSec: number,
+  failure: LiveKitFailure,
+): Promise<DialAnswer> {
+  const until = Date.now() + (ringingTimeoutSec + 10) * 1000;
+  let seen = false;
+  while (Date.now() < until) {
+    const p = await lk.rooms.getParticipant(call.room_name, call.participant_identity).catch(
+      () => null,
+    );
+    if (p) {
+      seen = true;
+      if (p.attributes?.["sip.callStatus"] === "active") {
+        return {
+          kind: "answered",
+          participantId: p.sid,
+          sipCallId: p.attributes?.["sip.callID"] ?? "",
+        };
+      }
+    } else if (seen) {
+      break;
+    } else {
+      // Never joined (the request did nothing) or already gone: the webhooks, if any, tell.
+      break;
+    }
+    await sleep(1000);
+  }
+  return { kind: "unknown", failure };
+}
+
+/** Records the dial's answer; a database that is briefly away is retried (what this misses the reconciliation fills in). */
+async function recordAnswer(
+  sql: Sql,
+  lk: LiveKit,
+  call: CallRow,
+  r: {
+    answer: DialAnswer;
+    dispatchId: string | null;
+    dialedAt: Date | null;
+    carrier: string;
+    input: DialInput;
+    l: Logger;
+  },
+): Promise<DialResult> {
+  const { answer, l } = r;
   for (let attempt = 1; attempt <= 3; attempt++) {
     try {
-      // A webhook may have moved the call already: only fill in, never regress.
-      [call] = await sql<CallRow[]>`
-        update public.outbound_calls set dispatch_id = ${dispatchId}, participant_id = ${p.participantId},
-          sip_call_id = ${p.sipCallId},
-          status = case when ${wait} and status in ('dialing', 'ringing')
-                        then 'in_progress'::public.call_status else status end,
-          answered_at = case when ${wait} then coalesce(answered_at, now()) else answered_at end,
-          outcome = case when ${wait} and outcome is null then 'answered' else outcome end
-        where id = ${call.id} returning *`;
+      const row = await asService(sql, async (tx) => {
+        const [cur] = await tx<CallRow[]>`select * from public.outbound_calls where id = ${call.id} for update`;
+        let next: { status: CallStatus; outcome: string | null; answeredAt: Date | null; endedAt: Date | null };
+        const failure = answer.kind === "answered" ? null : answer.failure;
+        if (answer.kind === "answered") {
+          const answeredAt = cur.answered_at ?? new Date();
+          // The participant's leave may have been recorded while the dial was waiting.
+          const ended = !isFinal(cur.status) && cur.ended_at !== null;
+          next = isFinal(cur.status)
+            ? { status: cur.status, outcome: cur.outcome, answeredAt, endedAt: cur.ended_at }
+            : ended
+            ? {
+              status: "completed",
+              outcome: "answered",
+              answeredAt,
+              endedAt: cur.ended_at! < answeredAt ? answeredAt : cur.ended_at,
+            }
+            : { status: "in_progress", outcome: "answered", answeredAt, endedAt: null };
+        } else if (answer.kind === "failed") {
+          next = isFinal(cur.status) ? { ...currentOf(cur) } : {
+            status: answer.mapped.status,
+            outcome: answer.mapped.outcome,
+            answeredAt: cur.answered_at,
+            endedAt: cur.ended_at ?? new Date(),
+          };
+        } else {
+          // Unknown: what the webhooks said while waiting, else the call is written off as lost
+          // (never re-dialed: the callee may have answered), unless it never left LiveKit's hands.
+          const x = cur.answered_at
+            ? { status: "completed" as const, outcome: "answered" as const }
+            : cur.disconnect_reason
+            ? outcomeFromDisconnect(cur.disconnect_reason, false)
+            : r.dialedAt
+            ? { status: "failed" as const, outcome: "lost" as const }
+            : { status: "failed" as const, outcome: "livekit_error" as const };
+          next = isFinal(cur.status) ? { ...currentOf(cur) } : {
+            status: x.status,
+            outcome: x.outcome,
+            answeredAt: cur.answered_at,
+            endedAt: cur.ended_at ?? new Date(),
+          };
+        }
+        const [row] = await tx<CallRow[]>`
+          update public.outbound_calls set status = ${next.status}, outcome = ${next.outcome},
+            answered_at = ${next.answeredAt}, ended_at = ${next.endedAt},
+            duration_sec = ${durationSec(next.answeredAt, next.endedAt)},
+            dispatch_id = coalesce(dispatch_id, ${r.dispatchId}), dialed_at = ${r.dialedAt},
+            dial_returned_at = now(),
+            participant_id = coalesce(${answer.kind === "answered" ? answer.participantId : null}, participant_id),
+            sip_call_id = coalesce(${answer.kind === "answered" ? answer.sipCallId || null : null}, sip_call_id),
+            sip_status_code = coalesce(${failure?.sipStatusCode ?? null}, sip_status_code),
+            sip_status = coalesce(${failure?.sipStatus ?? null}, sip_status),
+            error = coalesce(${
+          failure ? `${answer.kind === "failed" ? answer.step : "dial"}: ${failure.message}` : null
+        }, error)
+          where id = ${call.id} returning *`;
+        if (row.outcome === "cps_limited" && !isFinal(cur.status)) {
+          await tx`select internal.carrier_rejected(${r.carrier})`;
+        }
+        if (row.campaign_call_id) {
+          if (row.status === "in_progress") {
+            // Live until it ends; the lease covers the longest call.
+            await tx`update public.campaign_calls set status = 'in_progress', current_call_id = ${row.id},
+                lease_until = now() + make_interval(secs => ${
+              (r.input.maxCallDurationSec ?? 1800) + 120
+            })
+              where id = ${row.campaign_call_id} and status in ('dialing', 'in_progress') and attempts = ${row.attempt}`;
+          } else if (isFinal(row.status)) {
+            await tx`select internal.call_finished(${row.id})`;
+          }
+        }
+        return row;
+      });
+      call = row;
       break;
     } catch (e) {
-      l.warn("call placed, record not updated yet", {
+      l.warn("call answer not recorded yet", {
         attempt,
         error: e instanceof Error ? e.message : String(e),
       });
-      if (attempt === 3) {
-        call = {
-          ...call,
-          dispatch_id: dispatchId,
-          participant_id: p.participantId,
-          sip_call_id: p.sipCallId,
-        };
-      } else {
-        await new Promise((r) => setTimeout(r, 250 * attempt));
-      }
+      if (attempt === 3) break;
+      await sleep(250 * attempt);
     }
   }
-  l.info("call placed", { participantId: p.participantId, sipCallId: p.sipCallId });
-  return { call, duplicate: false, error: null, mapped: null };
+
+  if (answer.kind === "answered") {
+    l.info("call answered", { participantId: answer.participantId, sipCallId: answer.sipCallId });
+    return { call, duplicate: false, notDialed: false, error: null, mapped: null };
+  }
+  // The room was made for this call; do not leave the agent waiting in it.
+  lk.rooms.deleteRoom(call.room_name).catch(() => {});
+  const f = answer.failure;
+  const mapped: Mapped = { status: call.status, outcome: (call.outcome ?? "failed") as Outcome };
+  const step = answer.kind === "failed" ? answer.step : "dial";
+  l.warn("call failed", {
+    step,
+    upstreamCode: f.code,
+    upstreamStatus: f.status,
+    sipStatusCode: f.sipStatusCode,
+    outcome: mapped.outcome,
+  });
+  const error = new UpstreamError(
+    "livekit",
+    `Cannot ${step} ${r.input.to}: ${
+      f.sipStatusCode ? `SIP ${f.sipStatusCode} ${f.sipStatus ?? ""}`.trim() : f.message
+    } (${mapped.outcome})`,
+    f.code,
+    f.status,
+    {
+      sipStatusCode: f.sipStatusCode,
+      sipStatus: f.sipStatus,
+      outcome: mapped.outcome,
+      callId: call.id,
+    },
+  );
+  return { call, duplicate: false, notDialed: false, error, mapped };
 }
 
-const FAILURE_REASONS = new Set(["USER_REJECTED", "USER_UNAVAILABLE", "SIP_TRUNK_FAILURE"]);
+function currentOf(c: CallRow) {
+  return { status: c.status, outcome: c.outcome, answeredAt: c.answered_at, endedAt: c.ended_at };
+}
 
 /** What a LiveKit webhook means for the call in its room, if any. */
 export function eventFor(
@@ -309,16 +508,12 @@ export function eventFor(
 ): CallEvent | null {
   const at = new Date(Number(ev.createdAt ?? 0n) * 1000 || Date.now());
   const p = ev.participant;
+  // track_published carries only sid and identity, and fires when the SIP participant
+  // joins, before the phone rings: it says nothing about an answer.
   const isOurs = !!p && p.identity === call.participant_identity &&
     p.kind === ParticipantInfo_Kind.SIP;
   const status = p?.attributes?.["sip.callStatus"];
   switch (ev.event) {
-    case "participant_joined":
-      if (!isOurs) return null;
-      if (status === "active") return { kind: "answered", at };
-      return status === "ringing" ? { kind: "ringing", at } : null;
-    case "track_published":
-      return isOurs ? { kind: "answered", at } : null;
     case "participant_left":
     case "participant_connection_aborted":
       if (!isOurs) return null;
@@ -330,11 +525,13 @@ export function eventFor(
         return { kind: "left", at, reason, answered };
       }
     case "room_finished":
-      return { kind: "room_finished", at };
+      return { kind: "room_finished", at, departureSec: ev.room?.departureTimeout ?? 20 };
     default:
       return null;
   }
 }
+
+const FAILURE_REASONS = new Set(["USER_REJECTED", "USER_UNAVAILABLE", "SIP_TRUNK_FAILURE"]);
 
 /** Stores a verified webhook once (by event id) and moves its call forward. */
 export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
@@ -355,24 +552,22 @@ export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
       on conflict (event_id) do nothing returning id`;
     if (!stored) return { duplicate: true, callId: call?.id ?? null, status: call?.status ?? null };
     if (!call) return { duplicate: false, callId: null, status: null };
+    const p = ev.participant;
+    if (
+      ev.event === "participant_joined" && p?.identity === call.participant_identity &&
+      p.kind === ParticipantInfo_Kind.SIP
+    ) {
+      // The SIP participant joined (at dial time): its ids, nothing about an answer.
+      await tx`update public.outbound_calls set participant_id = coalesce(participant_id, ${p.sid || null}),
+          sip_call_id = coalesce(sip_call_id, ${p.attributes?.["sip.callID"] || null})
+        where id = ${call.id}`;
+      return { duplicate: false, callId: call.id, status: call.status };
+    }
     const event = eventFor(call, ev);
-    const next = event &&
-      applyEvent(
-        { status: call.status, answeredAt: call.answered_at, endedAt: call.ended_at },
-        event,
-      );
+    const next = event && applyEvent(stateOf(call), event);
     if (!next) return { duplicate: false, callId: call.id, status: call.status };
     const reason = event?.kind === "left" ? event.reason : null;
-    const [row] = await tx<CallRow[]>`
-      update public.outbound_calls set status = ${next.status}, answered_at = ${next.answeredAt}, ended_at = ${next.endedAt},
-        outcome = coalesce(${next.outcome}, outcome), disconnect_reason = coalesce(${reason}, disconnect_reason),
-        duration_sec = ${durationSec(next.answeredAt, next.endedAt)},
-        participant_id = coalesce(participant_id, ${ev.participant?.sid || null})
-      where id = ${call.id} returning *`;
-    if (row.campaign_call_id && row.status === "in_progress") {
-      await tx`update public.campaign_calls set status = 'in_progress'
-        where id = ${row.campaign_call_id} and status = 'dialing' and attempts = ${row.attempt}`;
-    }
+    const row = await moveCall(tx, call, next, reason);
     if (isFinal(row.status) && !isFinal(call.status)) {
       log.info("call ended", {
         callId: row.id,
@@ -380,10 +575,31 @@ export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
         outcome: row.outcome,
         disconnectReason: reason,
       });
-      if (row.campaign_call_id) await FINISHED_SQL(tx, row.id, next.retryable);
     }
     return { duplicate: false, callId: row.id, status: row.status };
   });
+}
+
+export function stateOf(call: CallRow): CallState {
+  return {
+    status: call.status,
+    answeredAt: call.answered_at,
+    endedAt: call.ended_at,
+    dialPending: call.dial_returned_at === null,
+  };
+}
+
+/** Writes a transition (forward only) and settles the campaign call when the call ended. */
+export async function moveCall(tx: Tx, call: CallRow, next: Transition, reason: string | null) {
+  const [row] = await tx<CallRow[]>`
+    update public.outbound_calls set status = ${next.status}, answered_at = ${next.answeredAt}, ended_at = ${next.endedAt},
+      outcome = coalesce(${next.outcome}, outcome), disconnect_reason = coalesce(${reason}, disconnect_reason),
+      duration_sec = ${durationSec(next.answeredAt, next.endedAt)}
+    where id = ${call.id} returning *`;
+  if (row.campaign_call_id && isFinal(row.status) && !isFinal(call.status)) {
+    await tx`select internal.call_finished(${row.id})`;
+  }
+  return row;
 }
 
 /** Resolves the caller's assistant under their own rights (another user's is simply not found). */

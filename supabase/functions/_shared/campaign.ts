@@ -7,6 +7,7 @@ import type { Sql } from "./db.ts";
 import { PreconditionError } from "./errors.ts";
 import type { LiveKit } from "./livekit.ts";
 import type { Logger } from "./log.ts";
+import { reconcileCalls } from "./reconcile.ts";
 
 export interface TickOptions {
   campaignId?: string;
@@ -21,6 +22,7 @@ interface Claim {
   owner_id: string;
   assistant_id: string;
   phone_number_id: string;
+  carrier_trunk: string;
   e164: string;
   attempt: number;
   send_at: Date;
@@ -42,22 +44,14 @@ export interface Counts {
   deferred: number;
 }
 
-/** A send must land in the same wall-clock second as its slot, or it waits for another slot. */
-export function sendDeadline(sendAt: Date): number {
-  return Math.floor(sendAt.getTime() / 1000) * 1000 + 950;
-}
+/** The dispatch goes out this long before the dial's slot, so the dial itself is on time. */
+const DISPATCH_LEAD_MS = 150;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 /** Returns an undialed claim to the queue (or to cancelled, if its campaign was cancelled). */
 async function giveBack(sql: Sql, c: Claim, reason: string) {
-  await sql`update public.campaign_calls cc set
-      status = case when c.status = 'cancelled' then 'cancelled'::public.campaign_call_status else 'queued' end,
-      completed_at = case when c.status = 'cancelled' then now() end,
-      attempts = greatest(cc.attempts - 1, 0), lease_until = null, lease_owner = null,
-      next_attempt_at = now(), last_error = ${reason}
-    from public.campaigns c
-    where cc.id = ${c.campaign_call_id} and c.id = cc.campaign_id and cc.status = 'dialing' and cc.attempts = ${c.attempt}`;
+  await sql`select internal.give_back(${c.campaign_call_id}, ${c.attempt}, ${reason})`;
 }
 
 async function dialOne(
@@ -67,17 +61,13 @@ async function dialOne(
   c: Claim,
   log: Logger,
 ): Promise<Result> {
-  await sleep(c.send_at.getTime() - Date.now());
+  await sleep(c.send_at.getTime() - DISPATCH_LEAD_MS - Date.now());
   // Pause and cancel take effect at once, even for calls claimed a moment ago.
   const [campaign] = await sql<
     { status: string }[]
   >`select status from public.campaigns where id = ${c.campaign_id}`;
   if (campaign?.status !== "running") {
     await giveBack(sql, c, `campaign ${campaign?.status ?? "deleted"}`);
-    return "deferred";
-  }
-  if (Date.now() > sendDeadline(c.send_at)) {
-    await giveBack(sql, c, "send slot missed; requeued");
     return "deferred";
   }
   let result;
@@ -91,7 +81,7 @@ async function dialOne(
       participantIdentity: c.participant_identity,
       participantName: c.name ?? c.e164,
       metadata: c.metadata,
-      waitUntilAnswered: false,
+      slot: c.send_at,
       ringingTimeoutSec: c.ringing_timeout_sec,
       maxCallDurationSec: c.max_call_duration_sec,
       allowedCountries: c.allowed_countries,
@@ -105,33 +95,19 @@ async function dialOne(
     if (!(e instanceof PreconditionError)) throw e;
     if (e.code === "no_outbound_trunk") {
       await giveBack(sql, c, e.message);
-      await sql`update public.campaigns set status = 'paused', status_reason = ${e.message}
-        where id = ${c.campaign_id} and status = 'running'`;
+      await sql`select internal.pause_campaign(${c.campaign_id}, ${e.message})`;
       return "deferred";
     }
     // Do-not-call or destination checks at dial time: this callee is not called at all.
-    await sql`update public.campaign_calls set status = 'skipped', attempts = greatest(attempts - 1, 0),
-        last_outcome = ${e.code}, last_error = ${e.message}, lease_until = null, completed_at = now()
-      where id = ${c.campaign_call_id} and status = 'dialing'`;
-    await sql`select internal.maybe_complete(${c.campaign_id})`;
+    await sql`select internal.skip_call(${c.campaign_call_id}, ${c.attempt}, ${e.code}, ${e.message})`;
     return "skipped";
   }
   if (result.duplicate) return "skipped";
+  if (result.notDialed) {
+    await giveBack(sql, c, "no carrier slot opened in time; requeued");
+    return "deferred";
+  }
   if (result.error) return "failed";
-  // Live until a webhook ends it; the lease covers ringing plus the longest call. If the
-  // database is away this fails, and the claim's lease (then the call record) covers it:
-  // a dialed call is never given back.
-  await sql`update public.campaign_calls set current_call_id = ${result.call.id},
-      lease_until = now() + make_interval(secs => ${
-    c.ringing_timeout_sec + c.max_call_duration_sec + 120
-  })
-    where id = ${c.campaign_call_id} and status in ('dialing', 'in_progress') and attempts = ${c.attempt}`
-    .catch((e) =>
-      log.warn("dialed, lease not extended", {
-        campaignCallId: c.campaign_call_id,
-        error: String(e),
-      })
-    );
   return "dialed";
 }
 
@@ -147,12 +123,13 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
   let claimedTotal = 0;
 
   await sql`select internal.release_expired_leases()`;
+  await reconcileCalls(config, sql, lk, l);
   try {
     while (Date.now() < deadline && claimedTotal < maxCalls) {
       const claims = await sql<Claim[]>`
         select * from internal.claim_calls(${opts.campaignId ?? null}, ${
         Math.min(200, maxCalls - claimedTotal)
-      }, ${tickId})`;
+      }, ${tickId}, ${config.carrierCps})`;
       claimedTotal += claims.length;
       for (const c of claims) {
         const p = dialOne(config, sql, lk, c, l).catch(async (e) => {

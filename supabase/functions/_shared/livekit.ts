@@ -11,13 +11,23 @@ export interface LiveKit {
 
 const cache = new Map<string, LiveKit>();
 
+/** Longer than livekit-server's 30 s wait for a SIP participant to join. */
+export const REQUEST_TIMEOUT_SEC = 35;
+/** Longer than livekit-server's 80 s wait on a dial with wait_until_answered. */
+export const DIAL_TIMEOUT_SEC = 85;
+
 /** Clients for the configured LiveKit project; key and secret always passed explicitly. */
 export function liveKit(config: Config): LiveKit {
   const { host, apiKey, apiSecret } = requireLiveKit(config);
   const key = `${host}|${apiKey}`;
   let clients = cache.get(key);
   if (!clients) {
-    const options = { requestTimeout: 10 };
+    // livekit-server-sdk replays a request to another region on a transport error (its own
+    // timeout included) or any 5xx when the host is on LiveKit Cloud, and LiveKit does not
+    // de-duplicate CreateSIPParticipant: a replayed dial rings the callee again. So no
+    // client ever fails over, and the timeout outlasts the server's own waits (30 s for the
+    // SIP participant to join; dials pass DIAL_TIMEOUT_SEC for the wait until answered).
+    const options = { requestTimeout: REQUEST_TIMEOUT_SEC, failover: false };
     clients = {
       sip: new SipClient(host, apiKey, apiSecret, options),
       dispatch: new AgentDispatchClient(host, apiKey, apiSecret, options),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { authenticate } from "../_shared/auth.ts";
-import { callView, placeCall, requireAssistant } from "../_shared/calls.ts";
+import { type CallRow, callView, placeCall, requireAssistant } from "../_shared/calls.ts";
 import { asUser, db } from "../_shared/db.ts";
 import {
   ConflictError,
@@ -9,7 +9,7 @@ import {
   ValidationError,
 } from "../_shared/errors.ts";
 import { readJson, serve } from "../_shared/http.ts";
-import { liveKit, liveKitError } from "../_shared/livekit.ts";
+import { type LiveKit, liveKit, liveKitError } from "../_shared/livekit.ts";
 import { e164, uuid } from "../_shared/schemas.ts";
 
 const name = z.string().min(1).max(128).regex(
@@ -86,7 +86,10 @@ export const handler = serve("create-participant", ["POST"], async (req, { confi
     ownerId = owner.owner_id;
   }
 
-  const result = await placeCall(config, sql, liveKit(config), {
+  const lk = liveKit(config);
+  let dialing: (call: CallRow) => void = () => {};
+  const sent = new Promise<CallRow>((resolve) => dialing = resolve);
+  const dial = placeCall(config, sql, lk, {
     ownerId,
     assistantId: body.assistantId,
     outboundTrunkId: body.outboundTrunkId,
@@ -95,10 +98,22 @@ export const handler = serve("create-participant", ["POST"], async (req, { confi
     participantName: body.participantName,
     participantIdentity: body.participantIdentity,
     metadata: body.metadata,
-    waitUntilAnswered: body.waitUntilAnswered,
     ringingTimeoutSec: body.ringingTimeoutSec,
     maxCallDurationSec: body.maxCallDurationSec,
+    onDialing: dialing,
   }, log);
+  // The dial always waits for the answer (the only signal of it). A caller who does not want
+  // to wait gets the call as soon as its SIP participant is in the room; the wait goes on in
+  // the background.
+  const early = body.waitUntilAnswered ? null : await Promise.race([
+    dial.then(() => null),
+    sent.then((call) => joined(lk, call)),
+  ]);
+  if (early) {
+    keepAlive(dial.catch((e) => log.error("background dial failed", { error: String(e) })));
+    return { call: callView(early) };
+  }
+  const result = await dial;
   if (result.duplicate) {
     throw new ValidationError(
       `Room ${body.roomName} was already used for a call; give a new roomName.`,
@@ -110,3 +125,24 @@ export const handler = serve("create-participant", ["POST"], async (req, { confi
   if (result.error) throw result.error;
   return { call: callView(result.call) };
 });
+
+/** The call with its SIP participant's ids once it has joined (LiveKit answers within moments). */
+async function joined(lk: LiveKit, call: CallRow): Promise<CallRow> {
+  for (let i = 0; i < 30; i++) {
+    const p = await lk.rooms.getParticipant(call.room_name, call.participant_identity).catch(() =>
+      null
+    );
+    if (p) {
+      return { ...call, participant_id: p.sid, sip_call_id: p.attributes?.["sip.callID"] || null };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return call;
+}
+
+/** Supabase's runtime keeps the worker alive for a background task (EdgeRuntime.waitUntil). */
+function keepAlive(p: Promise<unknown>) {
+  const runtime = (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } })
+    .EdgeRuntime;
+  runtime?.waitUntil(p);
+}

@@ -1,0 +1,388 @@
+-- Dialing as LiveKit and the carrier really behave: one calls-per-second budget per carrier
+-- trunk (safe in any sliding second), one table of call outcomes that decides retries, the
+-- dial's answer awaited and recorded, and the columns reconciliation needs.
+
+-- Tables -------------------------------------------------------------------------------------
+alter table public.phone_number add column carrier_trunk text;
+comment on column public.phone_number.carrier_trunk is 'The carrier trunk (Twilio Elastic SIP trunk termination domain, or the static SIP provider address) this number''s outbound trunk dials through; calls-per-second budgets belong to it.';
+
+-- The budget is the carrier trunk's, not the number's (internal.carrier_pacing).
+alter table public.phone_number drop column calls_per_second;
+drop function internal.claim_calls(uuid, integer, uuid, numeric, integer);
+drop function internal.next_slots(internal.trunk_pacing, numeric, integer, numeric);
+drop table internal.trunk_pacing;
+
+alter table public.outbound_calls
+  add column carrier_trunk text,
+  add column dialed_at timestamptz,
+  add column dial_returned_at timestamptz,
+  add column checked_at timestamptz;
+comment on column public.outbound_calls.dialed_at is 'When the CreateSIPParticipant request was sent (the INVITE follows).';
+comment on column public.outbound_calls.dial_returned_at is 'When CreateSIPParticipant answered (it waits for the answer); null while it is still waiting, so webhooks alone never conclude an unanswered call.';
+comment on column public.outbound_calls.checked_at is 'When the call was last reconciled against the rooms and participants LiveKit holds.';
+
+create table internal.call_outcome (
+  outcome text primary key,
+  call_status public.call_status not null,
+  retry text not null check (retry in ('never', 'busy', 'no_answer', 'failed', 'requeue')),
+  pauses_campaign boolean not null default false,
+  meaning text not null
+);
+comment on table internal.call_outcome is 'Every outcome a call can end with: its final call status, whether and how a campaign retries it (requeue: the attempt does not count), and whether it pauses the campaign. The one place retries are decided.';
+insert into internal.call_outcome (outcome, call_status, retry, pauses_campaign, meaning) values
+  ('answered', 'completed', 'never', false, 'the callee answered'),
+  ('busy', 'busy', 'busy', false, 'SIP 486 Busy Here or 600 Busy Everywhere'),
+  ('no_answer', 'no_answer', 'no_answer', false, 'rang until the ringing timeout (or SIP 408/487)'),
+  ('unavailable', 'no_answer', 'no_answer', false, 'SIP 480 Temporarily Unavailable'),
+  ('not_found', 'failed', 'never', false, 'an invalid number: SIP 404, 410, 484 or 604'),
+  ('blocked', 'failed', 'never', false, 'the carrier refused the destination: SIP 403, 607, 608, or a fraud block'),
+  ('rejected', 'failed', 'never', false, 'the callee declined: SIP 603 Decline'),
+  ('auth_failed', 'failed', 'never', true, 'the carrier refused the trunk''s credentials: SIP 401 or 407'),
+  ('cps_limited', 'failed', 'requeue', false, 'the carrier trunk''s calls-per-second limit: SIP 503 "CPS limit exceeded"'),
+  ('carrier_error', 'failed', 'failed', false, 'another SIP 5xx from the carrier'),
+  ('livekit_error', 'failed', 'failed', false, 'LiveKit failed before the call was placed'),
+  ('failed', 'failed', 'failed', false, 'another final SIP answer'),
+  ('lost', 'failed', 'never', false, 'no outcome could be established; never re-dialed, since the callee may have answered');
+alter table internal.call_outcome enable row level security;
+
+create table internal.carrier_pacing (
+  carrier_trunk text primary key,
+  cps numeric(8, 2) check (cps is null or cps > 0),
+  next_slot timestamptz not null default 'epoch',
+  backoff_until timestamptz,
+  backoff_level integer not null default 0 check (backoff_level between 0 and 4)
+);
+comment on table internal.carrier_pacing is 'Calls-per-second budget of each carrier trunk (cps null: the deployment''s CARRIER_CPS), shared by every number, campaign and direct call on it. next_slot is the earliest time the next INVITE may go; a carrier CPS rejection halves the rate for a while.';
+alter table internal.carrier_pacing enable row level security;
+
+-- Functions ----------------------------------------------------------------------------------
+
+-- Slots are spaced (1 + 0.04) / cps apart: a dial sent within 40 ms of its slot (later ones
+-- take a new slot) can never put more than cps INVITEs in any sliding one-second window.
+create function internal.take_carrier_slots(
+  carrier text, default_cps numeric, n integer, horizon_sec numeric
+) returns timestamptz[]
+language plpgsql security definer set search_path = '' as $$
+declare
+  pace internal.carrier_pacing;
+  rate numeric;
+  gap interval;
+  slot timestamptz;
+  slots timestamptz[] := '{}';
+begin
+  insert into internal.carrier_pacing as p (carrier_trunk) values (carrier) on conflict do nothing;
+  select * into pace from internal.carrier_pacing p where p.carrier_trunk = carrier for update;
+  if pace.backoff_until is not null and pace.backoff_until <= now() then
+    pace.backoff_level := 0;
+    pace.backoff_until := null;
+  end if;
+  rate := coalesce(pace.cps, default_cps) / power(2, pace.backoff_level);
+  gap := make_interval(secs => 1.04 / rate);
+  slot := greatest(clock_timestamp(), pace.next_slot);
+  while cardinality(slots) < n and slot <= clock_timestamp() + make_interval(secs => horizon_sec) loop
+    slots := slots || slot;
+    slot := slot + gap;
+  end loop;
+  if cardinality(slots) > 0 then
+    update internal.carrier_pacing p set next_slot = slot, backoff_level = pace.backoff_level,
+      backoff_until = pace.backoff_until
+    where p.carrier_trunk = carrier;
+  end if;
+  return slots;
+end $$;
+comment on function internal.take_carrier_slots is 'The next send slots (at most n, within horizon_sec) of a carrier trunk''s calls-per-second budget. Called by the claim, create-participant and a dial that missed its slot.';
+
+create function internal.carrier_next_slot(carrier text) returns timestamptz
+language sql stable security definer set search_path = '' as $$
+  select greatest(now(), coalesce((select next_slot from internal.carrier_pacing where carrier_trunk = carrier), now()))
+$$;
+comment on function internal.carrier_next_slot is 'When the carrier trunk''s next slot opens (for Retry-After).';
+
+create function internal.carrier_rejected(carrier text) returns void
+language sql security definer set search_path = '' as $$
+  insert into internal.carrier_pacing as p (carrier_trunk, next_slot, backoff_until, backoff_level)
+  values (carrier, now() + interval '1 second', now() + interval '30 seconds', 1)
+  on conflict (carrier_trunk) do update set
+    next_slot = greatest(p.next_slot, now() + interval '1 second'),
+    backoff_until = now() + interval '30 seconds',
+    backoff_level = least(4, case when p.backoff_until > now() then p.backoff_level + 1 else 1 end)
+$$;
+comment on function internal.carrier_rejected is 'A carrier CPS rejection: pause the trunk''s sends for a second and halve its rate for 30 s (again on every further rejection).';
+
+-- Hands an undialed claim back: the attempt does not count.
+create function internal.give_back(campaign_call uuid, attempt_no integer, reason text, after_sec numeric default 0)
+returns boolean
+language plpgsql security definer set search_path = '' as $$
+begin
+  update public.campaign_calls cc set
+    status = case when c.status = 'cancelled' then 'cancelled'::public.campaign_call_status else 'queued' end,
+    completed_at = case when c.status = 'cancelled' then now() end,
+    attempts = greatest(cc.attempts - 1, 0), lease_until = null, lease_owner = null,
+    next_attempt_at = coalesce(internal.next_window_start(now() + make_interval(secs => after_sec), cc.timezone,
+      c.window_start, c.window_end, c.weekdays), 'infinity'),
+    last_error = reason
+  from public.campaigns c
+  where cc.id = campaign_call and c.id = cc.campaign_id and cc.status in ('dialing', 'in_progress')
+    and cc.attempts = attempt_no;
+  return found;
+end $$;
+comment on function internal.give_back is 'Returns a claimed attempt to the queue without counting it (not dialed, or refused by the carrier''s CPS limit).';
+
+create function internal.skip_call(campaign_call uuid, attempt_no integer, code text, reason text)
+returns void
+language plpgsql security definer set search_path = '' as $$
+declare
+  campaign uuid;
+begin
+  update public.campaign_calls set status = 'skipped', attempts = greatest(attempts - 1, 0),
+    last_outcome = code, last_error = reason, lease_until = null, lease_owner = null, completed_at = now()
+  where id = campaign_call and status = 'dialing' and attempts = attempt_no
+  returning campaign_id into campaign;
+  if campaign is not null then
+    perform internal.maybe_complete(campaign);
+  end if;
+end $$;
+comment on function internal.skip_call is 'A claimed callee refused at dial time (do-not-call, destination): not called at all.';
+
+create function internal.pause_campaign(campaign uuid, reason text) returns boolean
+language plpgsql security definer set search_path = '' as $$
+begin
+  update public.campaigns set status = 'paused', status_reason = reason where id = campaign and status = 'running';
+  return found;
+end $$;
+comment on function internal.pause_campaign is 'Pauses a running campaign with a reason its owner sees.';
+
+-- The claim: under the campaign's row lock (SKIP LOCKED: concurrent ticks take other
+-- campaigns) hands out up to the free concurrency of due calls in their window, each with a
+-- send slot of the caller number's carrier trunk.
+create function internal.claim_calls(
+  only_campaign uuid, max_calls integer, tick_id uuid, default_cps numeric default 1,
+  horizon_sec numeric default 5, lease_sec integer default 120
+) returns table (
+  campaign_call_id uuid, campaign_id uuid, owner_id uuid, assistant_id uuid, phone_number_id uuid,
+  carrier_trunk text, e164 text, attempt integer, send_at timestamptz, room_name text,
+  participant_identity text, ringing_timeout_sec integer, max_call_duration_sec integer,
+  allowed_countries text[], metadata jsonb, name text
+)
+language plpgsql security definer set search_path = '' as $$
+#variable_conflict use_column
+declare
+  c public.campaigns;
+  caller public.phone_number;
+  live integer;
+  free integer;
+  budget integer := max_calls;
+  eligible public.campaign_calls[];
+  slots timestamptz[];
+  cc public.campaign_calls;
+  i integer;
+begin
+  for c in
+    select * from public.campaigns
+    where status = 'running' and (only_campaign is null or id = only_campaign)
+      and (starts_at is null or starts_at <= now())
+    order by random()
+    for update skip locked
+  loop
+    exit when budget <= 0;
+    caller := internal.campaign_caller(c);
+    if caller.id is null or caller.trunk_status <> 'ready' or caller.outbound_trunk_id is null then
+      update public.campaigns set status = 'paused',
+        status_reason = 'no ready outbound trunk: assign a number to the assistant (map-number), then resume'
+      where id = c.id;
+      continue;
+    end if;
+    select count(*) into live from public.campaign_calls x
+    where x.campaign_id = c.id and x.status in ('dialing', 'in_progress');
+    free := least(c.max_concurrent - live, budget);
+    continue when free <= 0;
+
+    eligible := '{}';
+    for cc in
+      select x.* from public.campaign_calls x
+      where x.campaign_id = c.id and x.status = 'queued' and x.next_attempt_at <= now()
+      order by x.next_attempt_at
+      limit free
+      for update skip locked
+    loop
+      -- The window is checked again at claim time, in the callee's zone.
+      if not internal.in_window(now(), cc.timezone, c.window_start, c.window_end, c.weekdays)
+         or (c.ends_at is not null and now() >= c.ends_at) then
+        update public.campaign_calls x set next_attempt_at = coalesce(
+          internal.next_window_start(now(), cc.timezone, c.window_start, c.window_end, c.weekdays), 'infinity')
+        where x.id = cc.id;
+      else
+        eligible := eligible || cc;
+      end if;
+    end loop;
+    continue when cardinality(eligible) = 0;
+
+    slots := internal.take_carrier_slots(coalesce(caller.carrier_trunk, 'default'), default_cps,
+      cardinality(eligible), horizon_sec);
+    for i in 1 .. coalesce(cardinality(slots), 0) loop
+      cc := eligible[i];
+      update public.campaign_calls x set status = 'dialing', attempts = cc.attempts + 1,
+        lease_until = slots[i] + make_interval(secs => lease_sec), lease_owner = tick_id, last_error = null
+      where x.id = cc.id;
+      campaign_call_id := cc.id;
+      campaign_id := c.id;
+      owner_id := c.owner_id;
+      assistant_id := c.assistant_id;
+      phone_number_id := caller.id;
+      carrier_trunk := coalesce(caller.carrier_trunk, 'default');
+      e164 := cc.e164;
+      attempt := cc.attempts + 1;
+      send_at := slots[i];
+      -- Deterministic per attempt: a re-dial of the same attempt is refused by the room's uniqueness.
+      room_name := format('cc-%s-%s', cc.id, cc.attempts + 1);
+      participant_identity := format('sip-cc-%s-%s', cc.id, cc.attempts + 1);
+      ringing_timeout_sec := c.ringing_timeout_sec;
+      max_call_duration_sec := c.max_call_duration_sec;
+      allowed_countries := c.allowed_countries;
+      metadata := cc.metadata;
+      name := cc.name;
+      return next;
+    end loop;
+    budget := budget - coalesce(cardinality(slots), 0);
+  end loop;
+end $$;
+comment on function internal.claim_calls is 'campaign-tick: claims due calls (FOR UPDATE SKIP LOCKED + lease) within concurrency, window and the carrier trunk''s calls-per-second budget.';
+
+-- A campaign call's attempt ended: the outcome table decides (retry with backoff inside the
+-- window, requeue without counting, pause the campaign, or finish).
+drop function internal.call_finished(uuid, boolean);
+create function internal.call_finished(call_id uuid) returns void
+language plpgsql security definer set search_path = '' as $$
+declare
+  call public.outbound_calls;
+  cc public.campaign_calls;
+  c public.campaigns;
+  rule internal.call_outcome;
+  delay numeric;
+  final_status public.campaign_call_status;
+begin
+  select * into call from public.outbound_calls where id = call_id;
+  if call.campaign_call_id is null then
+    return;
+  end if;
+  select * into cc from public.campaign_calls where id = call.campaign_call_id for update;
+  select * into c from public.campaigns where id = cc.campaign_id;
+  -- Only the current attempt may settle the campaign call, once.
+  if cc.status not in ('dialing', 'in_progress') or call.attempt is distinct from cc.attempts then
+    return;
+  end if;
+  select * into rule from internal.call_outcome where outcome = coalesce(call.outcome, 'failed');
+  if rule.outcome is null then
+    select * into rule from internal.call_outcome where outcome = 'failed';
+  end if;
+  final_status := case call.status
+    when 'completed' then 'completed' when 'busy' then 'busy' when 'no_answer' then 'no_answer'
+    else 'failed' end;
+  if rule.retry = 'requeue' and c.status <> 'cancelled' then
+    perform internal.give_back(cc.id, cc.attempts, coalesce(call.error, call.outcome), 1);
+    update public.campaign_calls set last_outcome = call.outcome, last_sip_status = call.sip_status_code,
+      current_call_id = call.id
+    where id = cc.id;
+  elsif rule.retry <> 'never' and final_status <> 'completed' and cc.attempts < c.max_attempts
+        and c.status <> 'cancelled' then
+    delay := case rule.retry when 'busy' then c.retry_busy_sec when 'no_answer' then c.retry_no_answer_sec
+             else c.retry_failed_sec end * power(c.retry_backoff, cc.attempts - 1);
+    update public.campaign_calls set status = 'queued', lease_until = null, lease_owner = null,
+      last_outcome = call.outcome, last_sip_status = call.sip_status_code, last_error = call.error,
+      current_call_id = call.id,
+      next_attempt_at = coalesce(internal.next_window_start(now() + make_interval(secs => delay), cc.timezone,
+        c.window_start, c.window_end, c.weekdays), 'infinity')
+    where id = cc.id;
+  else
+    update public.campaign_calls set status = final_status, lease_until = null, lease_owner = null,
+      last_outcome = call.outcome, last_sip_status = call.sip_status_code, last_error = call.error,
+      current_call_id = call.id, completed_at = now()
+    where id = cc.id;
+  end if;
+  if rule.pauses_campaign then
+    update public.campaigns set status = 'paused',
+      status_reason = format('paused: %s (SIP %s on call %s); fix the carrier trunk''s credentials and resume',
+                             rule.meaning, coalesce(call.sip_status_code::text, '-'), call.id)
+    where id = c.id and status = 'running';
+  end if;
+  perform internal.check_breaker(c.id);
+  perform internal.maybe_complete(c.id);
+  -- A free slot is refilled at once rather than at the next cron run (at most twice a second).
+  if c.status = 'running' then
+    insert into internal.tick_poke as t (campaign_id, poked_at) values (c.id, clock_timestamp())
+    on conflict (campaign_id) do update set poked_at = clock_timestamp()
+      where t.poked_at < clock_timestamp() - interval '500 milliseconds';
+    if found then
+      perform internal.call_function('campaign-tick', jsonb_build_object('campaignId', c.id));
+    end if;
+  end if;
+end $$;
+comment on function internal.call_finished is 'Called when a campaign call''s attempt ends (the dial''s answer, a webhook, reconciliation or lease expiry); internal.call_outcome decides what follows.';
+
+-- Give back claims whose tick died before dialing; a dialed attempt is never dialed again.
+create or replace function internal.release_expired_leases() returns integer
+language plpgsql security definer set search_path = '' as $$
+declare
+  cc record;
+  released integer := 0;
+  call public.outbound_calls;
+  c public.campaigns;
+begin
+  for cc in
+    select x.* from public.campaign_calls x
+    where x.status in ('dialing', 'in_progress') and x.lease_until < now()
+    order by x.lease_until limit 500
+    for update skip locked
+  loop
+    select * into c from public.campaigns where id = cc.campaign_id;
+    select * into call from public.outbound_calls o
+    where o.campaign_call_id = cc.id and o.attempt = cc.attempts;
+    if call.id is null then
+      -- Never dialed: the attempt does not count.
+      perform internal.give_back(cc.id, cc.attempts, 'the tick that claimed it stopped before dialing');
+      released := released + 1;
+    elsif call.status in ('completed', 'busy', 'no_answer', 'failed') then
+      perform internal.call_finished(call.id);
+    else
+      -- Dialed: the call may still be live. Reconciliation against LiveKit ends it.
+      update public.campaign_calls set current_call_id = call.id,
+        lease_until = greatest(now(), call.created_at) + make_interval(secs => c.ringing_timeout_sec + c.max_call_duration_sec + 120)
+      where id = cc.id;
+    end if;
+  end loop;
+  return released;
+end $$;
+comment on function internal.release_expired_leases is 'campaign-tick: returns claimed-but-undialed calls to the queue; dialed ones wait for their outcome (reconciled against LiveKit).';
+
+-- Calls whose end LiveKit may not have told us: waiting too long on the dial (its requester
+-- stopped), or answered and not checked for a while.
+create function internal.calls_to_reconcile(check_every_sec numeric, dial_grace_sec numeric, max_rows integer)
+returns setof public.outbound_calls
+language sql security definer set search_path = '' as $$
+  select o.* from public.outbound_calls o
+  where o.status in ('dialing', 'ringing', 'in_progress')
+    and coalesce(o.checked_at, o.dial_returned_at, o.created_at) < now() - make_interval(secs => check_every_sec)
+    and (o.dial_returned_at is not null or o.created_at < now() - make_interval(secs => dial_grace_sec))
+  order by coalesce(o.checked_at, o.created_at)
+  limit max_rows
+$$;
+comment on function internal.calls_to_reconcile is 'campaign-tick: live calls to check against LiveKit''s rooms and participants.';
+
+create or replace function internal.tick_campaigns() returns bigint
+language plpgsql security definer set search_path = '' as $$
+begin
+  if not exists (select from public.campaigns where status = 'running')
+     and not exists (select from public.campaign_calls where status in ('dialing', 'in_progress') and lease_until < now())
+     and not exists (select from public.outbound_calls where status in ('dialing', 'ringing', 'in_progress')
+                     and created_at < now() - interval '30 seconds') then
+    return null;
+  end if;
+  return internal.call_function('campaign-tick', '{}'::jsonb);
+end $$;
+
+-- Grants -------------------------------------------------------------------------------------
+revoke all on table internal.call_outcome, internal.carrier_pacing from public, anon, authenticated;
+grant all on table internal.call_outcome, internal.carrier_pacing to service_role;
+revoke all on function internal.take_carrier_slots, internal.carrier_next_slot, internal.carrier_rejected,
+  internal.give_back, internal.skip_call, internal.pause_campaign, internal.claim_calls, internal.call_finished, internal.release_expired_leases,
+  internal.calls_to_reconcile from public;
