@@ -2,14 +2,18 @@ import assert from "node:assert/strict";
 import {
   call,
   configureLiveKit,
+  configureTwilio,
   createAssistant,
   createUser,
+  DEFAULT_CARRIER_CPS,
   eventually,
   livekitRequests,
   readyAssistant,
+  setCarrierCps,
   sql,
   stack,
   type TestUser,
+  twilioState,
   webhookToken,
 } from "../helpers/stack.ts";
 
@@ -88,6 +92,9 @@ const failures: [string, string, number | null, string, string][] = [
   ["486", "busy", 486, "busy", "a busy callee ends busy with SIP 486"],
   ["408", "no_answer", null, "no_answer", "a callee who never answers ends no_answer"],
   ["480", "no_answer", 480, "unavailable", "an unavailable callee ends no_answer with SIP 480"],
+  ["404", "failed", 404, "not_found", "an invalid number ends not_found with SIP 404"],
+  ["403", "failed", 403, "blocked", "a blocked destination ends blocked with SIP 403"],
+  ["401", "failed", 401, "auth_failed", "a refused trunk credential ends auth_failed with SIP 401"],
   ["503", "failed", 503, "carrier_error", "a carrier 503 ends failed as a carrier error"],
 ];
 
@@ -108,11 +115,14 @@ for (const [suffix, status, sip, outcome, name] of failures) {
     const [row] =
       await sql`select * from public.outbound_calls where id = ${res.body.error.details.callId}`;
     assert.equal(row.status, status);
+    assert.equal(row.outcome, outcome);
     assert.equal(row.sip_status_code, sip);
     assert.ok(row.ended_at);
   });
 
-  Deno.test(`${name} when not waiting (from the webhooks)`, async () => {
+  // LiveKit's disconnect reason alone would say USER_REJECTED or USER_UNAVAILABLE here: the
+  // dial keeps waiting in the background, so the exact SIP status decides.
+  Deno.test(`${name} when not waiting (the dial's answer is awaited in the background)`, async () => {
     const { user, assistantId } = await readyAssistant(`n${suffix}`);
     const res = await dial(user, {
       assistantId,
@@ -122,13 +132,16 @@ for (const [suffix, status, sip, outcome, name] of failures) {
     assert.equal(res.status, 200, JSON.stringify(res.body));
     const row = await finalCall(res.body.call.id);
     assert.equal(row.status, status);
+    assert.equal(row.outcome, outcome);
+    assert.equal(row.sip_status_code, sip);
     assert.equal(row.answered_at, null);
   });
 }
 
-Deno.test("a carrier CPS rejection ends the call as cps_limited", async () => {
+Deno.test("a carrier CPS rejection ends the call as cps_limited and backs the carrier trunk off", async () => {
   const { user, assistantId } = await readyAssistant("cps");
-  await configureLiveKit({ trunkCps: 1 });
+  // The carrier allows less than the product paces to: the second INVITE in a second is refused.
+  await configureTwilio({ cps: 1 });
   try {
     const [a, b] = await Promise.all([
       dial(user, { assistantId, phoneNumber: callee("901"), waitUntilAnswered: true }),
@@ -138,8 +151,45 @@ Deno.test("a carrier CPS rejection ends the call as cps_limited", async () => {
     assert.ok(rejected, "one of two calls in the same second is rejected");
     assert.equal(rejected!.body.error.details.sipStatusCode, 503);
     assert.equal(rejected!.body.error.details.outcome, "cps_limited");
+    const [pace] = await sql`select p.backoff_level from internal.carrier_pacing p
+      join public.outbound_calls o on o.carrier_trunk = p.carrier_trunk
+      where o.id = ${rejected!.body.error.details.callId}`;
+    assert.ok(pace.backoff_level >= 1, "the carrier trunk's rate is halved for a while");
   } finally {
-    await configureLiveKit({ trunkCps: 0 });
+    await setCarrierCps(DEFAULT_CARRIER_CPS);
+  }
+});
+
+Deno.test("direct calls on one carrier trunk stay within its calls per second in every sliding second", async () => {
+  const a = await readyAssistant("pace-a");
+  const b = await readyAssistant("pace-b");
+  await setCarrierCps(2);
+  try {
+    const started = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => {
+        const x = i % 2 ? a : b;
+        return dial(x.user, { assistantId: x.assistantId, phoneNumber: callee("901") });
+      }),
+    );
+    for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.body));
+    const ids = results.map((r) => r.body.call.id);
+    const rows = await Promise.all(ids.map(finalCall));
+    assert.ok(rows.every((r) => r.outcome === "answered"), "the carrier rejected none");
+    // What the carrier saw: every INVITE accepted, never 3 in one sliding second.
+    const numbers = new Set(rows.map((r) => r.to_number));
+    const invites = (await twilioState()).terminations.filter((t: Json) =>
+      numbers.has(t.toNumber) && Date.parse(t.time) >= started
+    );
+    assert.equal(invites.length, 8);
+    assert.ok(invites.every((t: Json) => t.outcome === "accepted"), JSON.stringify(invites));
+    const sent = invites.map((t: Json) => Date.parse(t.time)).sort((x: number, y: number) => x - y);
+    for (let i = 2; i < sent.length; i++) {
+      assert.ok(sent[i] - sent[i - 2] >= 1000, `3 INVITEs within one second: ${sent.join(",")}`);
+    }
+    assert.ok(Date.now() - started >= 3000, "8 dials at 2 per second take at least 3 s");
+  } finally {
+    await setCarrierCps(DEFAULT_CARRIER_CPS);
   }
 });
 
@@ -241,13 +291,30 @@ async function signedPost(
   });
 }
 
-async function roomCall(label: string) {
+/** A call whose dial is still waiting (408 rings until its timeout; real time while `fn` runs). */
+async function withRingingCall(label: string, fn: (row: Json) => Promise<void>) {
   const { user, assistantId } = await readyAssistant(label);
-  // A call that rings for a long time (408 rings until the timeout) so webhooks can be injected.
-  const res = await dial(user, { assistantId, phoneNumber: callee("408"), ringingTimeoutSec: 80 });
+  await configureLiveKit({ timeScale: 1 });
+  try {
+    const res = await dial(user, {
+      assistantId,
+      phoneNumber: callee("408"),
+      ringingTimeoutSec: 80,
+    });
+    assert.equal(res.status, 200);
+    const [row] = await sql`select * from public.outbound_calls where id = ${res.body.call.id}`;
+    await fn(row);
+  } finally {
+    await configureLiveKit({ timeScale: 0.001 });
+  }
+}
+
+/** A call that has ended (busy), for events that arrive after the end. */
+async function endedCall(label: string) {
+  const { user, assistantId } = await readyAssistant(label);
+  const res = await dial(user, { assistantId, phoneNumber: callee("486") });
   assert.equal(res.status, 200);
-  const [row] = await sql`select * from public.outbound_calls where id = ${res.body.call.id}`;
-  return row;
+  return await finalCall(res.body.call.id);
 }
 
 function leftEvent(row: Json, id: string, reason = "USER_REJECTED") {
@@ -268,72 +335,80 @@ function leftEvent(row: Json, id: string, reason = "USER_REJECTED") {
 }
 
 Deno.test("a forged webhook gets 401 and changes nothing", async () => {
-  const row = await roomCall("forged");
-  const body = leftEvent(row, `EV_forged${crypto.randomUUID().slice(0, 8)}`);
-  const res = await signedPost(body, { secret: "not-the-secret-not-the-secret-xx" });
-  assert.equal(res.status, 401);
-  const tampered = await signedPost(body.replace("USER_REJECTED", "CLIENT_INITIATED"), {
-    sha: btoa("x".repeat(32)),
+  await withRingingCall("forged", async (row) => {
+    const body = leftEvent(row, `EV_forged${crypto.randomUUID().slice(0, 8)}`);
+    const res = await signedPost(body, { secret: "not-the-secret-not-the-secret-xx" });
+    assert.equal(res.status, 401);
+    const tampered = await signedPost(body.replace("USER_REJECTED", "CLIENT_INITIATED"), {
+      sha: btoa("x".repeat(32)),
+    });
+    assert.equal(tampered.status, 401);
+    const [after] =
+      await sql`select status, ended_at from public.outbound_calls where id = ${row.id}`;
+    assert.equal(after.status, "dialing");
+    assert.equal(after.ended_at, null);
+    const [{ n }] =
+      await sql`select count(*)::int as n from public.call_events where event_id like 'EV_forged%'`;
+    assert.equal(n, 0);
   });
-  assert.equal(tampered.status, 401);
-  const [after] = await sql`select status from public.outbound_calls where id = ${row.id}`;
-  assert.ok(!["busy", "completed"].includes(after.status));
-  const [{ n }] =
-    await sql`select count(*)::int as n from public.call_events where event_id like 'EV_forged%'`;
-  assert.equal(n, 0);
 });
 
 Deno.test("a stale webhook gets 401", async () => {
-  const row = await roomCall("stale");
-  const res = await signedPost(leftEvent(row, `EV_stale${crypto.randomUUID().slice(0, 8)}`), {
-    exp: Math.floor(Date.now() / 1000) - 3600,
+  await withRingingCall("stale", async (row) => {
+    const res = await signedPost(leftEvent(row, `EV_stale${crypto.randomUUID().slice(0, 8)}`), {
+      exp: Math.floor(Date.now() / 1000) - 3600,
+    });
+    assert.equal(res.status, 401);
   });
-  assert.equal(res.status, 401);
 });
 
-Deno.test("the same webhook twice makes one transition", async () => {
-  const row = await roomCall("dupe");
-  const body = leftEvent(row, `EV_dupe${crypto.randomUUID().slice(0, 8)}`);
-  const first = await signedPost(body);
-  assert.equal(first.status, 200, JSON.stringify(first.body));
-  assert.equal(first.body.duplicate, false);
-  assert.equal(first.body.status, "busy");
-  const [once] =
-    await sql`select status, updated_at from public.outbound_calls where id = ${row.id}`;
-  const second = await signedPost(body);
-  assert.equal(second.status, 200);
-  assert.equal(second.body.duplicate, true);
-  const [twice] =
-    await sql`select status, updated_at from public.outbound_calls where id = ${row.id}`;
-  assert.equal(twice.status, "busy");
-  assert.equal(
-    twice.updated_at.getTime(),
-    once.updated_at.getTime(),
-    "the second delivery changed nothing",
-  );
+Deno.test("a leave while the dial waits for its answer is stored once and decides nothing", async () => {
+  await withRingingCall("dupe", async (row) => {
+    const body = leftEvent(row, `EV_dupe${crypto.randomUUID().slice(0, 8)}`);
+    const first = await signedPost(body);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.duplicate, false);
+    assert.equal(first.body.status, "dialing", "USER_REJECTED alone does not make it busy");
+    const [once] =
+      await sql`select status, ended_at, updated_at from public.outbound_calls where id = ${row.id}`;
+    assert.ok(once.ended_at, "the leave's time is noted");
+    const second = await signedPost(body);
+    assert.equal(second.status, 200);
+    assert.equal(second.body.duplicate, true);
+    const [twice] =
+      await sql`select status, updated_at from public.outbound_calls where id = ${row.id}`;
+    assert.equal(twice.status, "dialing");
+    assert.equal(
+      twice.updated_at.getTime(),
+      once.updated_at.getTime(),
+      "the second delivery changed nothing",
+    );
+  });
 });
 
 Deno.test("events out of order never reopen an ended call", async () => {
-  const row = await roomCall("order");
-  assert.equal(
-    (await signedPost(leftEvent(row, `EV_o1${crypto.randomUUID().slice(0, 8)}`))).body.status,
-    "busy",
-  );
-  const joined = JSON.stringify({
-    event: "participant_joined",
-    id: `EV_o2${crypto.randomUUID().slice(0, 8)}`,
-    createdAt: String(Math.floor(Date.now() / 1000) - 5),
-    room: { name: row.room_name },
-    participant: {
-      identity: row.participant_identity,
-      kind: "SIP",
-      attributes: { "sip.callStatus": "ringing" },
-    },
-  });
-  const res = await signedPost(joined);
-  assert.equal(res.status, 200);
-  const [after] = await sql`select status from public.outbound_calls where id = ${row.id}`;
+  const row = await endedCall("order");
+  assert.equal(row.status, "busy");
+  for (
+    const [event, status] of [["participant_joined", "ringing"], ["participant_left", "active"]]
+  ) {
+    const res = await signedPost(JSON.stringify({
+      event,
+      id: `EV_o${crypto.randomUUID().slice(0, 8)}`,
+      createdAt: String(Math.floor(Date.now() / 1000) - 5),
+      room: { name: row.room_name },
+      participant: {
+        identity: row.participant_identity,
+        kind: "SIP",
+        attributes: { "sip.callStatus": status },
+        disconnectReason: "CLIENT_INITIATED",
+      },
+    }));
+    assert.equal(res.status, 200);
+  }
+  const [after] = await sql`select status, outcome from public.outbound_calls where id = ${row.id}`;
   assert.equal(after.status, "busy");
+  assert.equal(after.outcome, "busy");
 });
 
 Deno.test("webhooks that arrive before create-participant returns still leave the call consistent", async () => {

@@ -4,12 +4,15 @@ import {
   call,
   createAssistant,
   createUser,
+  DEFAULT_CARRIER_CPS,
   eventually,
   livekitState,
   readyAssistant,
+  setCarrierCps,
   sql,
   stack,
   type TestUser,
+  twilioState,
 } from "../helpers/stack.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -27,10 +30,10 @@ async function campaign(
   label: string,
   contacts: Json[],
   settings: Record<string, unknown> = {},
-  cps = 10,
+  cps = DEFAULT_CARRIER_CPS,
 ): Promise<Fixture> {
   const { user, assistantId, numberId } = await readyAssistant(label);
-  await sql`update public.phone_number set calls_per_second = ${cps} where id = ${numberId}`;
+  await setCarrierCps(cps);
   const row = {
     owner_id: user.id,
     name: `${label} campaign`,
@@ -155,6 +158,63 @@ Deno.test("8 ticks at once over 2,000 queued calls dial each exactly once within
   }
   const busiest = Math.max(...perSecond.values());
   assert.ok(busiest <= 100, `${busiest} calls in one second exceeds the budget of 100`);
+});
+
+Deno.test("campaigns and direct calls on one carrier trunk share its 2 cps in every sliding second", async () => {
+  const a = await campaign(
+    "share-a",
+    answering("718555", 10).map((phoneNumber) => ({ phoneNumber })),
+    {
+      max_concurrent: 10,
+    },
+    2,
+  );
+  const b = await campaign(
+    "share-b",
+    answering("917555", 10).map((phoneNumber) => ({ phoneNumber })),
+    {
+      max_concurrent: 10,
+    },
+    2,
+  );
+  const direct = answering("332555", 4);
+  const started = Date.now();
+  try {
+    await startQuietly(a.campaignId);
+    await startQuietly(b.campaignId);
+    const [ta, tb, ...calls] = await Promise.all([
+      tick({ campaignId: a.campaignId, budgetSec: 60 }),
+      tick({ campaignId: b.campaignId, budgetSec: 60 }),
+      ...direct.map(async (phoneNumber, i) => {
+        await new Promise((r) => setTimeout(r, 1000 + i * 1500));
+        return await call("create-participant", {
+          token: a.user.token,
+          body: { assistantId: a.assistantId, phoneNumber },
+        });
+      }),
+    ]);
+    assert.equal(ta.status, 200);
+    assert.equal(tb.status, 200);
+    for (const c of calls) assert.equal(c.status, 200, JSON.stringify(c.body));
+    await settled(a.campaignId);
+    await settled(b.campaignId);
+  } finally {
+    await setCarrierCps(DEFAULT_CARRIER_CPS);
+  }
+  // What the carrier saw: every INVITE accepted, at most 2 in any sliding second.
+  const numbers = new Set([...answering("718555", 10), ...answering("917555", 10), ...direct]);
+  const invites = (await twilioState()).terminations.filter((t: Json) =>
+    numbers.has(t.toNumber) && Date.parse(t.time) >= started
+  );
+  assert.equal(invites.length, 24, "every callee dialed once");
+  assert.ok(invites.every((t: Json) => t.outcome === "accepted"), "the carrier rejected none");
+  const times = invites.map((t: Json) => Date.parse(t.time)).sort((x: number, y: number) => x - y);
+  for (let i = 2; i < times.length; i++) {
+    assert.ok(times[i] - times[i - 2] >= 1000, `3 INVITEs within one second at ${i}`);
+  }
+  const rate = (times.length - 1) / ((times.at(-1)! - times[0]) / 1000);
+  console.log(`carrier trunk rate ${rate.toFixed(2)} cps of a 2 cps budget`);
+  assert.ok(rate >= 0.95 * 2, `rate ${rate.toFixed(2)} cps is under 95 % of the budget`);
 });
 
 Deno.test("callees are dialed only inside their own calling window", async () => {

@@ -1,14 +1,8 @@
 import assert from "node:assert/strict";
-import { sendDeadline } from "../../supabase/functions/_shared/campaign.ts";
 import { retryDelaySec } from "../../supabase/functions/_shared/provision.ts";
 import { generatePassword } from "../../supabase/functions/_shared/sip_trunk.ts";
 import { parseMetadata, roomPrefix, trunkNames } from "../../supabase/functions/_shared/trunks.ts";
 import { logger, setLogSink } from "../../supabase/functions/_shared/log.ts";
-
-Deno.test("a send must land in the same wall-clock second as its slot", () => {
-  assert.equal(sendDeadline(new Date(12_000)), 12_950);
-  assert.equal(sendDeadline(new Date(12_870)), 12_950);
-});
 
 Deno.test("provisioning retries back off from 10 s doubling to an hour", () => {
   assert.deepEqual([1, 2, 3, 4].map(retryDelaySec), [10, 20, 40, 80]);

@@ -235,7 +235,9 @@ export async function placeCall(
       ${trunk.outbound_trunk_id}, ${carrier})
     on conflict (room_name) do nothing returning *`;
   if (!inserted) {
-    const [call] = await sql<CallRow[]>`select * from public.outbound_calls where room_name = ${room}`;
+    const [call] = await sql<
+      CallRow[]
+    >`select * from public.outbound_calls where room_name = ${room}`;
     return { call, duplicate: true, notDialed: false, error: null, mapped: null };
   }
   let call = inserted;
@@ -265,7 +267,12 @@ export async function placeCall(
     dispatchId = dispatch.id;
   } catch (e) {
     const failure = describeLiveKitError(e);
-    answer = { kind: "failed", failure, mapped: outcomeFromError(failure), step: "dispatch the agent" };
+    answer = {
+      kind: "failed",
+      failure,
+      mapped: outcomeFromError(failure),
+      step: "dispatch the agent",
+    };
   }
   if (dispatchId !== null) {
     if (!(await awaitSlot(sql, config, carrier, slot))) {
@@ -287,22 +294,27 @@ export async function placeCall(
     // the dial's own error carries the carrier's exact SIP status.
     const ringingTimeout = input.ringingTimeoutSec ?? config.ringingTimeoutSec;
     try {
-      const p = await lk.sip.createSipParticipant(trunk.outbound_trunk_id, input.to, call.room_name, {
-        participantIdentity: call.participant_identity,
-        participantName: input.participantName ?? input.to,
-        participantMetadata: JSON.stringify(metadata),
-        participantAttributes: {
-          callId: call.id,
-          assistantId: trunk.assistant_id,
-          ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
+      const p = await lk.sip.createSipParticipant(
+        trunk.outbound_trunk_id,
+        input.to,
+        call.room_name,
+        {
+          participantIdentity: call.participant_identity,
+          participantName: input.participantName ?? input.to,
+          participantMetadata: JSON.stringify(metadata),
+          participantAttributes: {
+            callId: call.id,
+            assistantId: trunk.assistant_id,
+            ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
+          },
+          fromNumber: trunk.e164,
+          waitUntilAnswered: true,
+          ringingTimeout,
+          maxCallDuration: input.maxCallDurationSec ?? config.maxCallDurationSec,
+          krispEnabled: true,
+          timeout: DIAL_TIMEOUT_SEC,
         },
-        fromNumber: trunk.e164,
-        waitUntilAnswered: true,
-        ringingTimeout,
-        maxCallDuration: input.maxCallDurationSec ?? config.maxCallDurationSec,
-        krispEnabled: true,
-        timeout: DIAL_TIMEOUT_SEC,
-      });
+      );
       answer = { kind: "answered", participantId: p.participantId, sipCallId: p.sipCallId };
     } catch (e) {
       const failure = describeLiveKitError(e);
@@ -380,8 +392,15 @@ async function recordAnswer(
   for (let attempt = 1; attempt <= 3; attempt++) {
     try {
       const row = await asService(sql, async (tx) => {
-        const [cur] = await tx<CallRow[]>`select * from public.outbound_calls where id = ${call.id} for update`;
-        let next: { status: CallStatus; outcome: string | null; answeredAt: Date | null; endedAt: Date | null };
+        const [cur] = await tx<
+          CallRow[]
+        >`select * from public.outbound_calls where id = ${call.id} for update`;
+        let next: {
+          status: CallStatus;
+          outcome: string | null;
+          answeredAt: Date | null;
+          endedAt: Date | null;
+        };
         const failure = answer.kind === "answered" ? null : answer.failure;
         if (answer.kind === "answered") {
           const answeredAt = cur.answered_at ?? new Date();
@@ -427,8 +446,12 @@ async function recordAnswer(
             duration_sec = ${durationSec(next.answeredAt, next.endedAt)},
             dispatch_id = coalesce(dispatch_id, ${r.dispatchId}), dialed_at = ${r.dialedAt},
             dial_returned_at = now(),
-            participant_id = coalesce(${answer.kind === "answered" ? answer.participantId : null}, participant_id),
-            sip_call_id = coalesce(${answer.kind === "answered" ? answer.sipCallId || null : null}, sip_call_id),
+            participant_id = coalesce(${
+          answer.kind === "answered" ? answer.participantId : null
+        }, participant_id),
+            sip_call_id = coalesce(${
+          answer.kind === "answered" ? answer.sipCallId || null : null
+        }, sip_call_id),
             sip_status_code = coalesce(${failure?.sipStatusCode ?? null}, sip_status_code),
             sip_status = coalesce(${failure?.sipStatus ?? null}, sip_status),
             error = coalesce(${
@@ -558,7 +581,9 @@ export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
       p.kind === ParticipantInfo_Kind.SIP
     ) {
       // The SIP participant joined (at dial time): its ids, nothing about an answer.
-      await tx`update public.outbound_calls set participant_id = coalesce(participant_id, ${p.sid || null}),
+      await tx`update public.outbound_calls set participant_id = coalesce(participant_id, ${
+        p.sid || null
+      }),
           sip_call_id = coalesce(sip_call_id, ${p.attributes?.["sip.callID"] || null})
         where id = ${call.id}`;
       return { duplicate: false, callId: call.id, status: call.status };

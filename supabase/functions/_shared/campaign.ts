@@ -44,6 +44,12 @@ export interface Counts {
   deferred: number;
 }
 
+/**
+ * How far ahead a claim takes carrier slots: enough to keep dialing between claims, short
+ * enough that a direct call on the same carrier trunk waits little for its slot.
+ */
+const CLAIM_HORIZON_SEC = 2;
+
 /** The dispatch goes out this long before the dial's slot, so the dial itself is on time. */
 const DISPATCH_LEAD_MS = 150;
 
@@ -129,7 +135,7 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
       const claims = await sql<Claim[]>`
         select * from internal.claim_calls(${opts.campaignId ?? null}, ${
         Math.min(200, maxCalls - claimedTotal)
-      }, ${tickId}, ${config.carrierCps})`;
+      }, ${tickId}, ${config.carrierCps}, ${CLAIM_HORIZON_SEC})`;
       claimedTotal += claims.length;
       for (const c of claims) {
         const p = dialOne(config, sql, lk, c, l).catch(async (e) => {

@@ -61,7 +61,9 @@ export function outcomeFromSip(sip: number, reason: string): Mapped {
   if (sip === 401 || sip === 407) return m("failed", "auth_failed");
   if (sip === 403 || sip === 607 || sip === 608) return m("failed", "blocked");
   // Twilio answers a suspected fraud with 603 (X-Twilio-Error 32203); a callee's decline is 603 too.
-  if (sip === 603) return /fraud|block/i.test(reason) ? m("failed", "blocked") : m("failed", "rejected");
+  if (sip === 603) {
+    return /fraud|block/i.test(reason) ? m("failed", "blocked") : m("failed", "rejected");
+  }
   if (sip === 503 && /cps|calls per second|rate limit/i.test(reason)) {
     return m("failed", "cps_limited");
   }
@@ -156,7 +158,12 @@ export function applyEvent(call: CallState, ev: CallEvent): Transition | null {
     case "left": {
       if (final) return null;
       if (ev.answered || answered) {
-        return { status: "completed", answeredAt: call.answeredAt, endedAt: ev.at, outcome: "answered" };
+        return {
+          status: "completed",
+          answeredAt: call.answeredAt,
+          endedAt: ev.at,
+          outcome: "answered",
+        };
       }
       if (call.dialPending) {
         return call.endedAt ? null : { ...call, endedAt: ev.at, outcome: null };
@@ -174,7 +181,12 @@ export function applyEvent(call: CallState, ev: CallEvent): Transition | null {
         return { status: "completed", answeredAt: call.answeredAt, endedAt, outcome: "answered" };
       }
       if (call.dialPending) return call.endedAt ? null : { ...call, endedAt: ev.at, outcome: null };
-      return { status: "failed", answeredAt: null, endedAt: call.endedAt ?? ev.at, outcome: "failed" };
+      return {
+        status: "failed",
+        answeredAt: null,
+        endedAt: call.endedAt ?? ev.at,
+        outcome: "failed",
+      };
     }
   }
 }
