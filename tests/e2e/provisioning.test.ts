@@ -1,4 +1,12 @@
 import assert from "node:assert/strict";
+import { SIPOutboundTrunkUpdate, SIPTransport } from "@livekit/protocol";
+import { SipClient } from "livekit-server-sdk";
+import { resetConfig } from "../../supabase/functions/_shared/config.ts";
+import { setLogSink } from "../../supabase/functions/_shared/log.ts";
+import { findTwilioNumber } from "../../supabase/functions/_shared/sip_trunk.ts";
+import { createTwilioClient } from "../../supabase/functions/_shared/twilio_client.ts";
+import { handler as createTrunksHere } from "../../supabase/functions/create-trunks/handler.ts";
+import { handler as mapNumberHere } from "../../supabase/functions/map-number/handler.ts";
 import {
   call,
   configureLiveKit,
@@ -6,6 +14,7 @@ import {
   createUser,
   eventually,
   freeNumber,
+  livekitRequests,
   livekitState,
   outboxDrained,
   sql,
@@ -38,6 +47,106 @@ async function inLiveKit(e164: string) {
     (r.trunkIds ?? []).some((id: string) => inboundIds.has(id))
   );
   return { inbound, outbound, rules };
+}
+
+const lkSip = () => new SipClient(stack.livekit.url, stack.livekit.apiKey, stack.livekit.apiSecret);
+const twilio = () =>
+  createTwilioClient({
+    accountSid: stack.twilio!.accountSid,
+    authToken: stack.twilio!.authToken,
+    baseUrl: stack.twilio!.url,
+  });
+
+/** The functions' environment as the local stack sets it; an undefined override removes a variable. */
+function functionEnv(overrides: Record<string, string | undefined>) {
+  const env: Record<string, string | undefined> = {
+    SUPABASE_URL: stack.supabaseUrl,
+    SUPABASE_ANON_KEY: stack.anonKey,
+    SUPABASE_SERVICE_ROLE_KEY: stack.serviceKey,
+    SUPABASE_DB_URL: stack.dbUrl,
+    JWT_SECRET: stack.jwtSecret,
+    LIVEKIT_URL: stack.livekit.url,
+    LIVEKIT_API_KEY: stack.livekit.apiKey,
+    LIVEKIT_API_SECRET: stack.livekit.apiSecret,
+    LIVEKIT_SIP_HOST: "sip.livekit.local",
+    TWILIO_ACCOUNT_SID: stack.twilio!.accountSid,
+    TWILIO_AUTH_TOKEN: stack.twilio!.authToken,
+    TWILIO_BASE_URL: stack.twilio!.url ?? undefined,
+  };
+  return { ...env, ...overrides };
+}
+
+// Functions run in this process log nowhere (the stack's own functions log to its file).
+setLogSink(() => {});
+
+/**
+ * Runs a function's handler in this process with the stack's environment changed by
+ * `overrides`, as a deployment configured that way would run it. The stack's gateway keeps
+ * its own environment.
+ */
+async function invokeWithEnv(
+  overrides: Record<string, string | undefined>,
+  handler: (req: Request) => Promise<Response>,
+  token: string,
+  body: unknown,
+): Promise<{ status: number; body: Json }> {
+  const env = functionEnv(overrides);
+  const saved = new Map(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
+  for (const [k, v] of Object.entries(env)) {
+    v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+  }
+  resetConfig();
+  try {
+    const res = await handler(
+      new Request("http://functions.local/", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      }),
+    );
+    return { status: res.status, body: await res.json() };
+  } finally {
+    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    resetConfig();
+  }
+}
+
+/**
+ * Holds the number's provisioning job (locked for a day), so neither the trigger's poke nor
+ * the sweep provisions it with the stack's environment: only the test does.
+ */
+async function holdJob(e164: string) {
+  await sql`insert into internal.provisioning_job (e164, locked_until) values (${e164}, now() + interval '1 day')`;
+}
+
+/** Lets go of a held number: unassigned through the trigger, released by the stack's functions. */
+async function letGo(e164: string) {
+  await sql`delete from internal.provisioning_job where e164 = ${e164} and status <> 'done'`;
+  await sql`update public.phone_number set assistant_id = null where e164 = ${e164}`;
+  await outboxDrained(e164);
+}
+
+/** The account's Elastic SIP trunk and its origination URLs, from the Twilio emulator. */
+async function accountTrunk() {
+  const tw = await twilioState();
+  const [row] = await sql`select trunk_sid from internal.sip_trunk where account_sid = ${
+    stack.twilio!.accountSid
+  }`;
+  const trunk = tw.trunks.find((t: Json) => t.sid === row.trunk_sid);
+  const urls = await twilio().trunking.v1.trunks(trunk.sid).originationUrls.list();
+  return { trunk, urls, enabled: urls.filter((u) => u.enabled).map((u) => u.sipUrl) };
+}
+
+async function outboundTrunk(id: string) {
+  const [t] = await lkSip().listSipOutboundTrunk({ trunkIds: [id] });
+  return t;
+}
+
+/** Outbound trunk writes LiveKit received since `ms` (the emulator's request log). */
+async function trunkWritesSince(ms: number) {
+  return (await livekitRequests()).filter((r: Json) =>
+    r.ms >= ms && /^(Create|Update)SIPOutboundTrunk$|^DeleteSIPTrunk$/.test(r.method)
+  );
 }
 
 async function setup(label: string) {
@@ -106,6 +215,9 @@ Deno.test("assigning a number provisions one inbound trunk, one dispatch rule an
   const [row] = await sql`select * from public.phone_number where e164 = ${e164}`;
   assert.equal(row.trunk_status, "ready");
   assert.equal(row.label, "Front desk");
+  // The carrier trunk it dials through (its calls-per-second budget) is the Twilio trunk.
+  assert.equal(row.carrier_trunk, trunk.domainName);
+  assert.equal(n.carrierTrunk, trunk.domainName);
 });
 
 Deno.test("the same assignment three times in a row and five times at once leaves one of each", async () => {
@@ -161,6 +273,10 @@ Deno.test("re-assigning moves the trunks and un-assigning releases them", async 
   assert.equal(released.status, 200, JSON.stringify(released.body));
   assert.equal(released.body.phoneNumber.trunkStatus, "released");
   assert.equal(released.body.phoneNumber.outboundTrunkId, null);
+  assert.equal(released.body.phoneNumber.carrierTrunk, null);
+  const [releasedRow] =
+    await sql`select carrier_trunk from public.phone_number where e164 = ${e164}`;
+  assert.equal(releasedRow.carrier_trunk, null, "a released number dials through nothing");
   const after = await inLiveKit(e164);
   assert.deepEqual([after.inbound.length, after.outbound.length, after.rules.length], [0, 0, 0]);
 });
@@ -294,6 +410,7 @@ Deno.test("list-trunks shows the caller's trunks, flags drift and never a creden
   assert.equal(t.direction, "outbound");
   assert.equal(t.trunkId, mapped.body.phoneNumber.outboundTrunkId);
   assert.equal(t.inLiveKit, true);
+  assert.match(t.carrierTrunk, /\.pstn\.twilio\.com$/);
   const both = await call("list-trunks", { token: user.token, body: { assistantId } });
   assert.equal(both.body.trunks.length, 2);
   assert.ok(both.body.trunks.find((x: Json) => x.direction === "inbound").dispatchRuleId);
@@ -372,4 +489,268 @@ Deno.test("a SIP credential deleted on Twilio is restored with the same pair, so
   });
   assert.equal(dial.status, 200, JSON.stringify(dial.body));
   assert.equal(dial.body.call.outboundTrunkId, mappedB.body.phoneNumber.outboundTrunkId);
+});
+
+Deno.test("in Twilio mode without LIVEKIT_SIP_HOST, assigning a number ends error naming the variable, never ready", async () => {
+  const { user, assistantId, e164 } = await setup("no-sip-host");
+  await holdJob(e164);
+  try {
+    const res = await invokeWithEnv({ LIVEKIT_SIP_HOST: undefined }, mapNumberHere, user.token, {
+      phoneNumber: e164,
+      assistantId,
+    });
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "not_configured");
+    assert.deepEqual(res.body.error.details.variables, ["LIVEKIT_SIP_HOST"]);
+    assert.match(res.body.error.message, /set LIVEKIT_SIP_HOST/);
+    const [row] = await sql`select * from public.phone_number where e164 = ${e164}`;
+    assert.equal(row.trunk_status, "error");
+    assert.match(row.trunk_error, /LIVEKIT_SIP_HOST/);
+    assert.equal(row.outbound_trunk_id, null);
+
+    // Nothing was half-made: the number is not on the Twilio trunk and LiveKit holds nothing.
+    const tw = await twilioState();
+    assert.equal(tw.numbers.find((x: Json) => x.phoneNumber === e164).trunkSid, null);
+    const lk = await inLiveKit(e164);
+    assert.deepEqual([lk.inbound.length, lk.outbound.length, lk.rules.length], [0, 0, 0]);
+
+    // create-trunks (what the trigger and the sweep call) refuses the same way.
+    const again = await invokeWithEnv(
+      { LIVEKIT_SIP_HOST: undefined },
+      createTrunksHere,
+      stack.serviceKey,
+      {
+        phoneNumberId: row.id,
+      },
+    );
+    assert.equal(again.status, 503);
+    assert.deepEqual(again.body.error.details.variables, ["LIVEKIT_SIP_HOST"]);
+    const [still] = await sql`select trunk_status from public.phone_number where id = ${row.id}`;
+    assert.equal(still.trunk_status, "error");
+
+    // Configured, the same number provisions.
+    const fixed = await invoke(user, "create-trunks", { phoneNumberId: row.id });
+    assert.equal(fixed.status, 200, JSON.stringify(fixed.body));
+    assert.equal(fixed.body.trunks[0].trunkStatus, "ready");
+  } finally {
+    await letGo(e164);
+  }
+});
+
+Deno.test("a LIVEKIT_SIP_HOST that is not a host[:port] is refused with a message naming it", async () => {
+  const { user, assistantId, e164 } = await setup("bad-sip-host");
+  await holdJob(e164);
+  try {
+    const [row] = await sql`insert into public.phone_number (owner_id, e164, assistant_id)
+      values (${user.id}, ${e164}, ${assistantId}) returning id`;
+    const res = await invokeWithEnv(
+      { LIVEKIT_SIP_HOST: "sip:agent@sip.livekit.local;transport=tcp" },
+      createTrunksHere,
+      stack.serviceKey,
+      { phoneNumberId: row.id },
+    );
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "not_configured");
+    assert.match(res.body.error.message, /LIVEKIT_SIP_HOST is invalid: .*host\[:port\]/);
+    const [after] =
+      await sql`select trunk_status, trunk_error from public.phone_number where id = ${row.id}`;
+    assert.equal(after.trunk_status, "error");
+    assert.match(after.trunk_error, /LIVEKIT_SIP_HOST is invalid/);
+  } finally {
+    await letGo(e164);
+  }
+});
+
+Deno.test("a LIVEKIT_SIP_HOST pasted as a SIP URI gives the trunk a clean origination URL", async () => {
+  const { user, assistantId, e164 } = await setup("pasted-sip-host");
+  await holdJob(e164);
+  const before = await accountTrunk();
+  try {
+    const [row] = await sql`insert into public.phone_number (owner_id, e164, assistant_id)
+      values (${user.id}, ${e164}, ${assistantId}) returning id`;
+    const res = await invokeWithEnv(
+      { LIVEKIT_SIP_HOST: " SIP:Pasted.sip.livekit.local;transport=udp" },
+      createTrunksHere,
+      stack.serviceKey,
+      { phoneNumberId: row.id },
+    );
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.trunks[0].trunkStatus, "ready");
+    const pasted = await accountTrunk();
+    assert.deepEqual(pasted.enabled, ["sip:pasted.sip.livekit.local;transport=tcp"]);
+    assert.equal(pasted.urls.length, before.urls.length, "the URL is corrected in place");
+  } finally {
+    // The stack's own configuration puts it back.
+    const [row] = await sql`select id from public.phone_number where e164 = ${e164}`;
+    if (row) await invoke(user, "create-trunks", { phoneNumberId: row.id });
+    await letGo(e164);
+  }
+  assert.deepEqual((await accountTrunk()).enabled, before.enabled);
+});
+
+Deno.test("a Twilio trunk whose origination URL was deleted gets it back on provisioning", async () => {
+  const { user, assistantId, e164 } = await setup("origination-gone");
+  const mapped = await invoke(user, "map-number", { phoneNumber: e164, assistantId });
+  assert.equal(mapped.status, 200);
+  await outboxDrained(e164);
+  const before = await accountTrunk();
+  assert.equal(before.enabled.length, 1);
+  for (const u of before.urls) {
+    await twilio().trunking.v1.trunks(before.trunk.sid).originationUrls(u.sid).remove();
+  }
+  assert.deepEqual((await accountTrunk()).urls, []);
+
+  const res = await invoke(user, "create-trunks", { phoneNumberId: mapped.body.phoneNumber.id });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const after = await accountTrunk();
+  assert.deepEqual(after.enabled, before.enabled, "inbound calls reach LiveKit again");
+  assert.equal(after.urls.length, 1);
+});
+
+Deno.test("a Twilio origination URL that points elsewhere is corrected and strays are disabled", async () => {
+  const { user, assistantId, e164 } = await setup("origination-elsewhere");
+  const mapped = await invoke(user, "map-number", { phoneNumber: e164, assistantId });
+  assert.equal(mapped.status, 200);
+  await outboxDrained(e164);
+  const before = await accountTrunk();
+  const [ours] = before.urls;
+  const trunk = twilio().trunking.v1.trunks(before.trunk.sid);
+  // An old project's host, and a second URL taking every call at a better priority.
+  await trunk.originationUrls(ours.sid).update({
+    sipUrl: "sip:old-project.sip.livekit.cloud;transport=tcp",
+  });
+  const stray = await trunk.originationUrls.create({
+    sipUrl: "sip:pbx.example.com;transport=udp",
+    priority: 1,
+    weight: 10,
+    enabled: true,
+    friendlyName: "someone's PBX",
+  });
+  try {
+    const res = await invoke(user, "create-trunks", { phoneNumberId: mapped.body.phoneNumber.id });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const after = await accountTrunk();
+    assert.deepEqual(after.enabled, before.enabled, "only LiveKit receives inbound calls");
+    assert.equal(after.urls.find((u) => u.sid === ours.sid)?.sipUrl, before.enabled[0]);
+    const kept = after.urls.find((u) => u.sid === stray.sid);
+    assert.ok(kept, "the stray URL is kept, not deleted");
+    assert.equal(kept.enabled, false);
+  } finally {
+    await trunk.originationUrls(stray.sid).remove();
+  }
+});
+
+Deno.test("a partial number is never taken for the Twilio number it matches", async () => {
+  const partial = "+1415666100";
+  const listed = await twilio().incomingPhoneNumbers.list({ phoneNumber: partial });
+  assert.ok(listed.length > 1, "Twilio lists partial matches for the filter");
+  assert.ok(listed.every((n) => n.phoneNumber !== partial));
+
+  const { user, assistantId } = await setup("partial");
+  const res = await invoke(user, "map-number", { phoneNumber: partial, assistantId });
+  assert.equal(res.status, 404, JSON.stringify(res.body));
+  assert.match(res.body.error.message, /\+1415666100 is not a number of the Twilio account/);
+
+  // A full number finds exactly itself, whatever else the filter lists.
+  const { parseConfig } = await import("../../supabase/functions/_shared/config.ts");
+  const config = parseConfig(functionEnv({}));
+  const wanted = listed[listed.length - 1];
+  const found = await findTwilioNumber(config, { e164: wanted.phoneNumber });
+  assert.equal(found?.sid, wanted.sid);
+  assert.equal(await findTwilioNumber(config, { e164: partial }), null);
+});
+
+Deno.test("an outbound trunk changed behind our back is updated in place, keeping its id", async () => {
+  const { user, assistantId, e164 } = await setup("stale-outbound");
+  const mapped = await invoke(user, "map-number", { phoneNumber: e164, assistantId });
+  assert.equal(mapped.status, 200);
+  await outboxDrained(e164);
+  const id = mapped.body.phoneNumber.outboundTrunkId;
+  const phoneNumberId = mapped.body.phoneNumber.id;
+  const original = await outboundTrunk(id);
+  assert.equal(original.transport, SIPTransport.SIP_TRANSPORT_TCP);
+
+  // A re-check of an untouched trunk sends nothing.
+  const calm = Date.now();
+  assert.equal((await invoke(user, "create-trunks", { phoneNumberId })).status, 200);
+  assert.deepEqual(await trunkWritesSince(calm), [], "no update when nothing differs");
+
+  // Another transport and a destination country, set in the LiveKit console, say.
+  await lkSip().updateSipOutboundTrunkFields(
+    id,
+    new SIPOutboundTrunkUpdate({
+      transport: SIPTransport.SIP_TRANSPORT_UDP,
+      destinationCountry: "GB",
+    }),
+  );
+  const mark = Date.now();
+  const res = await invoke(user, "create-trunks", { phoneNumberId });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.trunks[0].outboundTrunkId, id, "the same trunk id");
+  const fixed = await outboundTrunk(id);
+  assert.equal(fixed.transport, SIPTransport.SIP_TRANSPORT_TCP);
+  assert.equal(fixed.destinationCountry, "");
+  assert.equal(fixed.authPassword, original.authPassword);
+  const sent = await trunkWritesSince(mark);
+  assert.deepEqual(sent.map((r: Json) => r.method), ["UpdateSIPOutboundTrunk"]);
+  assert.equal(sent[0].body.sipTrunkId, id);
+  const lk = await inLiveKit(e164);
+  assert.equal(lk.outbound.length, 1);
+});
+
+Deno.test("an outbound trunk whose password was changed gets ours back, keeping its id", async () => {
+  const { user, assistantId, e164 } = await setup("stale-password");
+  const mapped = await invoke(user, "map-number", { phoneNumber: e164, assistantId });
+  assert.equal(mapped.status, 200);
+  await outboxDrained(e164);
+  const id = mapped.body.phoneNumber.outboundTrunkId;
+  await lkSip().updateSipOutboundTrunkFields(id, { authPassword: "Someone-Elses-Password-9" });
+
+  const res = await invoke(user, "create-trunks", { phoneNumberId: mapped.body.phoneNumber.id });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.trunks[0].outboundTrunkId, id);
+  const [{ password }] = await sql`select internal.secret(${
+    "sip_password:" + stack.twilio!.accountSid
+  }) as password`;
+  assert.equal((await outboundTrunk(id)).authPassword, password, "the password Twilio accepts");
+});
+
+Deno.test("a change of carrier moves the outbound trunk and the number's carrier trunk in place", async () => {
+  const { user, assistantId, e164 } = await setup("carrier-change");
+  const mapped = await invoke(user, "map-number", { phoneNumber: e164, assistantId });
+  assert.equal(mapped.status, 200);
+  await outboxDrained(e164);
+  const id = mapped.body.phoneNumber.outboundTrunkId;
+  const phoneNumberId = mapped.body.phoneNumber.id;
+  const domain = (await outboundTrunk(id)).address;
+  assert.match(domain, /\.pstn\.twilio\.com$/);
+
+  // The same deployment switched to another SIP provider (static mode).
+  const staticMode = {
+    SIP_PROVIDER_ADDRESS: "sip.provider.example",
+    SIP_USERNAME: "trunkuser",
+    SIP_PASSWORD: "Trunk-Password-1",
+  };
+  const moved = await invokeWithEnv(staticMode, createTrunksHere, stack.serviceKey, {
+    phoneNumberId,
+  });
+  assert.equal(moved.status, 200, JSON.stringify(moved.body));
+  assert.equal(moved.body.trunks[0].outboundTrunkId, id);
+  assert.equal(moved.body.trunks[0].carrierTrunk, "sip.provider.example");
+  const onStatic = await outboundTrunk(id);
+  assert.equal(onStatic.address, "sip.provider.example");
+  assert.equal(onStatic.authUsername, "trunkuser");
+  assert.equal(onStatic.authPassword, "Trunk-Password-1");
+  const [row] =
+    await sql`select carrier_trunk from public.phone_number where id = ${phoneNumberId}`;
+  assert.equal(row.carrier_trunk, "sip.provider.example");
+
+  // And back to Twilio.
+  const back = await invoke(user, "create-trunks", { phoneNumberId });
+  assert.equal(back.status, 200, JSON.stringify(back.body));
+  assert.equal(back.body.trunks[0].outboundTrunkId, id);
+  assert.equal((await outboundTrunk(id)).address, domain);
+  const [again] =
+    await sql`select carrier_trunk from public.phone_number where id = ${phoneNumberId}`;
+  assert.equal(again.carrier_trunk, domain);
 });

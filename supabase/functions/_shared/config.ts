@@ -51,7 +51,15 @@ export interface Config {
   dbUrl: string;
   jwks: { keys: unknown[] } | null;
   jwtSecret: string | null;
-  livekit: { host: string; apiKey: string; apiSecret: string; sipHost: string | null } | null;
+  livekit: {
+    host: string;
+    apiKey: string;
+    apiSecret: string;
+    /** LIVEKIT_SIP_HOST as host[:port] (a pasted `sip:` URI is reduced to it); null if unset or refused. */
+    sipHost: string | null;
+    /** Why LIVEKIT_SIP_HOST was refused; only functions that provision Twilio fail on it. */
+    sipHostProblem: string | null;
+  } | null;
   twilio: {
     accountSid: string;
     authToken: string;
@@ -76,6 +84,48 @@ export class ConfigError extends Error {
       "Invalid configuration: " + issues.map((i) => `${i.variable} (${i.problem})`).join("; "),
     );
   }
+}
+
+const HOST_LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+const HOST_PORT = new RegExp(
+  `^(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*|\\[[0-9a-f:.]+\\])(?::(\\d{1,5}))?$`,
+);
+
+/**
+ * LiveKit's SIP host as Twilio's origination needs it: host[:port]. A SIP URI pasted from a
+ * console (`sip:<id>.sip.livekit.cloud;transport=tcp`) is reduced to its host; anything else
+ * that is not a host[:port] is refused with the reason.
+ */
+export function parseSipHost(raw: string): { host: string } | { problem: string } {
+  const value = raw.trim();
+  const host = value.replace(/^sips?:/i, "").replace(/;.*$/, "").toLowerCase();
+  const expected =
+    "expected LiveKit's SIP host as host[:port], e.g. <project id>.sip.livekit.cloud";
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    return { problem: `${JSON.stringify(value)} is a URL; ${expected}` };
+  }
+  if (host.includes("@")) {
+    return { problem: `${JSON.stringify(value)} has a user part; ${expected}` };
+  }
+  const m = HOST_PORT.exec(host);
+  const port = m?.[1] === undefined ? null : Number(m[1]);
+  if (!m || (port !== null && (port < 1 || port > 65_535))) {
+    return { problem: `${JSON.stringify(value)} is not a host[:port]; ${expected}` };
+  }
+  return { host };
+}
+
+function sipHostSetting(raw: string | undefined) {
+  if (raw === undefined) return { sipHost: null, sipHostProblem: null };
+  const parsed = parseSipHost(raw);
+  return "host" in parsed
+    ? { sipHost: parsed.host, sipHostProblem: null }
+    : { sipHost: null, sipHostProblem: parsed.problem };
+}
+
+/** Twilio's origination URL (inbound calls to LiveKit) for a host from parseSipHost. */
+export function originationUrl(sipHost: string): string {
+  return `sip:${sipHost};transport=tcp`;
 }
 
 export function parseConfig(env: Record<string, string | undefined>): Config {
@@ -118,7 +168,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         host: host!,
         apiKey: e.LIVEKIT_API_KEY!,
         apiSecret: e.LIVEKIT_API_SECRET!,
-        sipHost: e.LIVEKIT_SIP_HOST ?? null,
+        ...sipHostSetting(e.LIVEKIT_SIP_HOST),
       }
       : null,
     twilio: missingTwilio.length === 0

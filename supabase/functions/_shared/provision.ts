@@ -1,6 +1,6 @@
 // Reconciles LiveKit and Twilio towards the database for one number: the row says which
 // assistant should own it; this makes exactly that exist and records where it stands.
-import type { Config } from "./config.ts";
+import { type Config, requireLiveKit } from "./config.ts";
 import { asService, type Sql, type Tx } from "./db.ts";
 import { AppError } from "./errors.ts";
 import { liveKit } from "./livekit.ts";
@@ -31,6 +31,7 @@ export interface NumberRow {
   outbound_trunk_name: string | null;
   dispatch_rule_id: string | null;
   provisioned_assistant_id: string | null;
+  carrier_trunk: string | null;
 }
 
 /** The number as api.md shows it. */
@@ -47,6 +48,7 @@ export function numberView(r: NumberRow) {
     outboundTrunkId: r.outbound_trunk_id,
     outboundTrunkName: r.outbound_trunk_name,
     dispatchRuleId: r.dispatch_rule_id,
+    carrierTrunk: r.carrier_trunk,
     trunkError: r.trunk_error,
   };
 }
@@ -62,6 +64,7 @@ export function trunkView(r: NumberRow) {
     outboundTrunkId: r.outbound_trunk_id,
     outboundTrunkName: r.outbound_trunk_name,
     dispatchRuleId: r.dispatch_rule_id,
+    carrierTrunk: r.carrier_trunk,
   };
 }
 
@@ -139,7 +142,7 @@ export async function provisionNumber(
           update public.phone_number set trunk_status = 'released', trunk_error = null,
             inbound_trunk_id = null, inbound_trunk_name = null, outbound_trunk_id = null,
             outbound_trunk_name = null, dispatch_rule_id = null, provisioned_assistant_id = null,
-            provisioned_at = now()
+            carrier_trunk = null, provisioned_at = now()
           where id = ${row.id} returning *`;
         l.info("number released");
         return { row: done, error: null };
@@ -147,14 +150,23 @@ export async function provisionNumber(
       const inbound = await ensureInboundTrunk(lk, owner, existing);
       const rule = await ensureDispatchRule(lk, owner, inbound.sipTrunkId, existing);
       const twilioSid = await attachNumber(config, tx, e164);
-      const outbound = await ensureOutboundTrunk(lk, owner, creds!, existing);
+      const { trunk: outbound, updated } = await ensureOutboundTrunk(
+        lk,
+        owner,
+        creds!,
+        existing,
+        { fingerprintKey: requireLiveKit(config).apiSecret, preferId: row!.outbound_trunk_id },
+      );
+      if (updated.length > 0) {
+        l.info("outbound trunk updated", { outboundTrunkId: outbound.sipTrunkId, fields: updated });
+      }
       const [done] = await tx<NumberRow[]>`
         update public.phone_number set trunk_status = 'ready', trunk_error = null,
           twilio_sid = coalesce(${twilioSid}, twilio_sid),
           inbound_trunk_id = ${inbound.sipTrunkId}, inbound_trunk_name = ${inbound.name},
           outbound_trunk_id = ${outbound.sipTrunkId}, outbound_trunk_name = ${outbound.name},
           dispatch_rule_id = ${rule.sipDispatchRuleId}, provisioned_assistant_id = ${owner.assistantId},
-          provisioned_at = now()
+          carrier_trunk = ${outbound.address}, provisioned_at = now()
         where id = ${owner.phoneNumberId} returning *`;
       l.info("number ready", {
         inboundTrunkId: inbound.sipTrunkId,

@@ -2,7 +2,7 @@
 // origination to LiveKit, a credential list with a generated username and password kept in
 // Vault) and the number attached to it. Or, in static mode, the operator's own SIP provider.
 // `twilio` is imported lazily so functions that never provision do not load it.
-import type { Config } from "./config.ts";
+import { type Config, originationUrl } from "./config.ts";
 import type { Tx } from "./db.ts";
 import { NotConfiguredError, NotFoundError, UpstreamError } from "./errors.ts";
 import type { SipCredentials } from "./trunks.ts";
@@ -47,6 +47,18 @@ export interface TwilioNumber {
   friendlyName: string | null;
 }
 
+/**
+ * The one record whose phone_number is exactly `e164`. Twilio's PhoneNumber filter also
+ * matches partial numbers (`+1415666100` lists `+14156661000` to `+14156661009`), so a
+ * listed record is only taken when it is the number asked for.
+ */
+export function exactNumber<T extends { phoneNumber: string }>(
+  records: T[],
+  e164: string,
+): T | null {
+  return records.find((r) => r.phoneNumber === e164) ?? null;
+}
+
 /** Finds a number of the account by E.164 or PN SID; null when the account has no such number. */
 export async function findTwilioNumber(
   config: Config,
@@ -64,7 +76,10 @@ export async function findTwilioNumber(
         friendlyName: n.friendlyName ?? null,
       };
     }
-    const [n] = await tw.incomingPhoneNumbers.list({ phoneNumber: key.e164, limit: 1 });
+    const n = exactNumber(
+      await tw.incomingPhoneNumbers.list({ phoneNumber: key.e164, pageSize: 100, limit: 1000 }),
+      key.e164,
+    );
     return n
       ? {
         sid: n.sid,
@@ -102,9 +117,44 @@ export function generatePassword(length = 32): string {
   return chars.join("");
 }
 
+/**
+ * Twilio's origination URL towards LiveKit. Twilio ignores a number's voice URL once the
+ * number is on a trunk: without a valid origination every inbound call is dropped, so
+ * Twilio mode refuses to provision without it.
+ */
+export function requireOrigination(config: Config): string {
+  const lk = config.livekit;
+  if (!lk) {
+    throw new NotConfiguredError(config.missing.livekit, "LiveKit");
+  }
+  if (lk.sipHostProblem) {
+    throw new OriginationNotConfiguredError(
+      `LIVEKIT_SIP_HOST is invalid: ${lk.sipHostProblem}. Twilio's trunk sends inbound calls there.`,
+    );
+  }
+  if (!lk.sipHost) {
+    throw new OriginationNotConfiguredError(
+      "Inbound calls through Twilio are not configured: set LIVEKIT_SIP_HOST to LiveKit's SIP " +
+        "host (<project id>.sip.livekit.cloud). Without it the Twilio trunk has no origination " +
+        "URL and drops every inbound call.",
+    );
+  }
+  return originationUrl(lk.sipHost);
+}
+
+/** A 503 not_configured naming LIVEKIT_SIP_HOST, with a message that says what is wrong. */
+export class OriginationNotConfiguredError extends NotConfiguredError {
+  constructor(message: string) {
+    super(["LIVEKIT_SIP_HOST"], "Inbound calls through Twilio");
+    this.message = message;
+  }
+}
+
 export function trunkDomain(t: TwilioConfig): string {
   return `${t.trunkName}-${t.accountSid.slice(-8).toLowerCase()}.pstn.twilio.com`;
 }
+
+const ORIGINATION_NAME = "LiveKit";
 
 interface SipTrunkRow {
   account_sid: string;
@@ -132,6 +182,8 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
     );
   }
   const t = config.twilio;
+  // Checked before anything is made: a number on a trunk without origination is unreachable.
+  const sipUrl = requireOrigination(config);
   const tw = await client(t);
   await tx`select pg_advisory_xact_lock(hashtext(${"sip_trunk:" + t.accountSid}))`;
   await tx`insert into internal.sip_trunk (account_sid) values (${t.accountSid}) on conflict do nothing`;
@@ -174,25 +226,45 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
   }
   const trunk = tw.trunking.v1.trunks(trunkSid);
 
-  // 2. Origination: inbound calls go to LiveKit's SIP host.
-  const sipHost = config.livekit?.sipHost;
-  if (sipHost) {
-    const sipUrl = `sip:${sipHost};transport=tcp`;
-    const urls = await call("list origination URLs", () => trunk.originationUrls.list());
-    const found = urls.find((u) => u.sipUrl === sipUrl);
-    const sid = found?.sid ??
-      (await call(
-        "create the origination URL",
-        () =>
-          trunk.originationUrls.create({
-            sipUrl,
-            priority: 10,
-            weight: 10,
-            enabled: true,
-            friendlyName: "LiveKit",
-          }),
-      )).sid;
-    if (sid !== row.origination_url_sid) await save({ origination_url_sid: sid });
+  // 2. Origination: inbound calls go to LiveKit's SIP host. The trunk is this deployment's
+  // own, so a URL that points elsewhere (an old host, a mangled paste) is corrected: ours is
+  // updated in place or created, and any other is disabled (kept, so nothing is lost).
+  const urls = await call("list origination URLs", () => trunk.originationUrls.list());
+  const target = urls.find((u) => u.sipUrl === sipUrl) ??
+    urls.find((u) => u.sid === row.origination_url_sid) ??
+    urls.find((u) => u.friendlyName === ORIGINATION_NAME);
+  let originationSid: string;
+  if (!target) {
+    originationSid = (await call(
+      "create the origination URL",
+      () =>
+        trunk.originationUrls.create({
+          sipUrl,
+          priority: 10,
+          weight: 10,
+          enabled: true,
+          friendlyName: ORIGINATION_NAME,
+        }),
+    )).sid;
+  } else {
+    originationSid = target.sid;
+    if (target.sipUrl !== sipUrl || !target.enabled) {
+      await call(
+        "correct the origination URL",
+        () => trunk.originationUrls(target.sid).update({ sipUrl, enabled: true }),
+      );
+    }
+  }
+  for (const u of urls) {
+    if (u.sid !== originationSid && u.enabled && u.sipUrl !== sipUrl) {
+      await call(
+        "disable an origination URL that points elsewhere",
+        () => trunk.originationUrls(u.sid).update({ enabled: false }),
+      );
+    }
+  }
+  if (originationSid !== row.origination_url_sid) {
+    await save({ origination_url_sid: originationSid });
   }
 
   // 3. The credential list and its one credential (password only in Vault).

@@ -1,7 +1,13 @@
 // The one place that talks LiveKit's SIP admin API. Every step looks up what exists before
 // creating, so a retried, concurrent or half-finished run converges on exactly one inbound
 // trunk, one dispatch rule and one outbound trunk per assigned number.
-import { RoomAgentDispatch, RoomConfiguration, SIPTransport } from "@livekit/protocol";
+import {
+  ListUpdate,
+  RoomAgentDispatch,
+  RoomConfiguration,
+  SIPOutboundTrunkUpdate,
+  SIPTransport,
+} from "@livekit/protocol";
 import type {
   SIPDispatchRuleInfo,
   SIPInboundTrunkInfo,
@@ -185,30 +191,155 @@ export async function ensureDispatchRule(
   });
 }
 
+/** Everything this project sets on an outbound trunk. */
+export interface OutboundSpec {
+  name: string;
+  address: string;
+  numbers: string[];
+  transport: SIPTransport;
+  destinationCountry: string;
+  authUsername: string;
+  authPassword: string;
+  metadata: string;
+}
+
+/**
+ * A keyed fingerprint of the password, kept in the trunk's metadata: where LiveKit does not
+ * return a trunk's password, it still tells whether the trunk carries the one we want.
+ */
+export async function passwordFingerprint(key: string, password: string): Promise<string> {
+  const k = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(key),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = await crypto.subtle.sign("HMAC", k, new TextEncoder().encode(`sip-auth:${password}`));
+  return Array.from(new Uint8Array(mac).slice(0, 16), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+export function outboundSpec(
+  o: TrunkOwner,
+  creds: SipCredentials,
+  fingerprint: string | null,
+): OutboundSpec {
+  return {
+    name: trunkNames(o).outbound,
+    address: creds.address,
+    numbers: [o.e164],
+    transport: TRANSPORT[creds.transport],
+    destinationCountry: creds.destinationCountry ?? "",
+    authUsername: creds.username ?? "",
+    authPassword: creds.password ?? "",
+    metadata: JSON.stringify({
+      ...trunkMetadata(o),
+      ...(fingerprint ? { authFingerprint: fingerprint } : {}),
+    }),
+  };
+}
+
+function sameJson(a: string, b: string): boolean {
+  const canonical = (raw: string): string => {
+    try {
+      const sort = (v: unknown): unknown =>
+        v && typeof v === "object" && !Array.isArray(v)
+          ? Object.fromEntries(
+            Object.keys(v).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])]),
+          )
+          : v;
+      return JSON.stringify(sort(JSON.parse(raw)));
+    } catch {
+      return raw;
+    }
+  };
+  return canonical(a) === canonical(b);
+}
+
+export type OutboundField = keyof OutboundSpec;
+
+/**
+ * What differs between a trunk and what it should be, as an update-fields request (null when
+ * nothing does). The password is compared directly where LiveKit returns it; where it comes
+ * back empty, the fingerprint in the metadata decides.
+ */
+export function outboundChanges(
+  current: Pick<SIPOutboundTrunkInfo, OutboundField>,
+  want: OutboundSpec,
+): { fields: OutboundField[]; update: SIPOutboundTrunkUpdate } | null {
+  const fields: OutboundField[] = [];
+  if (current.name !== want.name) fields.push("name");
+  if (current.address !== want.address) fields.push("address");
+  const sorted = (l: string[]) => [...l].sort().join(",");
+  if (sorted(current.numbers) !== sorted(want.numbers)) fields.push("numbers");
+  if (current.transport !== want.transport) fields.push("transport");
+  if ((current.destinationCountry ?? "") !== want.destinationCountry) {
+    fields.push("destinationCountry");
+  }
+  if (current.authUsername !== want.authUsername) fields.push("authUsername");
+  if (current.authPassword !== "" && current.authPassword !== want.authPassword) {
+    fields.push("authPassword");
+  }
+  if (!sameJson(current.metadata, want.metadata)) {
+    fields.push("metadata");
+    // The fingerprint changed (or was never written): the password may have too.
+    if (!fields.includes("authPassword")) fields.push("authPassword");
+  }
+  if (fields.length === 0) return null;
+  const update = new SIPOutboundTrunkUpdate();
+  for (const f of fields) {
+    if (f === "numbers") update.numbers = new ListUpdate({ set: want.numbers });
+    else if (f === "transport") update.transport = want.transport;
+    else update[f] = want[f];
+  }
+  return { fields, update };
+}
+
+/**
+ * The number's one outbound trunk, made to match `creds`: created when missing, updated in
+ * place (UpdateSIPOutboundTrunk, so its id and every reference to it stay) when any field
+ * we set differs. Duplicates (a half-finished earlier run) are removed.
+ */
 export async function ensureOutboundTrunk(
   lk: LiveKit,
   o: TrunkOwner,
   creds: SipCredentials,
   existing: Existing,
-) {
+  opts: { fingerprintKey: string; preferId?: string | null },
+): Promise<{ trunk: SIPOutboundTrunkInfo; updated: OutboundField[] }> {
+  const fingerprint = creds.password
+    ? await passwordFingerprint(opts.fingerprintKey, creds.password)
+    : null;
+  const want = outboundSpec(o, creds, fingerprint);
   const found = mine(existing.outbound, o);
-  const current = found.find((t) =>
-    t.address === creds.address && t.authUsername === (creds.username ?? "")
-  );
-  if (current) return current;
-  // Address or credentials changed: replace the trunk rather than leave a stale one.
+  if (found.length === 0) {
+    const trunk = await lk.sip.createSipOutboundTrunk(want.name, want.address, want.numbers, {
+      transport: want.transport,
+      destinationCountry: creds.destinationCountry ?? undefined,
+      authUsername: creds.username ?? undefined,
+      authPassword: creds.password ?? undefined,
+      metadata: want.metadata,
+    }).catch((e) => {
+      throw liveKitError(`create outbound trunk for ${o.e164}`, e);
+    });
+    return { trunk, updated: [] };
+  }
+  const keep = found.find((t) => t.sipTrunkId === opts.preferId) ??
+    found.find((t) => outboundChanges(t, want) === null) ?? found[0];
   for (const t of found) {
+    if (t === keep) continue;
     await lk.sip.deleteSipTrunk(t.sipTrunkId).catch((e) => {
-      throw liveKitError(`replace outbound trunk ${t.sipTrunkId} of ${o.e164}`, e);
+      if (e?.code !== "not_found") {
+        throw liveKitError(`delete duplicate outbound trunk ${t.sipTrunkId} of ${o.e164}`, e);
+      }
     });
   }
-  return await lk.sip.createSipOutboundTrunk(trunkNames(o).outbound, creds.address, [o.e164], {
-    transport: TRANSPORT[creds.transport],
-    destinationCountry: creds.destinationCountry ?? undefined,
-    authUsername: creds.username ?? undefined,
-    authPassword: creds.password ?? undefined,
-    metadata: JSON.stringify(trunkMetadata(o)),
-  }).catch((e) => {
-    throw liveKitError(`create outbound trunk for ${o.e164}`, e);
-  });
+  const changes = outboundChanges(keep, want);
+  if (!changes) return { trunk: keep, updated: [] };
+  const trunk = await lk.sip.updateSipOutboundTrunkFields(keep.sipTrunkId, changes.update)
+    .catch((e) => {
+      throw liveKitError(`update outbound trunk ${keep.sipTrunkId} of ${o.e164}`, e);
+    });
+  return { trunk, updated: changes.fields };
 }

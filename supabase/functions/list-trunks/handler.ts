@@ -72,6 +72,7 @@ export const handler = serve("list-trunks", ["GET", "POST"], async (req, { confi
         trunkId: r.outbound_trunk_id,
         name: r.outbound_trunk_name,
         ...common,
+        carrierTrunk: r.carrier_trunk,
         inLiveKit: present.has(r.outbound_trunk_id),
       });
     }
