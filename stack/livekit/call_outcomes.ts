@@ -1,8 +1,9 @@
 /**
  * What a simulated callee does, and how LiveKit reports each SIP outcome: the Twirp error of
- * CreateSIPParticipant (livekit/protocol SIPStatus.GRPCStatus) and the disconnect reason the
- * SIP participant leaves with (livekit/sip classifyInviteError + CallStatus.DisconnectReason,
- * then livekit-server's handling of the leave request).
+ * CreateSIPParticipant (livekit/protocol SIPStatus.GRPCStatus), the disconnect reason the
+ * SIP participant leaves with (livekit/sip classifyInviteError's call status, through
+ * CallStatus.DisconnectReason, then livekit-server's handling of the leave request), and the
+ * reason classifyInviteError records in the SIP call info.
  */
 import { DisconnectReason, SIPStatus, SIPStatusCode } from "@livekit/protocol";
 import { encodeErrorDetails, TwirpCode, TwirpError } from "./twirp.ts";
@@ -19,8 +20,10 @@ export const DEFAULT_TALK_S = 20;
 export const DEFAULT_RINGING_TIMEOUT_S = 180;
 /** LiveKit SIP's cap on any call (livekit/sip maxCallDuration). */
 export const MAX_CALL_DURATION_S = 24 * 60 * 60;
-/** How long livekit-server waits on a CreateSIPParticipant with wait_until_answered. */
+/** How long livekit-server waits on a CreateSIPParticipant with wait_until_answered (pkg/service/sip.go). */
 export const WAIT_UNTIL_ANSWERED_LIMIT_S = 80;
+/** How long livekit-server waits for the SIP participant to be created otherwise (pkg/service/sip.go). */
+export const JOIN_LIMIT_S = 30;
 
 export type CalleeBehaviour =
   | { kind: "answer"; ringS: number; talkS: number }
@@ -35,6 +38,10 @@ function reject(sipStatusCode: number, sipStatus: string, ringS = 0): CalleeBeha
 export function calleeBehaviour(callTo: string): CalleeBehaviour {
   const last3 = callTo.replace(/\D/g, "").slice(-3);
   switch (last3) {
+    case "401":
+      return reject(401, "Unauthorized");
+    case "403":
+      return reject(403, "Forbidden");
     case "486":
       return reject(486, "Busy Here");
     case "480":
@@ -166,10 +173,13 @@ function isCarrierLimit(reason: string): boolean {
 }
 
 /**
- * The disconnect reason the SIP participant leaves with. livekit/sip closes its room
- * connection with USER_REJECTED (call rejected), USER_UNAVAILABLE (unavailable, no answer)
- * or UNKNOWN_REASON (dropped, e.g. a carrier 5xx), and livekit-server records an unknown
- * leave reason as CLIENT_INITIATED. SIP_TRUNK_FAILURE only appears in SIP call info.
+ * The disconnect reason the SIP participant leaves with. livekit/sip classifyInviteError gives
+ * the failed call a status: rejected (401, 403, 407, 486, 488, any other 4xx, 6xx, and 5xx
+ * whose reason names a trunk CPS or concurrent call limit), unavailable (404, 408, 480, the
+ * ringing timeout) or dropped (any other 5xx). The room connection is closed with
+ * CallStatus.DisconnectReason(): USER_REJECTED, USER_UNAVAILABLE, or UNKNOWN_REASON for a
+ * dropped call, which livekit-server records as CLIENT_INITIATED (a leave request with a
+ * reason it does not map is a client-initiated leave).
  */
 export function leaveReasonForSipStatus(code: number, reason: string): DisconnectReason {
   if (code === 404 || code === 408 || code === 480) return DisconnectReason.USER_UNAVAILABLE;
@@ -181,6 +191,20 @@ export function leaveReasonForSipStatus(code: number, reason: string): Disconnec
   }
   if (code >= 600 && code < 700) return DisconnectReason.USER_REJECTED;
   return DisconnectReason.CLIENT_INITIATED;
+}
+
+/**
+ * The reason classifyInviteError records in the SIP call info (SIPCallInfo.disconnect_reason),
+ * which is not the participant's: USER_REJECTED for 401/407, 403, 486, 488 and 6xx;
+ * USER_UNAVAILABLE for 404, 408, 480 and any other 4xx; SIP_TRUNK_FAILURE for every 5xx,
+ * carrier limits included.
+ */
+export function sipCallDisconnectReason(code: number): DisconnectReason {
+  if ([401, 403, 407, 486, 488].includes(code)) return DisconnectReason.USER_REJECTED;
+  if (code >= 400 && code < 500) return DisconnectReason.USER_UNAVAILABLE;
+  if (code >= 500 && code < 600) return DisconnectReason.SIP_TRUNK_FAILURE;
+  if (code >= 600 && code < 700) return DisconnectReason.USER_REJECTED;
+  return DisconnectReason.UNKNOWN_REASON;
 }
 
 export type CallOutcome =
@@ -195,6 +219,8 @@ export type CallOutcome =
   | "declined"
   | "no_answer"
   | "rate_limited"
+  | "unauthorized"
+  | "forbidden"
   | "failed"
   | "canceled";
 
@@ -203,6 +229,8 @@ export function outcomeForSipStatus(code: number, reason: string): CallOutcome {
   if (code === 480) return "unavailable";
   if (code === 404 || code === 604) return "not_found";
   if (code === 603 || code === 607 || code === 608) return "declined";
+  if (code === 401 || code === 407) return "unauthorized";
+  if (code === 403) return "forbidden";
   if (code >= 500 && code < 600 && isCarrierLimit(reason)) return "rate_limited";
   return "failed";
 }

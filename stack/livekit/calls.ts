@@ -1,18 +1,20 @@
 /**
  * Simulated outbound SIP calls. Like LiveKit SIP, the participant joins the room first
- * (sip.callStatus=dialing), then the INVITE goes out: the trunk's CPS limit and the carrier
- * hook may reject it, otherwise the callee behaves as the outcome table says. Every
- * duration is simulated time, scaled by the time-scale knob.
+ * (sip.callStatus=dialing) and publishes its audio track, then the INVITE goes out: the
+ * trunk's CPS limit and the carrier hook may reject it, otherwise the callee behaves as the
+ * outcome table says. Every duration is simulated time, scaled by the time-scale knob.
  */
 import { DisconnectReason, ParticipantInfo_Kind } from "@livekit/protocol";
 import {
   type CalleeBehaviour,
   calleeBehaviour,
   type CallOutcome,
+  JOIN_LIMIT_S,
   leaveReasonForSipStatus,
   outcomeForSipStatus,
   POST_DIAL_DELAY_S,
   ringingTimeoutError,
+  sipCallDisconnectReason,
   sipCallError,
   WAIT_UNTIL_ANSWERED_LIMIT_S,
 } from "./call_outcomes.ts";
@@ -52,6 +54,21 @@ export interface DialRequest {
   ringingTimeoutS: number;
   maxCallDurationS: number;
   waitUntilAnswered: boolean;
+  /** X-Livekit-Request-Id of the CreateSIPParticipant request (the SDK keeps it across replays). */
+  requestId: string | null;
+  /** The listener (region) the request arrived at. */
+  region: string;
+}
+
+/** One INVITE sent to the carrier. */
+export interface InviteRecord {
+  at: number;
+  sipCallId: string;
+  room: string;
+  identity: string;
+  toNumber: string;
+  requestId: string | null;
+  region: string;
 }
 
 export interface CallRecord {
@@ -63,13 +80,20 @@ export interface CallRecord {
   address: string;
   fromNumber: string;
   toNumber: string;
+  requestId: string | null;
+  region: string;
   startedAt: number;
+  /** When the INVITE went out. */
+  invitedAt?: number;
   outcome: CallOutcome;
   sipStatusCode?: number;
   sipStatus?: string;
   answeredAt?: number;
   endedAt?: number;
+  /** The participant's disconnect reason, as participant_left carries it. */
   disconnectReason?: string;
+  /** The reason classifyInviteError records in the SIP call info, for failed INVITEs. */
+  sipCallDisconnectReason?: string;
   /** Who ended an answered call. */
   endedBy?: "callee" | "max_call_duration" | "transfer" | "room";
   transferredTo?: string;
@@ -105,6 +129,8 @@ export interface CallsDeps {
   scheduler: Scheduler;
   scaledMs(seconds: number): number;
   trunkCps(): number;
+  /** Simulated ms the SIP participant takes to join. */
+  joinDelayMs(): number;
   carrier?: CarrierCheck;
 }
 
@@ -114,6 +140,7 @@ export class Calls {
   #seq = 0;
   /** INVITE times (real ms) in the last second, per trunk address. */
   #invites = new Map<string, number[]>();
+  #inviteLog: InviteRecord[] = [];
 
   constructor(deps: CallsDeps) {
     this.#deps = deps;
@@ -129,14 +156,33 @@ export class Calls {
     return [...this.#calls.values()].map((c) => ({ ...c.record }));
   }
 
+  /** Every INVITE sent, in order. */
+  invites(): InviteRecord[] {
+    return this.#inviteLog.map((i) => ({ ...i }));
+  }
+
   /**
    * Joins the SIP participant and starts dialing. Resolves once the participant exists, or,
    * with waitUntilAnswered, once the callee answers (rejecting with the call's Twirp error).
+   * livekit-server waits 30 s for the participant (80 s with waitUntilAnswered, join
+   * included); a join slower than that fails the request with deadline_exceeded, and the SIP
+   * service, whose request shares that deadline, abandons the join: nothing joins or dials.
    */
   async dial(
     sipCallId: string,
     req: DialRequest,
   ): Promise<{ participantId: string; identity: string }> {
+    const limitS = req.waitUntilAnswered ? WAIT_UNTIL_ANSWERED_LIMIT_S : JOIN_LIMIT_S;
+    const joinS = this.#deps.joinDelayMs() / 1000;
+    if (joinS >= limitS) {
+      if (!(await this.#deps.scheduler.sleep(this.#deps.scaledMs(limitS)))) {
+        throw new TwirpError("unavailable", "service shutting down");
+      }
+      throw new TwirpError("deadline_exceeded", "request timed out");
+    }
+    if (joinS > 0 && !(await this.#deps.scheduler.sleep(this.#deps.scaledMs(joinS)))) {
+      throw new TwirpError("unavailable", "service shutting down");
+    }
     const call: Call = {
       req,
       answered: false,
@@ -154,6 +200,8 @@ export class Calls {
         address: req.address,
         fromNumber: req.fromNumber,
         toNumber: req.toNumber,
+        requestId: req.requestId,
+        region: req.region,
         startedAt: Date.now(),
         outcome: "dialing",
       },
@@ -171,10 +219,18 @@ export class Calls {
     );
     call.record.participantId = participant.sid;
     this.#calls.set(sipCallId, call);
+    // The track exists before the INVITE: livekit/sip may play a dial tone into it.
+    this.#deps.rooms.publishAudio(req.room, req.identity);
 
     const answered = req.waitUntilAnswered ? this.#waitForAnswer(call) : null;
     this.#invite(call).catch(() => this.#fail(call, 500, "Server Internal Error"));
-    if (answered) await answered;
+    if (answered) {
+      // livekit-server stops waiting at its limit, counted from the request; the call goes on.
+      this.#at(call, limitS - joinS, () => {
+        call.waiter?.reject(new TwirpError("deadline_exceeded", "request timed out"));
+      });
+      await answered;
+    }
     return { participantId: participant.sid, identity: participant.identity };
   }
 
@@ -201,6 +257,7 @@ export class Calls {
     }
     this.#calls.clear();
     this.#invites.clear();
+    this.#inviteLog = [];
   }
 
   /** Applies a new time scale to calls in progress. */
@@ -210,22 +267,12 @@ export class Calls {
 
   #waitForAnswer(call: Call): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      // livekit-server gives up waiting on the SIP service after 80 s; the call itself goes on.
-      const cancelLimit = this.#deps.scheduler.after(
-        this.#deps.scaledMs(WAIT_UNTIL_ANSWERED_LIMIT_S),
-        () => {
-          call.waiter = undefined;
-          reject(new TwirpError("deadline_exceeded", "request timed out"));
-        },
-      );
       call.waiter = {
         resolve: () => {
-          cancelLimit();
           call.waiter = undefined;
           resolve();
         },
         reject: (err) => {
-          cancelLimit();
           call.waiter = undefined;
           reject(err);
         },
@@ -293,6 +340,16 @@ export class Calls {
   async #invite(call: Call): Promise<void> {
     const { req } = call;
     call.clock = { realMs: Date.now(), simS: 0, msPerS: this.#deps.scaledMs(1) };
+    call.record.invitedAt = Date.now();
+    this.#inviteLog.push({
+      at: call.record.invitedAt,
+      sipCallId: call.record.sipCallId,
+      room: req.room,
+      identity: req.identity,
+      toNumber: req.toNumber,
+      requestId: req.requestId,
+      region: req.region,
+    });
     // The ringing timeout and the call's max duration both run from the INVITE.
     this.#at(call, Math.min(req.ringingTimeoutS, req.maxCallDurationS), () => {
       if (!call.answered) this.#noAnswer(call);
@@ -360,7 +417,6 @@ export class Calls {
     this.#deps.rooms.setAttributes(call.req.room, call.req.identity, {
       "sip.callStatus": "active",
     });
-    this.#deps.rooms.publishAudio(call.req.room, call.req.identity);
     call.waiter?.resolve();
   }
 
@@ -381,6 +437,7 @@ export class Calls {
     if (call.ended || call.answered) return;
     call.record.sipStatusCode = code;
     call.record.sipStatus = reason;
+    call.record.sipCallDisconnectReason = DisconnectReason[sipCallDisconnectReason(code)];
     this.#end(
       call,
       outcomeForSipStatus(code, reason),
@@ -390,6 +447,7 @@ export class Calls {
   }
 
   #noAnswer(call: Call): void {
+    call.record.sipCallDisconnectReason = DisconnectReason[DisconnectReason.USER_UNAVAILABLE];
     this.#end(call, "no_answer", DisconnectReason.USER_UNAVAILABLE, ringingTimeoutError());
   }
 

@@ -2,7 +2,7 @@
  * Inspection endpoints for tests and benchmarks (no auth, outside LiveKit's paths):
  * GET /emulator/requests, GET /emulator/state, POST /emulator/config, POST /emulator/reset.
  */
-import type { CallRecord } from "./calls.ts";
+import type { CallRecord, InviteRecord } from "./calls.ts";
 import { type LiveKitKnobs, parseKnobs } from "./knobs.ts";
 import type { JsonValue } from "./twirp.ts";
 import type { WebhookDelivery } from "./webhooks.ts";
@@ -19,6 +19,10 @@ export interface RequestLogEntry {
   status: number;
   /** Twirp error code, or "dropped" for an injected hang. */
   code?: string;
+  /** The listener (region) the request arrived at: "primary" or "region-N". */
+  region: string;
+  /** X-Livekit-Request-Id, which the SDK keeps when it replays a request to another region. */
+  requestId: string | null;
 }
 
 const REQUEST_LOG_LIMIT = 100_000;
@@ -27,7 +31,13 @@ const REQUEST_LOG_LIMIT = 100_000;
 export class RequestLog {
   #entries: RequestLogEntry[] = [];
 
-  add(service: string, method: string, body: unknown): RequestLogEntry {
+  add(
+    service: string,
+    method: string,
+    body: unknown,
+    region: string,
+    requestId: string | null,
+  ): RequestLogEntry {
     const entry: RequestLogEntry = {
       at: new Date().toISOString(),
       ms: Date.now(),
@@ -35,6 +45,8 @@ export class RequestLog {
       method,
       body,
       status: 0,
+      region,
+      requestId,
     };
     this.#entries.push(entry);
     if (this.#entries.length > REQUEST_LOG_LIMIT) this.#entries.shift();
@@ -59,9 +71,19 @@ export interface EmulatorState {
   participants: JsonValue[];
   dispatches: JsonValue[];
   calls: CallRecord[];
+  /** Every INVITE sent, in order; a replayed CreateSIPParticipant sends one more. */
+  invites: InviteRecord[];
+  /** INVITEs per room. */
+  invitesByRoom: Record<string, number>;
+  /** INVITEs per X-Livekit-Request-Id ("" for requests without one). */
+  invitesByRequestId: Record<string, number>;
   webhooksSent: number;
   webhooksFailed: number;
+  /** Events dropped without any delivery attempt, by event type (knob `webhookDropRate`). */
+  webhooksDropped: Record<string, number>;
   webhookDeliveries: WebhookDelivery[];
+  /** The listeners: the primary URL and the extra regions `/settings/regions` lists. */
+  regions: { region: string; url: string }[];
   knobs: LiveKitKnobs;
 }
 

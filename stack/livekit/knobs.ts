@@ -10,7 +10,23 @@ export interface LiveKitKnobs {
   failureRate: number;
   /** 0..1 chance a Twirp call hangs for `hangMs`, then drops the connection, without doing anything. */
   timeoutRate: number;
+  /**
+   * 0..1 chance a CreateSIPParticipant does all its work (participant joined, INVITE sent, and
+   * with wait_until_answered the answer awaited), then answers 503 unavailable instead.
+   */
+  answerFailureRate: number;
+  /** 0..1 chance a CreateSIPParticipant does all its work, then hangs `hangMs` and drops the connection. */
+  answerTimeoutRate: number;
+  /** Real ms of the hangs of `timeoutRate` and `answerTimeoutRate`. */
   hangMs: number;
+  /**
+   * Simulated ms the SIP participant takes to join the room (scaled by `timeScale`). Past
+   * livekit-server's wait (30 s, or 80 s with wait_until_answered) the request fails with
+   * deadline_exceeded and nothing joins or dials.
+   */
+  joinDelayMs: number;
+  /** 0..1 chance each webhook event is dropped and never delivered, as LiveKit's notifier does when full. */
+  webhookDropRate: number;
   /** 0 = unlimited; at the cap CreateSIPParticipant fails with resource_exhausted. */
   maxConcurrentCalls: number;
   /** 0 = unlimited; INVITEs per real second per outbound trunk address before the carrier answers 503. */
@@ -24,7 +40,11 @@ export const DEFAULT_KNOBS: LiveKitKnobs = {
   latencyMs: 0,
   failureRate: 0,
   timeoutRate: 0,
+  answerFailureRate: 0,
+  answerTimeoutRate: 0,
   hangMs: 15_000,
+  joinDelayMs: 0,
+  webhookDropRate: 0,
   maxConcurrentCalls: 0,
   trunkCps: 0,
   webhookUrl: null,
@@ -35,7 +55,11 @@ const knobsPatch = z.object({
   latencyMs: z.number().min(0).optional(),
   failureRate: z.number().min(0).max(1).optional(),
   timeoutRate: z.number().min(0).max(1).optional(),
+  answerFailureRate: z.number().min(0).max(1).optional(),
+  answerTimeoutRate: z.number().min(0).max(1).optional(),
   hangMs: z.number().min(0).optional(),
+  joinDelayMs: z.number().min(0).optional(),
+  webhookDropRate: z.number().min(0).max(1).optional(),
   maxConcurrentCalls: z.number().int().min(0).optional(),
   trunkCps: z.number().min(0).optional(),
   webhookUrl: z.url().nullable().optional(),

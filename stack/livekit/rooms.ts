@@ -170,6 +170,11 @@ export class Rooms {
     member.info.state = ParticipantInfo_State.DISCONNECTED;
     member.info.disconnectReason = reason;
     member.info.version++;
+    // Closing the participant closes its tracks first, each with track_unpublished
+    // (pkg/rtc/room.go RemoveParticipant, participant.go track OnClose).
+    for (const track of member.info.tracks) {
+      this.#emit("track_unpublished", entry, this.#trackOwner(member.info), undefined, track);
+    }
     this.#emit("participant_left", entry, member.info);
     if (notify) member.onRemoved?.(reason);
     this.#scheduleCloseIfEmpty(entry);
@@ -272,7 +277,12 @@ export class Rooms {
     );
   }
 
-  /** The SIP participant starts sending the callee's audio once the call is answered (track_published). */
+  /**
+   * The participant publishes an audio track (track_published). livekit/sip does this as soon
+   * as the SIP participant has joined, before the INVITE (outbound.go connectToRoom), with the
+   * participant's identity as the track name and no source (room.go NewParticipantTrack). The
+   * event's participant carries only sid and identity (livekit pkg/telemetry/events.go).
+   */
   publishAudio(roomName: string, identity: string): void {
     const entry = this.#rooms.get(roomName);
     const member = entry?.members.get(identity);
@@ -280,12 +290,17 @@ export class Rooms {
     const track = new TrackInfo({
       sid: newId(ID_PREFIX.track),
       type: TrackType.AUDIO,
-      source: TrackSource.MICROPHONE,
-      name: "phone",
+      source: TrackSource.UNKNOWN,
+      name: identity,
       mimeType: "audio/opus",
     });
     member.info.tracks.push(track);
     member.info.version++;
-    this.#emit("track_published", entry, member.info, undefined, track);
+    this.#emit("track_published", entry, this.#trackOwner(member.info), undefined, track);
+  }
+
+  /** Track events name the participant by sid and identity only (pkg/telemetry/events.go). */
+  #trackOwner(info: ParticipantInfo): ParticipantInfo {
+    return new ParticipantInfo({ sid: info.sid, identity: info.identity });
   }
 }

@@ -7,6 +7,7 @@
 import { authenticate } from "./auth.ts";
 import { Calls, type CarrierCheck } from "./calls.ts";
 import { type EmulatorState, handleInspection, RequestLog } from "./inspect.ts";
+import { createFronts } from "./listener.ts";
 import { DEFAULT_KNOBS, type LiveKitKnobs, parseKnobs } from "./knobs.ts";
 import { Rooms } from "./rooms.ts";
 import { agentDispatchService, roomService } from "./room_service.ts";
@@ -24,7 +25,7 @@ import {
 } from "./twirp.ts";
 import { WebhookSender } from "./webhooks.ts";
 
-export type { CallRecord, CarrierCheck } from "./calls.ts";
+export type { CallRecord, CarrierCheck, InviteRecord } from "./calls.ts";
 export type { EmulatorState, RequestLogEntry } from "./inspect.ts";
 export { DEFAULT_KNOBS, type LiveKitKnobs } from "./knobs.ts";
 
@@ -35,32 +36,47 @@ export interface LiveKitEmulatorOptions extends Partial<LiveKitKnobs> {
   hostname?: string;
   /** Called before each call is dialed; a SIP failure returned here fails the call like the carrier would. */
   carrier?: CarrierCheck;
+  /**
+   * Extra listeners on other ports, sharing all state, that `GET /settings/regions` lists as
+   * LiveKit Cloud lists its regions; 0 (the default) answers that path 404 like a self-hosted
+   * server. The SDK's failover replays requests to them.
+   */
+  regions?: number;
 }
 
 export interface LiveKitEmulator {
   /** http://127.0.0.1:PORT */
   url: string;
+  /** The extra listeners (option `regions`), as /settings/regions lists them. */
+  regionUrls: string[];
+  /** What GET /emulator/state answers. */
+  state(): EmulatorState;
   configure(k: Partial<LiveKitKnobs>): void;
   /** Clears all state and the request log and restores the knobs given at start. */
   reset(): void;
   close(): Promise<void>;
 }
 
-/** A response whose body fails at once: the client sees the connection drop. */
-function droppedConnection(): Response {
-  return new Response(
-    new ReadableStream({
-      pull(controller) {
-        controller.error(new Error("connection dropped"));
-      },
-    }),
-  );
-}
+/** The listener at the URL clients are given. */
+const PRIMARY_REGION = "primary";
+/** Cache-Control max-age of /settings/regions (LiveKit Cloud's own value is not documented). */
+const REGIONS_MAX_AGE_S = 60;
 
 export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKitEmulator> {
   const { apiKey, apiSecret, carrier } = opts;
   if (!apiKey || !apiSecret) throw new Error("startLiveKit needs apiKey and apiSecret");
-  const { port: _p, hostname: _h, carrier: _c, apiKey: _k, apiSecret: _s, ...knobInput } = opts;
+  const {
+    port: _p,
+    hostname: _h,
+    carrier: _c,
+    apiKey: _k,
+    apiSecret: _s,
+    regions: regionCount = 0,
+    ...knobInput
+  } = opts;
+  if (!Number.isInteger(regionCount) || regionCount < 0) {
+    throw new Error(`startLiveKit: regions must be a whole number >= 0, got ${regionCount}`);
+  }
   const initialKnobs: LiveKitKnobs = { ...DEFAULT_KNOBS, ...parseKnobs(knobInput) };
   let knobs: LiveKitKnobs = { ...initialKnobs };
   let closing = false;
@@ -68,9 +84,22 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
   const scheduler = new Scheduler();
   const scaledMs = (seconds: number) => seconds * 1000 * knobs.timeScale;
   const requests = new RequestLog();
-  const webhooks = new WebhookSender({ apiKey, apiSecret, url: () => knobs.webhookUrl, scheduler });
+  const webhooks = new WebhookSender({
+    apiKey,
+    apiSecret,
+    url: () => knobs.webhookUrl,
+    scheduler,
+    dropRate: () => knobs.webhookDropRate,
+  });
   const rooms = new Rooms({ scheduler, scaledMs, emit: (e) => webhooks.emit(e) });
-  const calls = new Calls({ rooms, scheduler, scaledMs, trunkCps: () => knobs.trunkCps, carrier });
+  const calls = new Calls({
+    rooms,
+    scheduler,
+    scaledMs,
+    trunkCps: () => knobs.trunkCps,
+    joinDelayMs: () => knobs.joinDelayMs,
+    carrier,
+  });
   const store = new SipStore();
   const services: Record<string, Service> = {
     "livekit.SIP": sipService({
@@ -83,15 +112,33 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     "livekit.AgentDispatchService": agentDispatchService(rooms),
   };
 
-  const state = (): EmulatorState => ({
-    ...store.snapshot(),
-    ...rooms.snapshot(),
-    calls: calls.records(),
-    webhooksSent: webhooks.sent,
-    webhooksFailed: webhooks.failed,
-    webhookDeliveries: webhooks.deliveries(),
-    knobs: { ...knobs },
-  });
+  /** Every listener: the primary first, then the extra regions. Filled in once listening. */
+  const listeners: { region: string; url: string }[] = [];
+
+  const state = (): EmulatorState => {
+    const invites = calls.invites();
+    const invitesByRoom: Record<string, number> = {};
+    const invitesByRequestId: Record<string, number> = {};
+    for (const invite of invites) {
+      invitesByRoom[invite.room] = (invitesByRoom[invite.room] ?? 0) + 1;
+      const id = invite.requestId ?? "";
+      invitesByRequestId[id] = (invitesByRequestId[id] ?? 0) + 1;
+    }
+    return {
+      ...store.snapshot(),
+      ...rooms.snapshot(),
+      calls: calls.records(),
+      invites,
+      invitesByRoom,
+      invitesByRequestId,
+      webhooksSent: webhooks.sent,
+      webhooksFailed: webhooks.failed,
+      webhooksDropped: { ...webhooks.droppedByEvent },
+      webhookDeliveries: webhooks.deliveries(),
+      regions: listeners.map((l) => ({ ...l })),
+      knobs: { ...knobs },
+    };
+  };
 
   const configure = (patch: Partial<LiveKitKnobs>): LiveKitKnobs => {
     const before = knobs.timeScale;
@@ -110,7 +157,14 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     knobs = { ...initialKnobs };
   };
 
-  async function handleTwirp(req: Request, url: URL): Promise<Response> {
+  /** Where a request came from, and how to drop its connection before any answer. */
+  interface Origin {
+    region: string;
+    drop(): Response;
+  }
+
+  async function handleTwirp(req: Request, url: URL, origin: Origin): Promise<Response> {
+    const { region } = origin;
     const path = url.pathname;
     const segments = path.split("/");
     const pkgService = segments[2] ?? "";
@@ -127,7 +181,8 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
         logged = text;
       }
     }
-    const entry = requests.add(pkgService, methodName, logged);
+    const requestId = req.headers.get("X-Livekit-Request-Id");
+    const entry = requests.add(pkgService, methodName, logged, region, requestId);
     const fail = (err: TwirpError): Response => {
       entry.status = HTTP_STATUS[err.code];
       entry.code = err.code;
@@ -144,7 +199,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     if (Math.random() < knobs.timeoutRate) {
       entry.code = "dropped";
       await scheduler.sleep(knobs.hangMs);
-      return droppedConnection();
+      return origin.drop();
     }
 
     // As in livekit-server, auth runs before Twirp routing.
@@ -192,17 +247,28 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
       return fail(new TwirpError("malformed", "the json request could not be decoded"));
     }
 
-    const ctx: CallContext = {
-      grants: auth.grants,
-      requestId: req.headers.get("X-Livekit-Request-Id"),
-    };
-    let result: ProtoMessage;
+    const ctx: CallContext = { grants: auth.grants, requestId, region };
+    let result: ProtoMessage | null = null;
+    let error: TwirpError | null = null;
     try {
       result = await handler.handle(message, ctx);
     } catch (err) {
-      if (err instanceof TwirpError) return fail(err);
-      return fail(new TwirpError("internal", err instanceof Error ? err.message : String(err)));
+      error = err instanceof TwirpError
+        ? err
+        : new TwirpError("internal", err instanceof Error ? err.message : String(err));
     }
+    // The call was placed (or failed) for real; only its answer is lost on the way back.
+    if (pkgService === "livekit.SIP" && methodName === "CreateSIPParticipant") {
+      if (Math.random() < knobs.answerFailureRate) {
+        return fail(new TwirpError("unavailable", "service unavailable"));
+      }
+      if (Math.random() < knobs.answerTimeoutRate) {
+        entry.code = "dropped";
+        await scheduler.sleep(knobs.hangMs);
+        return origin.drop();
+      }
+    }
+    if (error || !result) return fail(error ?? new TwirpError("internal", "no response"));
     entry.status = 200;
     if (mediaType === "application/protobuf") {
       return new Response(new Uint8Array(result.toBinary()), {
@@ -212,23 +278,63 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     return new Response(encodeJson(result), { headers: { "Content-Type": "application/json" } });
   }
 
+  /**
+   * LiveKit Cloud's region list (livekit/protocol RegionSettings as protojson: region, url,
+   * distance as an int64 string), which clients fetch with their API token. The listed URLs
+   * are the regional ones, not the project URL the client started from.
+   */
+  async function handleRegions(req: Request, url: URL): Promise<Response> {
+    await req.body?.cancel();
+    if (regionCount === 0 || req.method !== "GET") {
+      return new Response("404 page not found\n", { status: 404 });
+    }
+    const auth = await authenticate(req, url, apiKey, apiSecret);
+    if (!auth.ok || !auth.grants) {
+      return new Response(auth.ok ? "permissions denied" : auth.message, {
+        status: 401,
+        headers: { "Content-Type": "text/plain; charset=utf-8" },
+      });
+    }
+    const regions = listeners.slice(1).map((l, i) => ({
+      region: l.region,
+      url: l.url.replace(/^http/, "ws"),
+      distance: String((i + 1) * 1000),
+    }));
+    return new Response(JSON.stringify({ regions }), {
+      headers: {
+        "Content-Type": "application/json",
+        "Cache-Control": `public, max-age=${REGIONS_MAX_AGE_S}`,
+      },
+    });
+  }
+
+  // One internal server; the listeners clients see are TCP fronts that can drop a connection.
   let listening!: () => void;
   const listened = new Promise<void>((resolve) => (listening = resolve));
   const server = Deno.serve(
     {
-      hostname: opts.hostname ?? "127.0.0.1",
-      port: opts.port ?? 0,
+      hostname: "127.0.0.1",
+      port: 0,
       onListen: () => listening(),
-      // Also reached by the deliberately failing body of a dropped connection: stay quiet.
+      // Also reached when a dropped connection's answer cannot be written: stay quiet.
       onError: () => new Response("internal error", { status: 500 }),
     },
-    async (req) => {
+    async (req, info) => {
       const url = new URL(req.url);
+      const peer = info.remoteAddr.port;
+      const origin: Origin = {
+        region: fronts.regionOf(peer) ?? PRIMARY_REGION,
+        drop: () => {
+          fronts.drop(peer);
+          return new Response(null, { status: 502 });
+        },
+      };
       try {
-        if (url.pathname.startsWith("/twirp/")) return await handleTwirp(req, url);
+        if (url.pathname.startsWith("/twirp/")) return await handleTwirp(req, url, origin);
         if (url.pathname.startsWith("/emulator/")) {
           return await handleInspection(req, url, { requests, state, configure, reset });
         }
+        if (url.pathname === "/settings/regions") return await handleRegions(req, url);
         await req.body?.cancel();
         if (url.pathname === "/" && req.method === "GET") return new Response("OK");
         return new Response("404 page not found\n", { status: 404 });
@@ -239,9 +345,27 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     },
   );
   await listened;
+  const fronts = createFronts(server.addr.port);
+  const hostname = opts.hostname ?? "127.0.0.1";
+  try {
+    listeners.push({
+      region: PRIMARY_REGION,
+      url: fronts.open(PRIMARY_REGION, hostname, opts.port ?? 0),
+    });
+    for (let i = 1; i <= regionCount; i++) {
+      const region = `region-${i}`;
+      listeners.push({ region, url: fronts.open(region, hostname, 0) });
+    }
+  } catch (err) {
+    await fronts.close();
+    await server.shutdown();
+    throw err;
+  }
 
   return {
-    url: `http://${server.addr.hostname}:${server.addr.port}`,
+    url: listeners[0].url,
+    regionUrls: listeners.slice(1).map((l) => l.url),
+    state,
     configure: (k) => void configure(k),
     reset,
     async close() {
@@ -250,6 +374,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
       calls.clear("service shutting down");
       scheduler.cancelAll();
       await webhooks.stop();
+      await fronts.close();
       await server.shutdown();
     },
   };

@@ -504,6 +504,8 @@ export function sipService(deps: SipServiceDeps): Service {
             ? maxDuration
             : MAX_CALL_DURATION_S,
           waitUntilAnswered: req.waitUntilAnswered,
+          requestId: ctx.requestId,
+          region: ctx.region,
         });
         return new SIPParticipantInfo({
           participantId: joined.participantId,

@@ -116,6 +116,8 @@ export interface CallContext {
   grants: ClaimGrants | null;
   /** X-Livekit-Request-Id: the SDK keeps it stable across its own retries. */
   requestId: string | null;
+  /** The emulator listener (region) the request arrived at. */
+  region: string;
 }
 
 export interface Method {

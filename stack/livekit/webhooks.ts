@@ -1,8 +1,11 @@
 /**
- * Webhook delivery like LiveKit's URL notifier: POST protojson (camelCase, defaults omitted)
- * with Content-Type application/webhook+json and `Authorization: <JWT>` whose sha256 claim
- * signs the body. Events of one room go out in order; rooms are delivered side by side (a
- * bounded number at once), off the request path, with a bounded number of retries.
+ * Webhook delivery like LiveKit's URL notifier (livekit/protocol webhook/url_notifier.go):
+ * POST protojson (camelCase, defaults omitted) with Content-Type application/webhook+json and
+ * `Authorization: <JWT>` whose sha256 claim signs the body. Events of one room go out in
+ * order; rooms are delivered side by side (a bounded number at once), off the request path,
+ * with a bounded number of retries. Events may be dropped (the notifier drops when its queue
+ * is full); each delivered event's `numDropped` counts the events dropped or undeliverable
+ * since the previous send, as the notifier does.
  */
 import { WebhookEvent } from "@livekit/protocol";
 import { webhookToken } from "./auth.ts";
@@ -22,9 +25,13 @@ export interface WebhookDelivery {
   room: string;
   participant?: string;
   attempts: number;
-  /** HTTP status of the last attempt; 0 when the request itself failed. */
+  /** HTTP status of the last attempt; 0 when the request itself failed or it was dropped. */
   status: number;
   delivered: boolean;
+  /** Dropped before any attempt (knob `webhookDropRate`). */
+  dropped?: boolean;
+  /** The event's numDropped as sent. */
+  numDropped?: number;
 }
 
 export interface WebhookSenderOptions {
@@ -32,6 +39,8 @@ export interface WebhookSenderOptions {
   apiSecret: string;
   url: () => string | null;
   scheduler: Scheduler;
+  /** 0..1 chance an event is dropped at once. */
+  dropRate: () => number;
 }
 
 export class WebhookSender {
@@ -46,6 +55,10 @@ export class WebhookSender {
   #log: WebhookDelivery[] = [];
   sent = 0;
   failed = 0;
+  /** Events dropped at once, by event type. */
+  droppedByEvent: Record<string, number> = {};
+  /** Dropped or undeliverable since the last send: the next event's numDropped. */
+  #droppedSinceSend = 0;
 
   constructor(opts: WebhookSenderOptions) {
     this.#opts = opts;
@@ -57,6 +70,21 @@ export class WebhookSender {
     event.id = newId(ID_PREFIX.webhookEvent);
     event.createdAt = BigInt(Math.floor(Date.now() / 1000));
     const room = event.room?.name ?? "";
+    if (Math.random() < this.#opts.dropRate()) {
+      this.droppedByEvent[event.event] = (this.droppedByEvent[event.event] ?? 0) + 1;
+      this.#droppedSinceSend++;
+      this.#record({
+        id: event.id,
+        event: event.event,
+        room,
+        participant: event.participant?.identity,
+        attempts: 0,
+        status: 0,
+        delivered: false,
+        dropped: true,
+      });
+      return;
+    }
     const queue = this.#queues.get(room);
     if (queue) queue.push(event);
     else this.#queues.set(room, [event]);
@@ -64,7 +92,12 @@ export class WebhookSender {
   }
 
   deliveries(): WebhookDelivery[] {
-    return [...this.#log];
+    return this.#log.map((d) => ({ ...d }));
+  }
+
+  #record(delivery: WebhookDelivery): void {
+    this.#log.push(delivery);
+    if (this.#log.length > LOG_LIMIT) this.#log.shift();
   }
 
   /** Drops queued events, aborts the ones in flight and forgets the counters. */
@@ -75,6 +108,8 @@ export class WebhookSender {
     this.#log = [];
     this.sent = 0;
     this.failed = 0;
+    this.droppedByEvent = {};
+    this.#droppedSinceSend = 0;
   }
 
   /** For shutdown: like reset, then waits for the deliveries in flight to give up. */
@@ -114,6 +149,8 @@ export class WebhookSender {
   }
 
   async #deliver(event: WebhookEvent, signal: AbortSignal): Promise<void> {
+    event.numDropped = this.#droppedSinceSend;
+    this.#droppedSinceSend = 0;
     const body = event.toJsonString();
     const record: WebhookDelivery = {
       id: event.id,
@@ -123,9 +160,9 @@ export class WebhookSender {
       attempts: 0,
       status: 0,
       delivered: false,
+      numDropped: event.numDropped,
     };
-    this.#log.push(record);
-    if (this.#log.length > LOG_LIMIT) this.#log.shift();
+    this.#record(record);
     for (let attempt = 0; attempt < MAX_ATTEMPTS && !signal.aborted; attempt++) {
       if (attempt > 0) {
         const elapsed = await this.#opts.scheduler.sleep(RETRY_DELAYS_MS[attempt - 1] ?? 1000);
@@ -163,6 +200,9 @@ export class WebhookSender {
         signal.removeEventListener("abort", onAbort);
       }
     }
-    if (!signal.aborted) this.failed++;
+    if (!signal.aborted) {
+      this.failed++;
+      this.#droppedSinceSend += event.numDropped + 1;
+    }
   }
 }

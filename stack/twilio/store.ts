@@ -778,9 +778,10 @@ export class TwilioStore {
       };
     }
     if (!this.withinCps(trunk.sid)) {
+      // Twilio's reason phrase for error 32001; LiveKit SIP recognises a carrier rate limit by it.
       return {
         sipStatusCode: 503,
-        sipStatus: "Service Unavailable",
+        sipStatus: "Trunk CPS limit exceeded",
         errorCode: 32001,
         reason: `Trunk CPS limit exceeded: ${this.opts.cps} call(s) per second on ${trunk.sid}`,
       };

@@ -29,7 +29,9 @@ import {
 } from "@livekit/protocol";
 import {
   type LiveKitEmulator,
+  type LiveKitEmulatorOptions,
   type LiveKitKnobs,
+  type RequestLogEntry,
   startLiveKit,
 } from "../../stack/livekit/server.ts";
 
@@ -41,7 +43,7 @@ const CALLER = "+15550100100";
 const FAST = 0.001;
 
 async function withEmulator(
-  knobs: Partial<LiveKitKnobs>,
+  knobs: Partial<Omit<LiveKitEmulatorOptions, "apiKey" | "apiSecret">>,
   fn: (lk: LiveKitEmulator) => Promise<void>,
 ): Promise<void> {
   const lk = await startLiveKit({ apiKey: KEY, apiSecret: SECRET, timeScale: FAST, ...knobs });
@@ -475,7 +477,7 @@ Deno.test("the carrier hook can reject a call the way the carrier would", async 
   }
 });
 
-Deno.test("an answered call without waiting returns at once, then signed webhooks report joined, left and room finished", async () => {
+Deno.test("an answered call without waiting returns at once; signed webhooks report the join and the track at dial time, nothing at answer", async () => {
   await withWebhookSink(async (hookUrl, received) => {
     await withEmulator({ webhookUrl: hookUrl }, async (lk) => {
       const sip = new SipClient(lk.url, KEY, SECRET);
@@ -510,13 +512,24 @@ Deno.test("an answered call without waiting returns at once, then signed webhook
         "room_started",
         "participant_joined",
         "track_published",
+        "track_unpublished",
         "participant_left",
         "room_finished",
       ]);
-      // The callee's audio arrives once the call is answered.
-      assert.equal(events[2].participant?.identity, "callee-777");
-      assert.equal(events[2].track?.type, TrackType.AUDIO);
-      assert.equal(events[2].participant?.attributes["sip.callStatus"], "active");
+      // The SIP participant publishes its track when it joins, before the INVITE; the event
+      // names the participant by sid and identity only.
+      const published = events[2];
+      assert.equal(published.track?.type, TrackType.AUDIO);
+      assert.equal(published.participant?.sid, info.participantId);
+      assert.equal(published.participant?.identity, "callee-777");
+      assert.equal(published.participant?.kind, ParticipantInfo_Kind.STANDARD, "no kind");
+      assert.deepEqual(published.participant?.attributes, {}, "no attributes");
+      const [call] = (await state(lk)).calls;
+      assert.ok(
+        Number(published.createdAt) * 1000 <= (call.answeredAt as number),
+        "published no later than the answer",
+      );
+      assert.equal(events[3].track?.sid, published.track?.sid);
       for (const e of events) {
         assert.match(e.id, /^EV_/);
         assert.ok(e.createdAt > 0n);
@@ -535,13 +548,12 @@ Deno.test("an answered call without waiting returns at once, then signed webhook
         "sip.hostname": "demo.pstn.twilio.com",
         "sip.trunkPhoneNumber": CALLER,
       });
-      const left = events[3].participant!;
+      const left = events[4].participant!;
       assert.equal(left.disconnectReason, DisconnectReason.CLIENT_INITIATED);
       assert.equal(left.attributes["sip.callStatus"], "hangup");
-      const [call] = (await state(lk)).calls;
       assert.equal(call.outcome, "completed");
       assert.equal(call.endedBy, "callee");
-      assert.equal((await state(lk)).webhooksSent, 5);
+      assert.equal((await state(lk)).webhooksSent, 6);
     });
   });
 });
@@ -818,10 +830,12 @@ Deno.test("deleting a room ends its calls and finishes it; deleting an unknown r
       assert.deepEqual(events.map((e) => e.event), [
         "room_started",
         "participant_joined",
+        "track_published",
+        "track_unpublished",
         "participant_left",
         "room_finished",
       ]);
-      assert.equal(events[2].participant?.disconnectReason, DisconnectReason.ROOM_DELETED);
+      assert.equal(events[4].participant?.disconnectReason, DisconnectReason.ROOM_DELETED);
       assert.equal((await state(lk)).calls[0].outcome, "canceled");
 
       const err = await serverError(rooms.deleteRoom("room-delete"));
@@ -933,6 +947,8 @@ Deno.test("SIP failures map to the Twirp codes and HTTP statuses LiveKit uses", 
       ["+15550000404", 404, "not_found", 404],
       ["+15550000603", 603, "permission_denied", 403],
       ["+15550000503", 503, "failed_precondition", 412],
+      ["+15550000401", 401, "permission_denied", 403],
+      ["+15550000403", 403, "permission_denied", 403],
       ["+16660000401", 401, "permission_denied", 403],
       ["+16660000407", 407, "unauthenticated", 401],
       ["+16660000408", 408, "deadline_exceeded", 408],
@@ -946,6 +962,10 @@ Deno.test("SIP failures map to the Twirp codes and HTTP statuses LiveKit uses", 
       );
       assert.ok(err instanceof SipCallError, `${number}: ${err}`);
       assert.deepEqual([err.sipStatusCode, err.code, err.status], [sipCode, code, status], number);
+      if (number.startsWith("+1555000040")) {
+        const reason = sipCode === 401 ? "Unauthorized" : sipCode === 403 ? "Forbidden" : "";
+        if (reason) assert.equal(err.sipStatus, reason, number);
+      }
     }
   } finally {
     await lk.close();
@@ -1117,5 +1137,428 @@ Deno.test("Twirp protobuf bodies are understood as well as JSON", async () => {
     assert.equal(res.headers.get("Content-Type"), "application/protobuf");
     const list = ListSIPOutboundTrunkResponse.fromBinary(new Uint8Array(await res.arrayBuffer()));
     assert.deepEqual(list.items.map((t) => t.sipTrunkId), [trunk.sipTrunkId]);
+  });
+});
+
+/** Engages the SDK's failover on a local host; the SipClient constructor does not pass it on. */
+function forceFailover(client: SipClient): SipClient {
+  (client as unknown as { rpc: { failoverForce: boolean } }).rpc.failoverForce = true;
+  return client;
+}
+
+async function requestLog(lk: LiveKitEmulator): Promise<RequestLogEntry[]> {
+  return (await (await fetch(`${lk.url}/emulator/requests`)).json()).requests;
+}
+
+async function dials(lk: LiveKitEmulator): Promise<RequestLogEntry[]> {
+  return (await requestLog(lk)).filter((r) => r.method === "CreateSIPParticipant");
+}
+
+Deno.test("/settings/regions lists the other regions as LiveKit Cloud does, and every region shares one state", async () => {
+  await withEmulator({ regions: 2 }, async (lk) => {
+    assert.equal(lk.regionUrls.length, 2);
+    const token = await adminToken({ sip: { call: true } });
+    const res = await fetch(`${lk.url}/settings/regions`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("Cache-Control") ?? "", /max-age=\d+/);
+    const body = await res.json();
+    assert.deepEqual(Object.keys(body), ["regions"]);
+    assert.deepEqual(
+      body.regions.map((r: Record<string, unknown>) => Object.keys(r).sort()),
+      [["distance", "region", "url"], ["distance", "region", "url"]],
+    );
+    assert.deepEqual(
+      body.regions.map((r: { url: string }) => r.url.replace(/^ws/, "http")),
+      lk.regionUrls,
+      "the regional URLs, not the project URL",
+    );
+    assert.equal(typeof body.regions[0].distance, "string", "int64 as protojson writes it");
+
+    const anonymous = await fetch(`${lk.url}/settings/regions`);
+    assert.equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+
+    // A trunk created through one region is seen through the others.
+    const viaRegion = new SipClient(lk.regionUrls[1], KEY, SECRET);
+    const trunk = await outboundTrunk(viaRegion);
+    const primary = new SipClient(lk.url, KEY, SECRET);
+    assert.deepEqual((await primary.listSipOutboundTrunk()).map((t) => t.sipTrunkId), [
+      trunk.sipTrunkId,
+    ]);
+    assert.deepEqual((await requestLog(lk)).map((r) => r.region), ["region-2", "primary"]);
+    assert.deepEqual(lk.state().regions.map((r) => r.region), [
+      "primary",
+      "region-1",
+      "region-2",
+    ]);
+  });
+  await withEmulator({}, async (lk) => {
+    const res = await fetch(`${lk.url}/settings/regions`, {
+      headers: { Authorization: `Bearer ${await adminToken({ sip: { call: true } })}` },
+    });
+    assert.equal(res.status, 404, "without regions it answers like a self-hosted server");
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("with failover forced, a dial whose answer is lost rings once per attempt, under one request id", async () => {
+  for (const regions of [1, 2]) {
+    // Real time, so every call is still ringing when the SDK replays the request.
+    await withEmulator({ regions, answerFailureRate: 1, timeScale: 1 }, async (lk) => {
+      const sip = forceFailover(new SipClient(lk.url, KEY, SECRET));
+      const trunk = await outboundTrunk(sip);
+      const err = await serverError(
+        sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-replayed", {
+          participantIdentity: "callee",
+        }),
+      );
+      assert.equal(err.status, 503);
+      assert.equal(err.code, "unavailable");
+
+      const st = lk.state();
+      assert.equal(st.invitesByRoom["room-replayed"], regions + 1, `${regions} extra region(s)`);
+      const ids = Object.keys(st.invitesByRequestId);
+      assert.equal(ids.length, 1, "the SDK keeps X-Livekit-Request-Id across replays");
+      assert.equal(st.invitesByRequestId[ids[0]], regions + 1);
+      assert.deepEqual(
+        st.invites.map((i) => i.region),
+        ["primary", "region-1", "region-2"].slice(0, regions + 1),
+      );
+      // Each replay joins the same identity again: the earlier participant is replaced and
+      // its call hung up, but every attempt placed a call.
+      assert.equal(st.calls.length, regions + 1);
+      assert.deepEqual(
+        st.calls.slice(0, -1).map((c) => [c.outcome, c.disconnectReason]),
+        st.calls.slice(0, -1).map(() => ["canceled", "DUPLICATE_IDENTITY"]),
+      );
+      const creates = await dials(lk);
+      assert.deepEqual(creates.map((r) => r.status), creates.map(() => 503));
+      assert.deepEqual(creates.map((r) => r.requestId), creates.map(() => ids[0]));
+    });
+  }
+});
+
+Deno.test("with failover: false the same lost answer is not replayed: one INVITE", async () => {
+  await withEmulator({ regions: 2, answerFailureRate: 1 }, async (lk) => {
+    const sip = forceFailover(new SipClient(lk.url, KEY, SECRET, { failover: false }));
+    const trunk = await outboundTrunk(sip);
+    const err = await serverError(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-once", {
+        participantIdentity: "callee",
+      }),
+    );
+    assert.equal(err.status, 503);
+    const st = lk.state();
+    assert.equal(st.invitesByRoom["room-once"], 1);
+    assert.equal((await dials(lk)).length, 1);
+    // The call was placed all the same: the participant is in the room and the call goes on.
+    assert.equal(st.calls.length, 1);
+    assert.equal(st.calls[0].requestId, Object.keys(st.invitesByRequestId)[0]);
+    const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
+    assert.deepEqual((await rooms.listParticipants("room-once")).map((p) => p.identity), [
+      "callee",
+    ]);
+  });
+});
+
+Deno.test("with failover forced, an answer dropped after the call was placed is replayed too", async () => {
+  await withEmulator({ regions: 2, answerTimeoutRate: 1, hangMs: 10 }, async (lk) => {
+    const sip = forceFailover(new SipClient(lk.url, KEY, SECRET));
+    const trunk = await outboundTrunk(sip);
+    const err = await rejection(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-dropped", {
+        participantIdentity: "callee",
+      }),
+    );
+    assert.ok(!(err instanceof ServerError), `expected a transport error, got ${err}`);
+    // Once per region, and Deno's fetch may itself resend a request whose reused
+    // keep-alive connection closed without an answer.
+    const creates = await dials(lk);
+    assert.ok(creates.length >= 3, `${creates.length} attempts`);
+    assert.deepEqual([...new Set(creates.map((r) => r.region))], [
+      "primary",
+      "region-1",
+      "region-2",
+    ]);
+    assert.ok(creates.every((r) => r.code === "dropped"));
+    assert.equal(lk.state().invitesByRoom["room-dropped"], creates.length);
+  });
+});
+
+Deno.test("with failover forced, 4xx answers are not replayed", async () => {
+  await withEmulator({ regions: 2 }, async (lk) => {
+    const sip = forceFailover(new SipClient(lk.url, KEY, SECRET));
+    const trunk = await outboundTrunk(sip);
+    const busy = await rejection(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000486", "room-busy", {
+        participantIdentity: "callee",
+        waitUntilAnswered: true,
+      }),
+    );
+    assert.ok(busy instanceof SipCallError && busy.status === 429);
+    const unknown = await serverError(
+      sip.createSipParticipant("ST_doesnotexist", "+15550000001", "room-unknown", {
+        participantIdentity: "callee",
+      }),
+    );
+    assert.equal(unknown.status, 404);
+    assert.equal((await dials(lk)).length, 2);
+    assert.equal(lk.state().invites.length, 1);
+  });
+});
+
+Deno.test("answerFailureRate places the call and only loses the answer; failureRate does nothing", async () => {
+  await withWebhookSink(async (hookUrl, received) => {
+    await withEmulator({ answerFailureRate: 1, webhookUrl: hookUrl }, async (lk) => {
+      const sip = new SipClient(lk.url, KEY, SECRET);
+      const trunk = await outboundTrunk(sip);
+      const lost = await serverError(
+        sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-lost", {
+          participantIdentity: "callee",
+        }),
+      );
+      assert.equal(lost.status, 503);
+      const call = await waitFor("the call placed anyway to end", () => {
+        const [c] = lk.state().calls;
+        return c?.endedAt ? c : undefined;
+      });
+      assert.deepEqual([call.outcome, call.endedBy], ["completed", "callee"]);
+      await waitFor("participant_left", () => received.some((r) => r.body.includes("_left")));
+
+      lk.configure({ answerFailureRate: 0, failureRate: 1 });
+      const refused = await serverError(
+        sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-refused", {
+          participantIdentity: "callee",
+        }),
+      );
+      assert.equal(refused.status, 503);
+      assert.deepEqual(Object.keys(lk.state().invitesByRoom), ["room-lost"]);
+    });
+  });
+});
+
+Deno.test("the SIP participant publishes its track at join, before the INVITE; the answer changes attributes and sends no webhook", async () => {
+  await withWebhookSink(async (hookUrl, received) => {
+    // At this scale the call all but stands still until the scale changes.
+    await withEmulator({ timeScale: 1000, webhookUrl: hookUrl }, async (lk) => {
+      const sip = new SipClient(lk.url, KEY, SECRET);
+      const trunk = await outboundTrunk(sip);
+      const info = await sip.createSipParticipant(trunk.sipTrunkId, "+15550000777", "room-track", {
+        participantIdentity: "callee",
+      });
+      const receiver = new WebhookReceiver(KEY, SECRET);
+      const events = async () =>
+        await Promise.all(received.map((r) => receiver.receive(r.body, r.auth ?? undefined)));
+      await waitFor("track_published", () => received.length >= 3);
+      const [, , published] = await events();
+      assert.equal(published.event, "track_published");
+      assert.deepEqual(published.participant?.toJson(), {
+        sid: info.participantId,
+        identity: "callee",
+      });
+      assert.equal(published.track?.type, TrackType.AUDIO);
+      assert.equal(published.track?.name, "callee");
+
+      const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
+      const dialing = await rooms.getParticipant("room-track", "callee");
+      assert.equal(dialing.attributes["sip.callStatus"], "dialing", "published before any answer");
+      assert.deepEqual(dialing.tracks.map((t) => t.sid), [published.track?.sid]);
+      assert.equal(lk.state().invites.length, 1, "the INVITE went out after the track");
+
+      lk.configure({ timeScale: FAST });
+      await waitFor("the answer", async () => {
+        const p = await rooms.getParticipant("room-track", "callee");
+        return p.attributes["sip.callStatus"] === "active";
+      });
+      lk.configure({ timeScale: 1000 });
+      await delay(50);
+      assert.deepEqual((await events()).map((e) => e.event), [
+        "room_started",
+        "participant_joined",
+        "track_published",
+      ]);
+
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000408", "room-ringing", {
+        participantIdentity: "ringing",
+      });
+      lk.configure({ timeScale: FAST });
+      await waitFor("ringing", async () => {
+        const p = await rooms.getParticipant("room-ringing", "ringing").catch(() => null);
+        return p?.attributes["sip.callStatus"] === "ringing";
+      });
+    });
+  });
+});
+
+Deno.test("a failed call without waiting leaves with the reason livekit/sip gives its call status", async () => {
+  // Numbers starting +1666 get the carrier answer named by their last three digits.
+  const reasons: Record<number, string> = {
+    407: "Proxy Authentication Required",
+    410: "Gone",
+    488: "Not Acceptable Here",
+    500: "Server Internal Error",
+    600: "Busy Everywhere",
+  };
+  await withWebhookSink(async (hookUrl, received) => {
+    await withEmulator({
+      webhookUrl: hookUrl,
+      carrier: ({ toNumber }) => {
+        if (!toNumber.startsWith("+1666")) return Promise.resolve(null);
+        const code = Number(toNumber.slice(-3));
+        return Promise.resolve({ sipStatusCode: code, sipStatus: reasons[code] ?? "Other" });
+      },
+    }, async (lk) => {
+      const sip = new SipClient(lk.url, KEY, SECRET);
+      const trunk = await outboundTrunk(sip);
+      const cases: [string, string, string, string][] = [
+        // callee, participant's disconnect reason, SIP call info's reason, outcome
+        ["+15550000401", "USER_REJECTED", "USER_REJECTED", "unauthorized"],
+        ["+16660000407", "USER_REJECTED", "USER_REJECTED", "unauthorized"],
+        ["+15550000403", "USER_REJECTED", "USER_REJECTED", "forbidden"],
+        ["+15550000486", "USER_REJECTED", "USER_REJECTED", "busy"],
+        ["+16660000488", "USER_REJECTED", "USER_REJECTED", "failed"],
+        ["+15550000603", "USER_REJECTED", "USER_REJECTED", "declined"],
+        ["+16660000600", "USER_REJECTED", "USER_REJECTED", "busy"],
+        ["+15550000404", "USER_UNAVAILABLE", "USER_UNAVAILABLE", "not_found"],
+        ["+15550000480", "USER_UNAVAILABLE", "USER_UNAVAILABLE", "unavailable"],
+        ["+15550000408", "USER_UNAVAILABLE", "USER_UNAVAILABLE", "no_answer"],
+        // Other 4xx: a rejected call status on the participant, "unavailable" in the call info.
+        ["+16660000410", "USER_REJECTED", "USER_UNAVAILABLE", "failed"],
+        // Other 5xx: a dropped call leaves with no reason, recorded as CLIENT_INITIATED.
+        ["+15550000503", "CLIENT_INITIATED", "SIP_TRUNK_FAILURE", "failed"],
+        ["+16660000500", "CLIENT_INITIATED", "SIP_TRUNK_FAILURE", "failed"],
+      ];
+      for (const [number] of cases) {
+        await sip.createSipParticipant(trunk.sipTrunkId, number, `room-${number}`, {
+          participantIdentity: number,
+          ringingTimeout: 30,
+        });
+      }
+      // A carrier's CPS limit: rejected on the participant, a trunk failure in the call info.
+      lk.configure({ trunkCps: 1 });
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-first", {
+        participantIdentity: "first",
+      });
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000002", "room-cps", {
+        participantIdentity: "cps",
+      });
+      cases.push(["cps", "USER_REJECTED", "SIP_TRUNK_FAILURE", "rate_limited"]);
+
+      const receiver = new WebhookReceiver(KEY, SECRET);
+      const left = await waitFor("every failed call to leave", async () => {
+        const byIdentity = new Map<string, WebhookEvent>();
+        for (const r of received) {
+          const e = await receiver.receive(r.body, r.auth ?? undefined);
+          if (e.event === "participant_left") byIdentity.set(e.participant!.identity, e);
+        }
+        return cases.every(([identity]) => byIdentity.has(identity)) && byIdentity;
+      });
+      const calls = new Map(lk.state().calls.map((c) => [c.identity, c]));
+      for (const [identity, reason, callInfoReason, outcome] of cases) {
+        const e = left.get(identity);
+        assert.equal(
+          DisconnectReason[e?.participant?.disconnectReason ?? 0],
+          reason,
+          `${identity} leaves with ${reason}`,
+        );
+        assert.notEqual(e?.participant?.attributes["sip.callStatus"], "active");
+        const call = calls.get(identity);
+        assert.deepEqual(
+          [call?.sipCallDisconnectReason, call?.outcome],
+          [callInfoReason, outcome],
+          identity,
+        );
+      }
+    });
+  });
+});
+
+Deno.test("joinDelayMs: a SIP participant slower to join than livekit-server waits fails the request, and nothing dials", async () => {
+  await withEmulator({ joinDelayMs: 31_000, regions: 2 }, async (lk) => {
+    const sip = forceFailover(new SipClient(lk.url, KEY, SECRET));
+    const trunk = await outboundTrunk(sip);
+    const err = await serverError(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-slow", {
+        participantIdentity: "callee",
+      }),
+    );
+    assert.deepEqual([err.status, err.code, err.message], [
+      408,
+      "deadline_exceeded",
+      "request timed out",
+    ]);
+    assert.equal((await dials(lk)).length, 1, "a 408 is not replayed");
+    const st = lk.state();
+    assert.deepEqual([st.invites, st.calls, st.participants], [[], [], []]);
+
+    // Under 30 s the answer waits for the join.
+    lk.configure({ joinDelayMs: 29_000 });
+    const started = performance.now();
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-slow", {
+      participantIdentity: "callee",
+    });
+    assert.ok(performance.now() - started >= 29 * FAST * 1000);
+    assert.equal(lk.state().invites.length, 1);
+
+    // Waiting for the answer, the server allows 80 s for join and ringing together.
+    lk.configure({ joinDelayMs: 31_000 });
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-slow-wait", {
+      participantIdentity: "callee",
+      waitUntilAnswered: true,
+    });
+    lk.configure({ joinDelayMs: 79_000 });
+    const late = await serverError(
+      sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-late", {
+        participantIdentity: "callee",
+        waitUntilAnswered: true,
+      }),
+    );
+    assert.deepEqual([late.code, late.message], ["deadline_exceeded", "request timed out"]);
+    const answeredLate = await waitFor(
+      "the late call to be answered anyway",
+      () => lk.state().calls.find((c) => c.room === "room-late" && c.answeredAt),
+    );
+    assert.equal(answeredLate.identity, "callee");
+  });
+});
+
+Deno.test("webhookDropRate drops events for good; the next delivered event counts them in numDropped", async () => {
+  await withWebhookSink(async (hookUrl, received) => {
+    await withEmulator({ webhookUrl: hookUrl, webhookDropRate: 1 }, async (lk) => {
+      const sip = new SipClient(lk.url, KEY, SECRET);
+      const trunk = await outboundTrunk(sip);
+      await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-dropped", {
+        participantIdentity: "callee",
+      });
+      await waitFor("the call to end", () => lk.state().calls[0]?.endedAt);
+      const dropped = await waitFor("room_finished to be dropped", async () => {
+        const st = await state(lk);
+        const counts = st.webhooksDropped as Record<string, number>;
+        return counts.room_finished ? counts : undefined;
+      });
+      assert.deepEqual(dropped, {
+        room_started: 1,
+        participant_joined: 1,
+        track_published: 1,
+        track_unpublished: 1,
+        participant_left: 1,
+        room_finished: 1,
+      });
+      assert.equal(received.length, 0);
+
+      lk.configure({ webhookDropRate: 0 });
+      const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
+      await rooms.createRoom({ name: "room-after" });
+      await waitFor("room_started", () => received.length === 1);
+      const event = await new WebhookReceiver(KEY, SECRET).receive(
+        received[0].body,
+        received[0].auth ?? undefined,
+      );
+      assert.equal(event.event, "room_started");
+      assert.equal(event.numDropped, 6);
+      assert.equal(lk.state().webhookDeliveries.filter((d) => d.dropped).length, 6);
+    });
   });
 });
