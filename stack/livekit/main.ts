@@ -3,7 +3,8 @@
  *
  *   LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret deno run -A stack/livekit/main.ts
  *
- * Optional: PORT (default 7880, LiveKit's own), WEBHOOK_URL, LIVEKIT_TIME_SCALE (default 1).
+ * Optional: PORT (default 7880, LiveKit's own), WEBHOOK_URL, LIVEKIT_TIME_SCALE (default 1),
+ * LIVEKIT_REGIONS (extra listeners listed by /settings/regions, default 0).
  * It listens on 127.0.0.1 only.
  */
 import { startLiveKit } from "./server.ts";
@@ -26,6 +27,10 @@ function readConfig() {
   if (!Number.isFinite(timeScale) || timeScale < 0) {
     problems.push("LIVEKIT_TIME_SCALE must be a number >= 0");
   }
+  const regions = Number(Deno.env.get("LIVEKIT_REGIONS") ?? "0");
+  if (!Number.isInteger(regions) || regions < 0) {
+    problems.push("LIVEKIT_REGIONS must be a whole number >= 0");
+  }
   if (problems.length) {
     throw new Error(`cannot start the LiveKit emulator:\n  - ${problems.join("\n  - ")}`);
   }
@@ -35,6 +40,7 @@ function readConfig() {
     port,
     webhookUrl: Deno.env.get("WEBHOOK_URL") || null,
     timeScale,
+    regions,
   };
 }
 
@@ -48,6 +54,7 @@ if (import.meta.main) {
   }
   const emulator = await startLiveKit(config);
   console.log(emulator.url);
+  for (const url of emulator.regionUrls) console.log(url);
   const stop = async () => {
     await emulator.close();
     Deno.exit(0);

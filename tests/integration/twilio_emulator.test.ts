@@ -2,6 +2,9 @@
 
 import assert from "node:assert/strict";
 import twilio from "twilio";
+import { DisconnectReason, SIPTransport } from "@livekit/protocol";
+import { SipCallError, SipClient } from "livekit-server-sdk";
+import { startLiveKit } from "../../stack/livekit/server.ts";
 import { createTwilioClient } from "../../supabase/functions/_shared/twilio_client.ts";
 import {
   startTwilio,
@@ -455,9 +458,106 @@ Deno.test("termination above the trunk's calls per second is refused with 503", 
     };
     assert.equal(await emulator.terminate(call), null);
     const second = await emulator.terminate(call);
-    assert.deepEqual(second && [second.sipStatusCode, second.errorCode], [503, 32001]);
+    assert.deepEqual(
+      second && [second.sipStatusCode, second.sipStatus, second.errorCode],
+      [503, "Trunk CPS limit exceeded", 32001],
+    );
     clock += 1000;
     assert.equal(await emulator.terminate(call), null);
+
+    // The budget is configurable at run time; a sliding window of one second.
+    const configured = await fetch(`${emulator.url}/emulator/config`, {
+      method: "POST",
+      body: JSON.stringify({ cps: 2 }),
+    });
+    assert.equal((await configured.json()).config.cps, 2);
+    clock += 1000;
+    assert.equal(await emulator.terminate(call), null);
+    clock += 500;
+    assert.equal(await emulator.terminate(call), null);
+    clock += 400;
+    assert.equal((await emulator.terminate(call))?.sipStatus, "Trunk CPS limit exceeded");
+    clock += 200; // the first of the two is now more than a second old
+    assert.equal(await emulator.terminate(call), null);
+    const bad = await fetch(`${emulator.url}/emulator/config`, {
+      method: "POST",
+      body: JSON.stringify({ cps: -1 }),
+    });
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
+  });
+});
+
+Deno.test("LiveKit sees Twilio's CPS refusal as a carrier rate limit", async () => {
+  await withTwilio({ cps: 1 }, async (emulator, client) => {
+    await provisionTrunk(client, "lk-cps.pstn.twilio.com");
+    const lk = await startLiveKit({
+      apiKey: "devkey",
+      apiSecret: "devsecret-that-is-long-enough-for-hs256",
+      timeScale: 0.001,
+      carrier: (call) => emulator.terminate(call),
+    });
+    try {
+      const sip = new SipClient(lk.url, "devkey", "devsecret-that-is-long-enough-for-hs256");
+      const trunk = await sip.createSipOutboundTrunk("twilio", "lk-cps.pstn.twilio.com", [CALLER], {
+        transport: SIPTransport.SIP_TRANSPORT_AUTO,
+        authUsername: "livekit",
+        authPassword: STRONG_PASSWORD,
+      });
+      const dial = (room: string, waitUntilAnswered: boolean) =>
+        sip.createSipParticipant(trunk.sipTrunkId, "+442071234567", room, {
+          participantIdentity: "callee",
+          waitUntilAnswered,
+        });
+      await dial("room-1", false);
+      const err = await dial("room-2", true).then(() => null, (e) => e);
+      assert.ok(err instanceof SipCallError, `expected a SipCallError, got ${err}`);
+      assert.deepEqual(
+        [err.status, err.code, err.sipStatusCode, err.sipStatus],
+        [412, "failed_precondition", 503, "Trunk CPS limit exceeded"],
+      );
+      await dial("room-3", false);
+      let refused = lk.state().calls.find((c) => c.room === "room-3");
+      for (let i = 0; i < 200 && !refused?.endedAt; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        refused = lk.state().calls.find((c) => c.room === "room-3");
+      }
+      assert.equal(refused?.outcome, "rate_limited");
+      assert.equal(refused?.disconnectReason, DisconnectReason[DisconnectReason.USER_REJECTED]);
+      assert.equal(refused?.sipCallDisconnectReason, "SIP_TRUNK_FAILURE");
+      assert.deepEqual(
+        emulator.state().terminations.map((t) => t.outcome),
+        ["accepted", "refused", "refused"],
+      );
+    } finally {
+      await lk.close();
+    }
+  });
+});
+
+Deno.test("listing numbers by PhoneNumber matches partial numbers and digit wildcards", async () => {
+  const numbers = ["+15550100001", "+155501000012", "+15550200001"].map((phoneNumber) => ({
+    phoneNumber,
+  }));
+  await withTwilio({ numbers }, async (_emulator, client) => {
+    const phones = async (phoneNumber: string) =>
+      (await client.incomingPhoneNumbers.list({ phoneNumber })).map((n) => n.phoneNumber).sort();
+    // The full number also finds the longer number that contains it: compare exactly.
+    assert.deepEqual(await phones("+15550100001"), ["+15550100001", "+155501000012"]);
+    assert.deepEqual(await phones("0100"), ["+15550100001", "+155501000012"]);
+    assert.deepEqual(await phones("555*2"), ["+15550200001"]);
+    assert.deepEqual(await phones("+1555**00001"), [
+      "+15550100001",
+      "+155501000012",
+      "+15550200001",
+    ]);
+    assert.deepEqual(await phones("+15559999999"), []);
+    const requested = await fetch(
+      `${_emulator.url}/2010-04-01/Accounts/${ACCOUNT_SID}/IncomingPhoneNumbers.json?PhoneNumber=0100`,
+      { headers: { Authorization: `Basic ${btoa(`${ACCOUNT_SID}:${AUTH_TOKEN}`)}` } },
+    );
+    assert.equal(requested.status, 200);
+    assert.equal((await requested.json()).incoming_phone_numbers.length, 2);
   });
 });
 
