@@ -380,6 +380,11 @@ begin
   return internal.call_function('campaign-tick', '{}'::jsonb);
 end $$;
 
+-- Numbers provisioned before carrier_trunk existed learn theirs from the next provisioning.
+insert into internal.provisioning_job (phone_number_id, e164, owner_id)
+select id, e164, owner_id from public.phone_number where outbound_trunk_id is not null
+on conflict do nothing;
+
 -- Grants -------------------------------------------------------------------------------------
 revoke all on table internal.call_outcome, internal.carrier_pacing from public, anon, authenticated;
 grant all on table internal.call_outcome, internal.carrier_pacing to service_role;

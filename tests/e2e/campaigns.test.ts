@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import {
   asUser,
   call,
+  configureLiveKit,
+  configureTwilio,
   createAssistant,
   createUser,
   DEFAULT_CARRIER_CPS,
@@ -79,7 +81,7 @@ async function dialed(numbers: string[]) {
   return (await livekitState()).calls.filter((c: Json) => set.has(c.toNumber));
 }
 
-const SPECIAL = new Set(["404", "408", "480", "486", "503", "603"]);
+const SPECIAL = new Set(["401", "403", "404", "408", "480", "486", "503", "603"]);
 /** Callees that answer (per the emulator's table), unique per test run. */
 function answering(prefix: string, count: number): string[] {
   const out: string[] = [];
@@ -305,6 +307,108 @@ Deno.test("busy and no-answer callees are retried after their delays up to max a
   assert.equal(p.no_answer, 1);
   assert.equal(p.attempts, 6);
   assert.equal((await dialed([busy, silent])).length, 6);
+});
+
+Deno.test("invalid and blocked numbers are not retried; a refused trunk credential pauses the campaign", async () => {
+  const invalid = "+13125552404";
+  const blocked = "+13125552403";
+  const f = await campaign("final", [{ phoneNumber: invalid }, { phoneNumber: blocked }], {
+    max_attempts: 3,
+    retry_failed_sec: 0,
+  });
+  await startQuietly(f.campaignId);
+  await tick({ campaignId: f.campaignId });
+  const p = await settled(f.campaignId);
+  assert.equal(p.failed, 2);
+  assert.equal(p.attempts, 2, "one attempt each");
+  const rows = await sql`select e164, last_outcome, last_sip_status from public.campaign_calls
+    where campaign_id = ${f.campaignId} order by e164`;
+  assert.deepEqual(rows.map((r) => [r.e164, r.last_outcome, r.last_sip_status]), [
+    [blocked, "blocked", 403],
+    [invalid, "not_found", 404],
+  ]);
+
+  const auth = await campaign("auth", [{ phoneNumber: "+13125553401" }], { max_concurrent: 1 });
+  // Imported later, so dialed after the first callee.
+  await importAs(
+    auth.user,
+    auth.campaignId,
+    answering("312556", 5).map((phoneNumber) => ({ phoneNumber })),
+  );
+  await startQuietly(auth.campaignId);
+  await tick({ campaignId: auth.campaignId, maxCalls: 1 });
+  const paused = await settled(auth.campaignId, "paused");
+  assert.match(paused.status_reason, /credentials/);
+  assert.match(paused.status_reason, /SIP 401/);
+  assert.equal(paused.queued, 5, "no further calls were placed");
+});
+
+Deno.test("carrier CPS rejections requeue the call without counting the attempt", async () => {
+  const numbers = answering("504555", 6);
+  const f = await campaign("cpsreq", numbers.map((phoneNumber) => ({ phoneNumber })), {
+    max_concurrent: 6,
+    max_attempts: 1,
+  }, 20);
+  // The carrier allows less than the product paces to.
+  await configureTwilio({ cps: 1 });
+  try {
+    await startQuietly(f.campaignId);
+    const p = await eventually(
+      async () => {
+        await tick({ campaignId: f.campaignId, budgetSec: 5 });
+        const [x] =
+          await sql`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
+        return x.status === "completed" ? x : null;
+      },
+      "the campaign to complete",
+      60,
+    );
+    assert.equal(p.completed, 6, "every callee answered in the end, with max_attempts 1");
+    assert.equal(p.attempts, 6, "rejected attempts did not count");
+    const [{ limited }] = await sql`select count(*)::int as limited from public.outbound_calls
+      where campaign_id = ${f.campaignId} and outcome = 'cps_limited'`;
+    assert.ok(limited >= 1, "the carrier did reject some");
+  } finally {
+    await setCarrierCps(DEFAULT_CARRIER_CPS);
+  }
+});
+
+Deno.test("with 30 % of webhooks dropped every call still ends and no answered callee is dialed twice", async () => {
+  const numbers = answering("206555", 30);
+  const f = await campaign("drops", numbers.map((phoneNumber) => ({ phoneNumber })), {
+    max_concurrent: 10,
+    max_attempts: 3,
+    retry_failed_sec: 0,
+  });
+  await configureLiveKit({ webhookDropRate: 0.3 });
+  try {
+    await startQuietly(f.campaignId);
+    await eventually(
+      async () => {
+        await tick({ campaignId: f.campaignId, budgetSec: 5 });
+        const [x] =
+          await sql`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
+        return x.status === "completed" ? x : null;
+      },
+      "the campaign to complete",
+      60,
+    );
+  } finally {
+    await configureLiveKit({ webhookDropRate: 0 });
+  }
+  const dropped = (await livekitState()).webhooksDropped as Record<string, number>;
+  assert.ok(Object.values(dropped).some((n) => n > 0), "webhooks were dropped");
+  const calls = await sql`select to_number, status, outcome, answered_at, duration_sec
+    from public.outbound_calls where campaign_id = ${f.campaignId}`;
+  assert.ok(calls.every((c) => ["completed", "busy", "no_answer", "failed"].includes(c.status)));
+  const answered = calls.filter((c) => c.outcome === "answered");
+  assert.equal(answered.length, 30, "every callee answered");
+  assert.ok(answered.every((c) => c.answered_at && c.duration_sec !== null));
+  const perCallee = new Map<string, number>();
+  for (const c of await dialed(numbers)) {
+    perCallee.set(c.toNumber, (perCallee.get(c.toNumber) ?? 0) + 1);
+  }
+  assert.ok([...perCallee.values()].every((v) => v === 1), "no callee was dialed twice");
 });
 
 Deno.test("a number added to the do-not-call list after import is skipped at dial time", async () => {

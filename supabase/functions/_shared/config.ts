@@ -40,6 +40,8 @@ const schema = z.object({
   CALL_RINGING_TIMEOUT_SEC: intFrom(5, 80, 30),
   CALL_MAX_DURATION_SEC: intFrom(10, 86_400, 1_800),
   CALLS_PER_MINUTE_PER_USER: intFrom(1, 10_000, 30),
+  CARRIER_CPS: z.coerce.number().min(0.1).max(1_000).default(1),
+  CALL_RECONCILE_SEC: intFrom(1, 3_600, 30),
 });
 
 export type Env = z.infer<typeof schema>;
@@ -74,6 +76,10 @@ export interface Config {
   ringingTimeoutSec: number;
   maxCallDurationSec: number;
   callsPerMinutePerUser: number;
+  /** Calls per second of each carrier trunk unless its pacing row says otherwise. */
+  carrierCps: number;
+  /** How often a live call is checked against LiveKit's rooms and participants. */
+  reconcileEverySec: number;
   /** Variables a feature needs but did not get, by feature. */
   missing: { livekit: string[]; twilio: string[] };
 }
@@ -192,6 +198,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ringingTimeoutSec: e.CALL_RINGING_TIMEOUT_SEC,
     maxCallDurationSec: e.CALL_MAX_DURATION_SEC,
     callsPerMinutePerUser: e.CALLS_PER_MINUTE_PER_USER,
+    carrierCps: e.CARRIER_CPS,
+    reconcileEverySec: e.CALL_RECONCILE_SEC,
     missing: { livekit: missingLiveKit, twilio: missingTwilio },
   };
 }

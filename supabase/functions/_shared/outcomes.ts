@@ -158,12 +158,9 @@ export function applyEvent(call: CallState, ev: CallEvent): Transition | null {
     case "left": {
       if (final) return null;
       if (ev.answered || answered) {
-        return {
-          status: "completed",
-          answeredAt: call.answeredAt,
-          endedAt: ev.at,
-          outcome: "answered",
-        };
+        // Webhook times have whole seconds: never before the answer.
+        const endedAt = call.answeredAt && ev.at < call.answeredAt ? call.answeredAt : ev.at;
+        return { status: "completed", answeredAt: call.answeredAt, endedAt, outcome: "answered" };
       }
       if (call.dialPending) {
         return call.endedAt ? null : { ...call, endedAt: ev.at, outcome: null };

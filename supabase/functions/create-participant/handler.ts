@@ -103,11 +103,15 @@ export const handler = serve("create-participant", ["POST"], async (req, { confi
     onDialing: dialing,
   }, log);
   // The dial always waits for the answer (the only signal of it). A caller who does not want
-  // to wait gets the call as soon as its SIP participant is in the room; the wait goes on in
-  // the background.
+  // to wait gets the call as soon as it was dialed: once its SIP participant is in the room,
+  // or with its outcome if that came first; the wait goes on in the background.
+  let dialed = false;
   const early = body.waitUntilAnswered ? null : await Promise.race([
-    dial.then(() => null),
-    sent.then((call) => joined(lk, call)),
+    dial.then((r) => (dialed && !r.notDialed ? r.call : null)),
+    sent.then((call) => {
+      dialed = true;
+      return joined(lk, call);
+    }),
   ]);
   if (early) {
     keepAlive(dial.catch((e) => log.error("background dial failed", { error: String(e) })));
