@@ -33,9 +33,65 @@ export function liveKit(config: Config): LiveKit {
       dispatch: new AgentDispatchClient(host, apiKey, apiSecret, options),
       rooms: new RoomServiceClient(host, apiKey, apiSecret, options),
     };
+    for (const client of [clients.sip, clients.dispatch, clients.rooms]) sendOnce(client, host);
     cache.set(key, clients);
   }
   return clients;
+}
+
+type Rpc = {
+  request(
+    service: string,
+    method: string,
+    data: unknown,
+    headers: Record<string, string>,
+    timeoutSec?: number,
+  ): Promise<unknown>;
+};
+
+/**
+ * Deno's fetch sends a request again by itself when a reused keep-alive connection closes
+ * before an answer; for a dial that LiveKit already placed, that rings the callee twice.
+ * Each request therefore goes over a connection of its own (never reused, so never
+ * resent), once, with no failover, and fails exactly as the SDK's Twirp client would.
+ */
+function sendOnce(client: unknown, host: string) {
+  const rpc = (client as { rpc: Rpc }).rpc;
+  const base = host.replace(/^ws/, "http");
+  const createHttpClient = (Deno as {
+    createHttpClient?: (o: { poolMaxIdlePerHost: number }) => Deno.HttpClient;
+  }).createHttpClient;
+  rpc.request = async (service, method, data, headers, timeoutSec = REQUEST_TIMEOUT_SEC) => {
+    const http = createHttpClient?.({ poolMaxIdlePerHost: 0 });
+    try {
+      const res = await fetch(new URL(`/twirp/livekit.${service}/${method}`, base), {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/json;charset=UTF-8",
+          ...headers,
+          "X-Livekit-Request-Id": crypto.randomUUID(),
+        },
+        body: JSON.stringify(data),
+        signal: AbortSignal.timeout(timeoutSec * 1000),
+        ...(http ? { client: http } : {}),
+      });
+      if (res.ok) return await res.json();
+      let msg = "Unknown internal error";
+      let code: string | undefined;
+      let meta: Record<string, string> | undefined;
+      if (res.headers.get("content-type") === "application/json") {
+        const body = await res.json().catch(() => ({}));
+        msg = body.msg ?? msg;
+        code = body.code;
+        meta = body.meta;
+      } else {
+        msg = await res.text();
+      }
+      throw new ServerError(res.statusText, msg, res.status, code, meta);
+    } finally {
+      http?.close();
+    }
+  };
 }
 
 /** What LiveKit said, in a form we can store and map. */
