@@ -136,9 +136,11 @@ export async function provisionLines(
       where e164 in ${ctx.sql(lines.map((l) => l.e164))} and status <> 'done'`;
     return j.open === 0;
   }, "the provisioning outbox to drain");
-  await ctx.sql`update public.phone_number set calls_per_second = ${cps} where id in ${
-    ctx.sql(ids)
-  }`;
+  // Budgets belong to the carrier trunk that every number sits on: `cps` per number in all.
+  await ctx.sql`insert into internal.carrier_pacing (carrier_trunk, cps)
+    select distinct coalesce(carrier_trunk, 'default'), ${cps * lines.length}::numeric
+    from public.phone_number where id in ${ctx.sql(ids)}
+    on conflict (carrier_trunk) do update set cps = excluded.cps`;
   return lines;
 }
 

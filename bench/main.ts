@@ -30,7 +30,13 @@ say(
     gib("MemAvailable")
   } GiB available), deno ${Deno.version.deno}, ${new Date().toISOString()}`,
 );
-const stack = await startStack({ name: "bench", forceEmulators: true, timeScale: 0.001 });
+// The carrier's own check stays above any budget a row measures (rows set theirs in SQL).
+const stack = await startStack({
+  name: "bench",
+  forceEmulators: true,
+  timeScale: 0.001,
+  carrierCps: 100_000,
+});
 const sql = superuser(stack.info);
 const ctx: Ctx = { stack, info: stack.info, sql, say };
 const rows: Row[] = [];

@@ -59,11 +59,12 @@ export function dueSelect(campaignId: string, limit: number): string {
     for update skip locked`;
 }
 
-/** A fresh second's budget for the number: rows 3 and 6 measure the queue, not pacing. */
+/** A fresh budget for the carrier trunk: rows 3 and 6 measure the queue, not pacing. */
 export async function resetPacing(ctx: Ctx, q: Queues): Promise<void> {
-  await ctx
-    .sql`update internal.trunk_pacing set second_start = 'epoch', used = 0, last_slot = 'epoch'
-    where phone_number_id = ${q.line.id}`;
+  await ctx.sql`update internal.carrier_pacing set next_slot = 'epoch', backoff_level = 0,
+      backoff_until = null
+    where carrier_trunk = (select coalesce(carrier_trunk, 'default') from public.phone_number
+      where id = ${q.line.id})`;
 }
 
 export async function queueGrowth(ctx: Ctx): Promise<Row[]> {

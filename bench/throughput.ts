@@ -24,7 +24,7 @@ import {
 const GRAPHILE_JOBS = 10_000;
 /** Numbers for the engine-capacity run: their budgets add up to more than graphile's rate. */
 const LINES = 40;
-const CPS = 100; // the schema's maximum per number (phone_number.calls_per_second <= 100)
+const CPS = 100; // per number: the carrier trunk they share gets the sum (bench/lib.ts)
 const WIDE_CALLS = 3_000;
 const SINGLE_CALLS = 500;
 

@@ -1,10 +1,10 @@
 -- The campaign engine's SQL: transitions, import checks, pacing slots, claims and retries.
 begin;
-select plan(17);
+select plan(20);
 
 select tests.create_owner_fixture('engine@example.com') as f \gset
 -- A ready number, as provisioning would leave it.
-update public.phone_number set trunk_status = 'ready', outbound_trunk_id = 'ST_test', calls_per_second = 5,
+update public.phone_number set trunk_status = 'ready', outbound_trunk_id = 'ST_test', carrier_trunk = 'pgtap.pstn.twilio.com',
   provisioned_assistant_id = assistant_id
 where id = (:'f'::jsonb ->> 'number')::uuid;
 update public.campaigns set window_start = '00:00', window_end = '23:59:59', weekdays = '{1,2,3,4,5,6,7}',
@@ -35,23 +35,26 @@ select is((select timezone from public.campaign_calls where e164 = '+13125550102
 select ok((select next_attempt_at <= now() from public.campaign_calls where e164 = '+13125550102'),
   'a callee inside its window is due at once');
 
--- Pacing slots ----------------------------------------------------------------------------------
+-- Pacing slots (per carrier trunk) ---------------------------------------------------------------
+select internal.take_carrier_slots('pgtap-a', 5, 12, 10) as slots \gset
 select is(
-  (select max(c) from (select count(*) c from unnest((internal.next_slots(row('00000000-0000-0000-0000-000000000001', 'epoch', 0, 'epoch')::internal.trunk_pacing, 5, 12, 10)).slots) s
-   group by date_trunc('second', s)) x)::int,
-  5, 'at most floor(cps) slots fall in any wall-clock second');
-select is(cardinality((internal.next_slots(row('00000000-0000-0000-0000-000000000001', 'epoch', 0, 'epoch')::internal.trunk_pacing, 5, 12, 10)).slots),
-  12, 'twelve slots fit in a ten-second horizon at 5 cps');
+  (select max((select count(*) from unnest(:'slots'::timestamptz[]) t where t >= s and t < s + interval '1 second'))
+   from unnest(:'slots'::timestamptz[]) s)::int,
+  5, 'no sliding one-second window holds more than cps slots');
+select is(cardinality(:'slots'::timestamptz[]), 12, 'twelve slots fit in a ten-second horizon at 5 cps');
+select ok((internal.take_carrier_slots('pgtap-a', 5, 1, 10))[1] >= (:'slots'::timestamptz[])[12] + interval '200 milliseconds',
+  'a carrier trunk''s slots are handed out once, to whoever asks next');
 select ok(
   (select bool_and(d >= interval '2 seconds') from (
-     select s - lag(s) over (order by s) d
-     from unnest((internal.next_slots(row('00000000-0000-0000-0000-000000000001', 'epoch', 0, 'epoch')::internal.trunk_pacing, 0.5, 4, 20)).slots) s
+     select s - lag(s) over (order by s) d from unnest(internal.take_carrier_slots('pgtap-b', 0.5, 4, 20)) s
    ) x where d is not null),
   'below 1 cps the slots are 1/cps apart');
+select internal.carrier_rejected('pgtap-c');
 select ok(
-  (select bool_and(extract(milliseconds from s)::int % 1000 < 900)
-   from unnest((internal.next_slots(row('00000000-0000-0000-0000-000000000001', 'epoch', 0, 'epoch')::internal.trunk_pacing, 5, 10, 10)).slots) s),
-  'slots sit in the first 90% of their second');
+  (select bool_and(d >= interval '400 milliseconds') from (
+     select s - lag(s) over (order by s) d from unnest(internal.take_carrier_slots('pgtap-c', 5, 4, 10)) s
+   ) x where d is not null),
+  'a carrier CPS rejection halves the trunk''s rate');
 
 -- Claims -----------------------------------------------------------------------------------------
 select is((select count(*)::int from internal.claim_calls((:'f'::jsonb ->> 'campaign')::uuid, 100, gen_random_uuid())),
@@ -68,11 +71,29 @@ insert into public.outbound_calls (owner_id, campaign_id, campaign_call_id, atte
   room_name, participant_identity, outbound_trunk_id, status, outcome)
 select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s', id, attempts), 'sip-x', 'ST_test', 'busy', 'busy'
 from public.campaign_calls where id = :'cc';
-select internal.call_finished((select id from public.outbound_calls where campaign_call_id = :'cc'), true);
+select internal.call_finished((select id from public.outbound_calls where campaign_call_id = :'cc'));
 select is((select status::text from public.campaign_calls where id = :'cc'), 'queued', 'a busy callee is queued again');
 select ok((select next_attempt_at between now() + interval '590 seconds' and now() + interval '610 seconds'
            from public.campaign_calls where id = :'cc'), 'after the campaign''s busy delay');
 select is((select last_outcome from public.campaign_calls where id = :'cc'), 'busy', 'with the outcome shown');
+
+-- The other claimed call: refused by the carrier's CPS limit, then an invalid number.
+select id as cc2, attempts as att2 from public.campaign_calls
+where campaign_id = (:'f'::jsonb ->> 'campaign')::uuid and status = 'dialing' limit 1 \gset
+insert into public.outbound_calls (owner_id, campaign_id, campaign_call_id, attempt, from_number, to_number,
+  room_name, participant_identity, outbound_trunk_id, status, outcome, sip_status_code)
+select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s', id, attempts), 'sip-y', 'ST_test', 'failed', 'cps_limited', 503
+from public.campaign_calls where id = :'cc2';
+select internal.call_finished((select id from public.outbound_calls where campaign_call_id = :'cc2'));
+select results_eq(format('select status::text, attempts from public.campaign_calls where id = %L', :'cc2'),
+  format('values (''queued'', %s)', :'att2'::int - 1), 'a CPS rejection requeues the call without counting the attempt');
+update public.campaign_calls set status = 'dialing', attempts = attempts + 1 where id = :'cc2';
+insert into public.outbound_calls (owner_id, campaign_id, campaign_call_id, attempt, from_number, to_number,
+  room_name, participant_identity, outbound_trunk_id, status, outcome, sip_status_code)
+select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s-b', id, attempts), 'sip-z', 'ST_test', 'failed', 'not_found', 404
+from public.campaign_calls where id = :'cc2';
+select internal.call_finished((select id from public.outbound_calls where campaign_call_id = :'cc2' and outcome = 'not_found'));
+select is((select status::text from public.campaign_calls where id = :'cc2'), 'failed', 'an invalid number is never retried');
 
 select * from finish();
 rollback;
