@@ -1,8 +1,11 @@
-// STAND-IN for Supabase's edge gateway: routes /functions/v1/<name> to each function's
-// exported handler, applies config.toml's verify_jwt, answers CORS preflights, and serves
-// the JWKS at /auth/v1/.well-known/jwks.json.
+// STAND-IN for Supabase's API gateway and edge runtime: routes /functions/v1/<name> to each
+// function's exported handler (config.toml's verify_jwt applied, `EdgeRuntime.waitUntil`
+// provided), /auth/v1/* and /rest/v1/* to the Auth and REST stand-ins (stack/supabase/), which
+// need the project's apikey as on Supabase, answers CORS preflights, and serves the JWKS at
+// /auth/v1/.well-known/jwks.json.
 import * as jose from "jose";
 import type { Keys } from "./keys.ts";
+import { logger } from "../supabase/functions/_shared/log.ts";
 
 export type Handler = (req: Request) => Promise<Response>;
 
@@ -53,6 +56,57 @@ const CORS = {
   "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
 };
 
+/** What supabase-js sends to Auth and REST, and the response headers it reads. */
+const API_CORS = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Headers":
+    "authorization, x-client-info, apikey, content-type, accept, accept-profile, content-profile, prefer, range, x-supabase-api-version, x-retry-count, x-request-id",
+  "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+  "Access-Control-Expose-Headers":
+    "content-range, x-supabase-api-version, x-sb-error-code, retry-after, x-request-id",
+  "Access-Control-Max-Age": "86400",
+};
+
+/** A stand-in service mounted under a prefix; `path` is what follows the prefix. */
+export type ApiHandler = (req: Request, path: string) => Promise<Response>;
+
+// Supabase's edge runtime lets a function keep work going after its response with
+// `EdgeRuntime.waitUntil(promise)`; here the promises are kept (their failures logged, never
+// thrown) and the gateway's close() waits for them, bounded.
+const background = new Set<Promise<unknown>>();
+let edgeRuntimeInstalled = false;
+
+export function installEdgeRuntime(): void {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (g.EdgeRuntime || edgeRuntimeInstalled) return;
+  edgeRuntimeInstalled = true;
+  const log = logger({ component: "edge-runtime" });
+  g.EdgeRuntime = {
+    waitUntil<T>(promise: Promise<T>): Promise<T> {
+      const tracked: Promise<unknown> = Promise.resolve(promise).catch((e) =>
+        log.error("background task failed", {
+          error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+        })
+      ).finally(() => background.delete(tracked));
+      background.add(tracked);
+      return promise;
+    },
+  };
+}
+
+/** Waits (at most `ms`) for the background tasks handed to EdgeRuntime.waitUntil. */
+export async function settleBackgroundTasks(ms = 10_000): Promise<number> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const pending = background.size;
+  await Promise.race([
+    Promise.allSettled([...background]),
+    new Promise((r) => (timer = setTimeout(r, ms))),
+  ]);
+  clearTimeout(timer);
+  return pending;
+}
+
 function error(status: number, code: string, message: string) {
   return new Response(JSON.stringify({ error: { code, message } }), {
     status,
@@ -76,8 +130,13 @@ export function startGateway(opts: {
   keys: Keys;
   functions: FunctionSpec[];
   controls?: StackControls;
+  /** The Auth stand-in, mounted at /auth/v1. */
+  auth?: ApiHandler;
+  /** The REST stand-in, mounted at /rest/v1. */
+  rest?: ApiHandler;
 }): Gateway {
   const { keys } = opts;
+  installEdgeRuntime();
   const jwks = jose.createLocalJWKSet(keys.jwks as jose.JSONWebKeySet);
   const secret = new TextEncoder().encode(keys.jwtSecret);
   const byName = new Map(opts.functions.map((f) => [f.name, f]));
@@ -97,14 +156,58 @@ export function startGateway(opts: {
     }
   }
 
+  /** Auth and REST answer only with the project's anon or service key, as on Supabase. */
+  function apiKeyProblem(req: Request, url: URL): Response | null {
+    const key = req.headers.get("apikey") ?? url.searchParams.get("apikey");
+    if (key === keys.anonKey || key === keys.serviceKey) return null;
+    const body = key
+      ? {
+        message: "Invalid API key",
+        hint: "Double check your Supabase `anon` or `service_role` API key.",
+      }
+      : {
+        message: "No API key found in request",
+        hint: "No `apikey` request header or url param was found.",
+      };
+    return new Response(JSON.stringify(body), {
+      status: 401,
+      headers: { ...API_CORS, "Content-Type": "application/json" },
+    });
+  }
+
+  async function api(req: Request, url: URL, prefix: string, handler: ApiHandler) {
+    if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: API_CORS });
+    const problem = apiKeyProblem(req, url);
+    if (problem) return problem;
+    let res: Response;
+    try {
+      res = await handler(req, url.pathname.slice(prefix.length));
+    } catch (e) {
+      console.error(`${prefix}: ${e instanceof Error ? e.stack : e}`);
+      return new Response(JSON.stringify({ message: "The local stand-in crashed." }), {
+        status: 500,
+        headers: { ...API_CORS, "Content-Type": "application/json" },
+      });
+    }
+    const headers = new Headers(res.headers);
+    for (const [k, v] of Object.entries(API_CORS)) headers.set(k, v);
+    return new Response(res.body, { status: res.status, headers });
+  }
+
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: opts.port, onListen() {} },
     async (req) => {
       const url = new URL(req.url);
       if (url.pathname === "/auth/v1/.well-known/jwks.json") {
         return new Response(JSON.stringify(keys.jwks), {
-          headers: { ...CORS, "Content-Type": "application/json" },
+          headers: { ...API_CORS, "Content-Type": "application/json" },
         });
+      }
+      if (opts.auth && (url.pathname === "/auth/v1" || url.pathname.startsWith("/auth/v1/"))) {
+        return await api(req, url, "/auth/v1", opts.auth);
+      }
+      if (opts.rest && (url.pathname === "/rest/v1" || url.pathname.startsWith("/rest/v1/"))) {
+        return await api(req, url, "/rest/v1", opts.rest);
       }
       if (url.pathname.startsWith("/__stack/") && opts.controls) {
         if (req.method === "POST" && url.pathname === "/__stack/net/drop") {
@@ -143,6 +246,9 @@ export function startGateway(opts: {
   );
   return {
     url: `http://127.0.0.1:${opts.port}`,
-    close: () => server.shutdown(),
+    async close() {
+      await server.shutdown();
+      await settleBackgroundTasks();
+    },
   };
 }

@@ -7,6 +7,8 @@ import { applyMigrations } from "./migrate.ts";
 import { createKeys, type Keys } from "./keys.ts";
 import { discoverFunctions, type Gateway, startGateway } from "./gateway.ts";
 import { type NetWorker, startNetWorker } from "./net.ts";
+import { authHandler } from "./supabase/auth.ts";
+import { restHandler } from "./supabase/rest.ts";
 import { type LiveKitEmulator, startLiveKit } from "./livekit/server.ts";
 import { startTwilio, type TwilioEmulator } from "./twilio/server.ts";
 import { setLogSink } from "../supabase/functions/_shared/log.ts";
@@ -81,6 +83,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     cleanups.push(() => cluster.stop());
     say(`postgres on port ${cluster.port}`);
     await applyMigrations(cluster.url, say);
+    // Starting a cluster wipes its folder: never do that under a cluster someone else runs.
+    await refuseRunningCluster(`${stateDir}/pg`);
 
     const gatewayPort = freePort();
     const supabaseUrl = `http://127.0.0.1:${gatewayPort}`;
@@ -182,9 +186,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         dropNetRequests: (count) => net.drop(count),
         restartPostgres: () => restartCluster(cluster),
       },
+    // The Auth and REST stand-ins share one pool (the superuser; REST switches role per request).
+    const apiSql = postgres(cluster.url, {
+      max: 10,
+      prepare: false,
+      onnotice: () => {},
+      connection: { application_name: "auth and rest stand-ins" },
+    });
+    cleanups.push(() => apiSql.end({ timeout: 2 }));
+
     });
     cleanups.push(() => gateway.close());
     cleanups.push(async () => {
+      auth: authHandler({ sql: apiSql, keys }),
+      rest: restHandler({ sql: apiSql, keys }),
       const { closeDb } = await import("../supabase/functions/_shared/db.ts");
       await closeDb();
     });
@@ -218,4 +233,99 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await stop();
     throw e;
   }
+}
+
+/** Whether a process with this id is running (a signal-less `kill -0`). */
+async function alive(pid: number): Promise<boolean> {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  const out = await new Deno.Command("kill", { args: ["-0", String(pid)], stderr: "null" })
+    .output().catch(() => null);
+  // kill -0 fails with EPERM for another user's live process (the cluster runs as postgres).
+  if (out?.success) return true;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the process runs the stack (guards against a reused pid; true where unknown). */
+async function isStack(pid: number): Promise<boolean> {
+  try {
+    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    return cmdline.includes("stack/");
+  } catch {
+    return true;
+  }
+}
+
+async function refuseRunningCluster(dir: string) {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${dir}/data/postmaster.pid`);
+  } catch {
+    return;
+  }
+  const pid = Number(text.split("\n")[0]);
+  if (!await alive(pid)) return;
+  const pgBin = Deno.env.get("PG_BIN") ?? "/usr/lib/postgresql/15/bin";
+  const asUser = Deno.uid() === 0 ? "runuser -u postgres -- " : "";
+  throw new Error(
+    `A PostgreSQL cluster this stack did not start is running in ${dir}/data (pid ${pid}); ` +
+      `it is left alone. Stop the stack that owns it, or the cluster itself: ` +
+      `${asUser}${pgBin}/pg_ctl -D ${dir}/data -m fast stop`,
+  );
+}
+
+export interface StackLock {
+  file: string;
+  /** Adds details (the running stack's URLs) for a second start to print. */
+  note(details: Record<string, unknown>): Promise<void>;
+  release(): Promise<void>;
+}
+
+export class StackLockedError extends Error {
+  constructor(
+    readonly holder: { pid: number; startedAt?: string; [k: string]: unknown },
+    file: string,
+  ) {
+    super(`another stack is running from this checkout (pid ${holder.pid}, lock ${file})`);
+  }
+}
+
+/** One stack per state folder: `<state>/lock` holds the owner's pid (a stale lock is taken over). */
+export async function lockState(name: string): Promise<StackLock> {
+  const dir = `${ROOT}/.local/${name}`;
+  const file = `${dir}/lock`;
+  await Deno.mkdir(dir, { recursive: true });
+  const mine = { pid: Deno.pid, startedAt: new Date().toISOString() };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const handle = await Deno.open(file, { createNew: true, write: true });
+      await handle.write(new TextEncoder().encode(JSON.stringify(mine, null, 2)));
+      handle.close();
+      let details: Record<string, unknown> = mine;
+      return {
+        file,
+        async note(extra) {
+          details = { ...details, ...extra };
+          await Deno.writeTextFile(file, JSON.stringify(details, null, 2));
+        },
+        async release() {
+          const now = await Deno.readTextFile(file).then(JSON.parse).catch(() => null);
+          if (now?.pid === Deno.pid) await Deno.remove(file).catch(() => {});
+        },
+      };
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    const holder = await Deno.readTextFile(file).then(JSON.parse).catch(() => null);
+    if (holder && await alive(Number(holder.pid)) && await isStack(Number(holder.pid))) {
+      throw new StackLockedError(holder, file);
+    }
+    // Stale: its owner is gone.
+    await Deno.remove(file).catch(() => {});
+  }
+  throw new Error(`could not take the lock ${file}`);
 }

@@ -76,6 +76,63 @@ begin
   grant select on auth.users to service_role;
 end $$;
 
+-- Auth's own tables (GoTrue's columns), used by the Auth stand-in in stack/supabase/auth.ts.
+do $$
+begin
+  if exists (select from pg_tables where schemaname = 'auth' and tablename = 'sessions') then
+    return;
+  end if;
+  alter table auth.users
+    add column if not exists instance_id uuid,
+    add column if not exists phone text unique,
+    add column if not exists encrypted_password text,
+    add column if not exists email_confirmed_at timestamptz,
+    add column if not exists phone_confirmed_at timestamptz,
+    add column if not exists confirmed_at timestamptz
+      generated always as (least(email_confirmed_at, phone_confirmed_at)) stored,
+    add column if not exists last_sign_in_at timestamptz,
+    add column if not exists is_anonymous boolean not null default false,
+    add column if not exists banned_until timestamptz,
+    add column if not exists deleted_at timestamptz;
+  create table auth.sessions (
+    id uuid primary key,
+    user_id uuid not null references auth.users (id) on delete cascade,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    factor_id uuid,
+    aal text not null default 'aal1' check (aal in ('aal1', 'aal2', 'aal3')),
+    not_after timestamptz,
+    refreshed_at timestamp,
+    user_agent text,
+    ip inet,
+    tag text
+  );
+  create index sessions_user_id_idx on auth.sessions (user_id);
+  create table auth.refresh_tokens (
+    instance_id uuid,
+    id bigserial primary key,
+    token varchar(255) unique,
+    user_id varchar(255),
+    revoked boolean not null default false,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    parent varchar(255),
+    session_id uuid references auth.sessions (id) on delete cascade
+  );
+  create index refresh_tokens_session_id_revoked_idx on auth.refresh_tokens (session_id, revoked);
+  create index refresh_tokens_parent_idx on auth.refresh_tokens (parent);
+  -- How each session was authenticated (the access token's amr claim).
+  create table auth.mfa_amr_claims (
+    id uuid primary key default gen_random_uuid(),
+    session_id uuid not null references auth.sessions (id) on delete cascade,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    authentication_method text not null,
+    unique (session_id, authentication_method)
+  );
+  revoke all on auth.sessions, auth.refresh_tokens, auth.mfa_amr_claims from public, anon, authenticated;
+end $$;
+
 -- Vault -------------------------------------------------------------------------------------
 do $$
 begin
