@@ -12,6 +12,9 @@ drop function internal.claim_calls(uuid, integer, uuid, numeric, integer);
 drop function internal.next_slots(internal.trunk_pacing, numeric, integer, numeric);
 drop table internal.trunk_pacing;
 
+alter table public.campaign_calls add column dials integer not null default 0;
+comment on column public.campaign_calls.dials is 'How many times this callee was claimed for a dial; names each dial''s room (cc-<id>-<dials>), so a requeued attempt that did not count still gets a room of its own, and a dial is never sent twice.';
+
 alter table public.outbound_calls
   add column carrier_trunk text,
   add column dialed_at timestamptz,
@@ -221,7 +224,7 @@ begin
       cardinality(eligible), horizon_sec);
     for i in 1 .. coalesce(cardinality(slots), 0) loop
       cc := eligible[i];
-      update public.campaign_calls x set status = 'dialing', attempts = cc.attempts + 1,
+      update public.campaign_calls x set status = 'dialing', attempts = cc.attempts + 1, dials = cc.dials + 1,
         lease_until = slots[i] + make_interval(secs => lease_sec), lease_owner = tick_id, last_error = null
       where x.id = cc.id;
       campaign_call_id := cc.id;
@@ -233,9 +236,9 @@ begin
       e164 := cc.e164;
       attempt := cc.attempts + 1;
       send_at := slots[i];
-      -- Deterministic per attempt: a re-dial of the same attempt is refused by the room's uniqueness.
-      room_name := format('cc-%s-%s', cc.id, cc.attempts + 1);
-      participant_identity := format('sip-cc-%s-%s', cc.id, cc.attempts + 1);
+      -- Deterministic per dial: a second send of the same dial is refused by the room's uniqueness.
+      room_name := format('cc-%s-%s', cc.id, cc.dials + 1);
+      participant_identity := format('sip-cc-%s-%s', cc.id, cc.dials + 1);
       ringing_timeout_sec := c.ringing_timeout_sec;
       max_call_duration_sec := c.max_call_duration_sec;
       allowed_countries := c.allowed_countries;
@@ -247,6 +250,16 @@ begin
   end loop;
 end $$;
 comment on function internal.claim_calls is 'campaign-tick: claims due calls (FOR UPDATE SKIP LOCKED + lease) within concurrency, window and the carrier trunk''s calls-per-second budget.';
+
+create function internal.call_answered(call_id uuid) returns void
+language sql security definer set search_path = '' as $$
+  update public.campaign_calls cc set status = 'in_progress', current_call_id = o.id,
+    lease_until = now() + make_interval(secs => c.max_call_duration_sec + 120)
+  from public.outbound_calls o, public.campaigns c
+  where o.id = call_id and cc.id = o.campaign_call_id and c.id = cc.campaign_id
+    and cc.status in ('dialing', 'in_progress') and o.room_name = format('cc-%s-%s', cc.id, cc.dials)
+$$;
+comment on function internal.call_answered is 'A campaign call''s current dial was answered: it is live, and its lease covers the longest call.';
 
 -- A campaign call's attempt ended: the outcome table decides (retry with backoff inside the
 -- window, requeue without counting, pause the campaign, or finish).
@@ -267,8 +280,8 @@ begin
   end if;
   select * into cc from public.campaign_calls where id = call.campaign_call_id for update;
   select * into c from public.campaigns where id = cc.campaign_id;
-  -- Only the current attempt may settle the campaign call, once.
-  if cc.status not in ('dialing', 'in_progress') or call.attempt is distinct from cc.attempts then
+  -- Only the current dial may settle the campaign call, once.
+  if cc.status not in ('dialing', 'in_progress') or call.room_name <> format('cc-%s-%s', cc.id, cc.dials) then
     return;
   end if;
   select * into rule from internal.call_outcome where outcome = coalesce(call.outcome, 'failed');
@@ -336,7 +349,7 @@ begin
   loop
     select * into c from public.campaigns where id = cc.campaign_id;
     select * into call from public.outbound_calls o
-    where o.campaign_call_id = cc.id and o.attempt = cc.attempts;
+    where o.room_name = format('cc-%s-%s', cc.id, cc.dials);
     if call.id is null then
       -- Never dialed: the attempt does not count.
       perform internal.give_back(cc.id, cc.attempts, 'the tick that claimed it stopped before dialing');
@@ -389,5 +402,5 @@ on conflict do nothing;
 revoke all on table internal.call_outcome, internal.carrier_pacing from public, anon, authenticated;
 grant all on table internal.call_outcome, internal.carrier_pacing to service_role;
 revoke all on function internal.take_carrier_slots, internal.carrier_next_slot, internal.carrier_rejected,
-  internal.give_back, internal.skip_call, internal.pause_campaign, internal.claim_calls, internal.call_finished, internal.release_expired_leases,
+  internal.give_back, internal.skip_call, internal.call_answered, internal.pause_campaign, internal.claim_calls, internal.call_finished, internal.release_expired_leases,
   internal.calls_to_reconcile from public;

@@ -7,11 +7,13 @@ import {
   configureTwilio,
   createAssistant,
   createUser,
+  DEFAULT_CARRIER_CPS,
   eventually,
   freeNumber,
   livekitRequests,
   livekitState,
   outboxDrained,
+  setCarrierCps,
   sql,
   stack,
   type TestUser,
@@ -290,7 +292,7 @@ async function campaignOn(user: TestUser, assistantId: string, c: number, contac
   assert.equal(mapped.status, 200, JSON.stringify(mapped.body));
   await outboxDrained(e164);
   const numberId = mapped.body.phoneNumber.id;
-  await sql`update public.phone_number set calls_per_second = 50 where id = ${numberId}`;
+  await setCarrierCps(DEFAULT_CARRIER_CPS);
   const [campaign] = await asUser(user, (tx) =>
     tx`insert into public.campaigns ${
       tx({

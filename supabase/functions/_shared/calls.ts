@@ -463,12 +463,7 @@ async function recordAnswer(
         }
         if (row.campaign_call_id) {
           if (row.status === "in_progress") {
-            // Live until it ends; the lease covers the longest call.
-            await tx`update public.campaign_calls set status = 'in_progress', current_call_id = ${row.id},
-                lease_until = now() + make_interval(secs => ${
-              (r.input.maxCallDurationSec ?? 1800) + 120
-            })
-              where id = ${row.campaign_call_id} and status in ('dialing', 'in_progress') and attempts = ${row.attempt}`;
+            await tx`select internal.call_answered(${row.id})`;
           } else if (isFinal(row.status)) {
             await tx`select internal.call_finished(${row.id})`;
           }

@@ -69,7 +69,7 @@ select id as cc, attempts from public.campaign_calls
 where campaign_id = (:'f'::jsonb ->> 'campaign')::uuid and status = 'dialing' order by e164 limit 1 \gset
 insert into public.outbound_calls (owner_id, campaign_id, campaign_call_id, attempt, from_number, to_number,
   room_name, participant_identity, outbound_trunk_id, status, outcome)
-select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s', id, attempts), 'sip-x', 'ST_test', 'busy', 'busy'
+select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s', id, dials), 'sip-x', 'ST_test', 'busy', 'busy'
 from public.campaign_calls where id = :'cc';
 select internal.call_finished((select id from public.outbound_calls where campaign_call_id = :'cc'));
 select is((select status::text from public.campaign_calls where id = :'cc'), 'queued', 'a busy callee is queued again');
@@ -82,15 +82,15 @@ select id as cc2, attempts as att2 from public.campaign_calls
 where campaign_id = (:'f'::jsonb ->> 'campaign')::uuid and status = 'dialing' limit 1 \gset
 insert into public.outbound_calls (owner_id, campaign_id, campaign_call_id, attempt, from_number, to_number,
   room_name, participant_identity, outbound_trunk_id, status, outcome, sip_status_code)
-select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s', id, attempts), 'sip-y', 'ST_test', 'failed', 'cps_limited', 503
+select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s', id, dials), 'sip-y', 'ST_test', 'failed', 'cps_limited', 503
 from public.campaign_calls where id = :'cc2';
 select internal.call_finished((select id from public.outbound_calls where campaign_call_id = :'cc2'));
 select results_eq(format('select status::text, attempts from public.campaign_calls where id = %L', :'cc2'),
   format('values (''queued'', %s)', :'att2'::int - 1), 'a CPS rejection requeues the call without counting the attempt');
-update public.campaign_calls set status = 'dialing', attempts = attempts + 1 where id = :'cc2';
+update public.campaign_calls set status = 'dialing', attempts = attempts + 1, dials = dials + 1 where id = :'cc2';
 insert into public.outbound_calls (owner_id, campaign_id, campaign_call_id, attempt, from_number, to_number,
   room_name, participant_identity, outbound_trunk_id, status, outcome, sip_status_code)
-select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s-b', id, attempts), 'sip-z', 'ST_test', 'failed', 'not_found', 404
+select owner_id, campaign_id, id, attempts, :'f'::jsonb ->> 'e164', e164, format('cc-%s-%s', id, dials), 'sip-z', 'ST_test', 'failed', 'not_found', 404
 from public.campaign_calls where id = :'cc2';
 select internal.call_finished((select id from public.outbound_calls where campaign_call_id = :'cc2' and outcome = 'not_found'));
 select is((select status::text from public.campaign_calls where id = :'cc2'), 'failed', 'an invalid number is never retried');
