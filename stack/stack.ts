@@ -79,12 +79,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   };
   try {
     await Deno.mkdir(stateDir, { recursive: true });
+    // Starting a cluster wipes its folder: never do that under a cluster someone else runs.
+    await refuseRunningCluster(`${stateDir}/pg`);
     const cluster = await startCluster(`${stateDir}/pg`);
     cleanups.push(() => cluster.stop());
     say(`postgres on port ${cluster.port}`);
     await applyMigrations(cluster.url, say);
-    // Starting a cluster wipes its folder: never do that under a cluster someone else runs.
-    await refuseRunningCluster(`${stateDir}/pg`);
 
     const gatewayPort = freePort();
     const supabaseUrl = `http://127.0.0.1:${gatewayPort}`;
