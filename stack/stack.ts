@@ -178,14 +178,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const net = await startNetWorker(cluster.url);
     cleanups.push(() => net.close());
 
-    const gateway: Gateway = startGateway({
-      port: gatewayPort,
-      keys,
-      functions: await discoverFunctions(`${ROOT}/supabase`),
-      controls: {
-        dropNetRequests: (count) => net.drop(count),
-        restartPostgres: () => restartCluster(cluster),
-      },
     // The Auth and REST stand-ins share one pool (the superuser; REST switches role per request).
     const apiSql = postgres(cluster.url, {
       max: 10,
@@ -195,11 +187,19 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     });
     cleanups.push(() => apiSql.end({ timeout: 2 }));
 
+    const gateway: Gateway = startGateway({
+      port: gatewayPort,
+      keys,
+      auth: authHandler({ sql: apiSql, keys }),
+      rest: restHandler({ sql: apiSql, keys }),
+      functions: await discoverFunctions(`${ROOT}/supabase`),
+      controls: {
+        dropNetRequests: (count) => net.drop(count),
+        restartPostgres: () => restartCluster(cluster),
+      },
     });
     cleanups.push(() => gateway.close());
     cleanups.push(async () => {
-      auth: authHandler({ sql: apiSql, keys }),
-      rest: restHandler({ sql: apiSql, keys }),
       const { closeDb } = await import("../supabase/functions/_shared/db.ts");
       await closeDb();
     });
