@@ -1,7 +1,22 @@
 import assert from "node:assert/strict";
 import * as jose from "jose";
-import { call, createUser, sql, stack } from "../helpers/stack.ts";
-import { mintUserToken } from "../../stack/keys.ts";
+import postgres from "postgres";
+import {
+  call,
+  createAssistant,
+  createUser,
+  logLines,
+  sql,
+  stack,
+  withFunctionEnv,
+} from "../helpers/stack.ts";
+import { createKeys, mintUserToken } from "../../stack/keys.ts";
+import { startGateway } from "../../stack/gateway.ts";
+import { freePort } from "../../stack/postgres.ts";
+import { RateLimitError, toErrorBody } from "../../supabase/functions/_shared/errors.ts";
+import { serve } from "../../supabase/functions/_shared/http.ts";
+import { setLogSink } from "../../supabase/functions/_shared/log.ts";
+import { handler as mapNumber } from "../../supabase/functions/map-number/handler.ts";
 
 Deno.test("an unknown function gets a 404 JSON error", async () => {
   const res = await call("no-such-function", { token: stack.anonKey, body: {} });
@@ -116,13 +131,183 @@ Deno.test("a service-only function without a token gets 401", async () => {
   assert.equal(res.status, 401);
 });
 
-Deno.test("a deleted user's still-valid token gets a 4xx, never a 500", async () => {
+Deno.test("a deleted user's still-valid token gets 401, never a 409 or 500", async () => {
   const user = await createUser("deleted");
   await sql`delete from auth.users where id = ${user.id}`;
+  for (const [name, method] of [["map-number", "POST"], ["list-trunks", "GET"]]) {
+    const res = await call(name, {
+      token: user.token,
+      method,
+      body: method === "POST" ? { phoneNumber: "+14156661399", assistantId: null } : undefined,
+    });
+    assert.equal(res.status, 401, `${name}: ${JSON.stringify(res.body)}`);
+    assert.equal(res.body.error.code, "unauthenticated");
+  }
+});
+
+Deno.test("an empty body names every missing field at once", async () => {
+  const user = await createUser("empty");
+  const mapped = await call("map-number", { token: user.token, body: {} });
+  assert.equal(mapped.status, 400);
+  assert.ok(mapped.body.error.details.fields.phoneNumber, "phoneNumber (or phoneSid) named");
+  assert.ok(mapped.body.error.details.fields.assistantId, "assistantId named");
+  const dial = await call("create-participant", { token: user.token, body: {} });
+  assert.equal(dial.status, 400);
+  assert.ok(dial.body.error.details.fields.phoneNumber, "phoneNumber named");
+  assert.ok(dial.body.error.details.fields.assistantId, "assistantId (or outboundTrunkId) named");
+});
+
+Deno.test("U+0000 in a field is a 400 naming that field, not a database error", async () => {
+  const user = await createUser("nul");
+  const assistantId = await createAssistant(user);
   const res = await call("map-number", {
     token: user.token,
-    body: { phoneNumber: "+14156661399", assistantId: null },
+    body: { phoneNumber: "+14156661398", assistantId, label: "front\u0000desk" },
   });
-  assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
-  assert.ok(res.body.error.code);
+  assert.equal(res.status, 400, JSON.stringify(res.body));
+  assert.equal(res.body.error.code, "invalid_request");
+  assert.match(res.body.error.details.fields.label, /U\+0000/);
+});
+
+Deno.test("a database rule refusal names its column and constraint", async () => {
+  const e = await sql`insert into public.assistant (owner_id, name, agent_name)
+    values (gen_random_uuid(), '', 'x')`.catch((e) => e);
+  const { status, body } = toErrorBody(e);
+  assert.equal(status, 400);
+  assert.equal(body.error.code, "invalid_request");
+  assert.equal(body.error.details?.column, "name");
+  assert.equal(body.error.details?.constraint, "assistant_name_check");
+  assert.deepEqual(Object.keys(body.error.details?.fields as object), ["name"]);
+  assert.match(body.error.message, /name/);
+});
+
+Deno.test("every response carries x-request-id, the id of its log lines; 4xx lines name fields, never values", async () => {
+  const user = await createUser("reqid");
+  const secretish = `value-${crypto.randomUUID()}`;
+  const res = await fetch(`${stack.supabaseUrl}/functions/v1/map-number`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${user.token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ phoneNumber: secretish, assistantId: secretish }),
+  });
+  await res.body?.cancel();
+  assert.equal(res.status, 400);
+  const id = res.headers.get("x-request-id");
+  assert.ok(id, "x-request-id header");
+  const lines = await logLines(id!);
+  assert.equal(lines.length, 1, "one line for the request");
+  const [line] = lines;
+  assert.equal(line.level, "warn");
+  assert.equal(line.code, "invalid_request");
+  assert.equal(line.status, 400);
+  assert.ok(line.message);
+  assert.deepEqual([...line.fields].sort(), ["assistantId", "phoneNumber"]);
+  assert.ok(!JSON.stringify(line).includes(secretish), "no value sent appears in the log");
+
+  // A caller's own request id is kept, a malformed one replaced.
+  const given = `trace-${crypto.randomUUID()}`;
+  const kept = await fetch(`${stack.supabaseUrl}/functions/v1/list-trunks`, {
+    headers: { Authorization: `Bearer ${user.token}`, "x-request-id": given },
+  });
+  await kept.body?.cancel();
+  assert.equal(kept.status, 200);
+  assert.equal(kept.headers.get("x-request-id"), given);
+  assert.equal((await logLines(given))[0]?.status, 200);
+  const odd = await fetch(`${stack.supabaseUrl}/functions/v1/list-trunks`, {
+    headers: { Authorization: `Bearer ${user.token}`, "x-request-id": 'a b"c' },
+  });
+  await odd.body?.cancel();
+  assert.notEqual(odd.headers.get("x-request-id"), 'a b"c');
+});
+
+Deno.test("a 429 carries Retry-After (given, or 1 s)", async () => {
+  const lines: string[] = [];
+  setLogSink((l) => lines.push(l));
+  try {
+    await withFunctionEnv({}, async () => {
+      for (
+        const [error, expected] of [
+          [new RateLimitError("Slow down.", 7), "7"],
+          [new RateLimitError("Slow down."), "1"],
+        ] as const
+      ) {
+        const h = serve("rate-test", ["POST"], () => Promise.reject(error));
+        const res = await h(new Request("http://functions.local/", { method: "POST" }));
+        assert.equal(res.status, 429);
+        assert.equal(res.headers.get("retry-after"), expected);
+        assert.equal((await res.json()).error.code, "rate_limited");
+      }
+    });
+  } finally {
+    setLogSink(() => {});
+  }
+});
+
+Deno.test("the database unreachable is a 503 unavailable with Retry-After, never a 500", async () => {
+  const user = await createUser("dbdown");
+  const lines: string[] = [];
+  setLogSink((l) => lines.push(l));
+  try {
+    const res = await withFunctionEnv(
+      { SUPABASE_DB_URL: `postgres://postgres:x@127.0.0.1:${freePort()}/postgres` },
+      () =>
+        mapNumber(
+          new Request("http://functions.local/map-number", {
+            method: "POST",
+            headers: { Authorization: `Bearer ${user.token}`, "Content-Type": "application/json" },
+            body: JSON.stringify({ phoneNumber: "+14156661397", assistantId: null }),
+          }),
+        ),
+    );
+    const body = await res.json();
+    assert.equal(res.status, 503, JSON.stringify(body));
+    assert.equal(body.error.code, "unavailable");
+    assert.ok(Number(res.headers.get("retry-after")) > 0);
+    assert.ok(res.headers.get("x-request-id"));
+  } finally {
+    setLogSink(() => {});
+  }
+  // postgres.js's own connection errors map the same way.
+  const down = postgres(`postgres://postgres:x@127.0.0.1:${freePort()}/postgres`, {
+    max: 1,
+    connect_timeout: 2,
+  });
+  const e = await down`select 1`.catch((e) => e);
+  await down.end();
+  const mapped = toErrorBody(e);
+  assert.equal(mapped.status, 503);
+  assert.ok(mapped.headers["Retry-After"]);
+});
+
+Deno.test("the gateway provides EdgeRuntime.waitUntil: background work outlives the response, failures are logged, close() waits", async () => {
+  const lines: string[] = [];
+  setLogSink((l) => lines.push(l));
+  const port = freePort();
+  let finished = false;
+  const gateway = startGateway({
+    port,
+    keys: await createKeys(`http://127.0.0.1:${port}`),
+    functions: [{
+      name: "bg",
+      verifyJwt: false,
+      load: () =>
+        Promise.resolve((_req: Request) => {
+          // deno-lint-ignore no-explicit-any
+          const runtime = (globalThis as any).EdgeRuntime;
+          runtime.waitUntil(new Promise((r) => setTimeout(r, 300)).then(() => (finished = true)));
+          runtime.waitUntil(Promise.reject(new Error("background boom")));
+          return Promise.resolve(new Response("accepted", { status: 202 }));
+        }),
+    }],
+  });
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/functions/v1/bg`, { method: "POST" });
+    assert.equal(res.status, 202);
+    assert.equal(await res.text(), "accepted");
+    assert.equal(finished, false, "the response did not wait for the background work");
+  } finally {
+    await gateway.close();
+    setLogSink(() => {});
+  }
+  assert.equal(finished, true, "close() waited for it");
+  assert.ok(lines.some((l) => l.includes("background boom")), "the rejection was logged");
 });

@@ -193,3 +193,79 @@ export async function readyAssistant(label: string) {
     outboundTrunkId: res.body.phoneNumber.outboundTrunkId as string,
   };
 }
+
+/** A supabase-js client as a frontend makes one: the anon key, the session kept in memory. */
+export function frontendClient(): SupabaseClient {
+  return createClient(stack.supabaseUrl, stack.anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false },
+  });
+}
+
+export interface SignedUpUser {
+  id: string;
+  email: string;
+  password: string;
+  client: SupabaseClient;
+  accessToken: string;
+  refreshToken: string;
+}
+
+/** A user who signed up through the stack's Auth (supabase-js signUp); `client` holds the session. */
+export async function signUp(label = "user"): Promise<SignedUpUser> {
+  const client = frontendClient();
+  const email = `${label}-${crypto.randomUUID().slice(0, 8)}@example.com`;
+  const password = `pw-${crypto.randomUUID()}`;
+  const { data, error } = await client.auth.signUp({ email, password });
+  if (error || !data.session || !data.user) {
+    throw new Error(`signUp failed: ${error?.message ?? "no session"}`);
+  }
+  return {
+    id: data.user.id,
+    email,
+    password,
+    client,
+    accessToken: data.session.access_token,
+    refreshToken: data.session.refresh_token,
+  };
+}
+
+/**
+ * Runs `fn` with the functions' environment as the stack sets it, changed by `overrides` (an
+ * undefined value removes a variable), for handlers called in this process; restored after.
+ */
+export async function withFunctionEnv<T>(
+  overrides: Record<string, string | undefined>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const { resetConfig } = await import("../../supabase/functions/_shared/config.ts");
+  const env: Record<string, string | undefined> = {
+    SUPABASE_URL: stack.supabaseUrl,
+    SUPABASE_ANON_KEY: stack.anonKey,
+    SUPABASE_SERVICE_ROLE_KEY: stack.serviceKey,
+    SUPABASE_DB_URL: stack.dbUrl,
+    JWT_SECRET: stack.jwtSecret,
+    LIVEKIT_URL: stack.livekit.url,
+    LIVEKIT_API_KEY: stack.livekit.apiKey,
+    LIVEKIT_API_SECRET: stack.livekit.apiSecret,
+    LIVEKIT_SIP_HOST: "sip.livekit.local",
+    ...overrides,
+  };
+  const saved = new Map(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
+  for (const [k, v] of Object.entries(env)) {
+    v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+  }
+  resetConfig();
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    resetConfig();
+  }
+}
+
+/** The stack's function log lines (JSON) carrying this request id. */
+export async function logLines(requestId: string): Promise<any[]> {
+  const text = await Deno.readTextFile(stack.logFile);
+  return text.split("\n").filter((l) => l.includes(requestId)).map((l) => JSON.parse(l))
+    .filter((l) => l.requestId === requestId);
+}

@@ -1,9 +1,10 @@
 // Who is calling: a user (session JWT verified against the JWKS, or the legacy HS256
-// secret where configured) or the service (the service key, compared in constant time).
+// secret where configured, whose user still exists) or the service (the service key,
+// compared in constant time).
 import * as jose from "jose";
 import type { Config } from "./config.ts";
 import { AuthError, ForbiddenError } from "./errors.ts";
-import type { UserClaims } from "./db.ts";
+import { db, type UserClaims } from "./db.ts";
 
 export type Caller =
   | { kind: "user"; userId: string; claims: UserClaims }
@@ -82,6 +83,10 @@ export async function authenticate(req: Request, config: Config): Promise<Caller
   ) {
     throw new AuthError("The token is not a user session.");
   }
+  // A signed token outlives its user: a deleted user is no longer anyone.
+  const [user] = await db(config.dbUrl)`
+    select 1 as ok from auth.users where id = ${payload.sub} and deleted_at is null`;
+  if (!user) throw new AuthError("The token's user no longer exists.");
   return { kind: "user", userId: payload.sub, claims: payload as UserClaims };
 }
 

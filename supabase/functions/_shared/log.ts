@@ -1,8 +1,12 @@
-// Structured JSON log lines. Keys that may hold secrets are redacted before printing.
+// Structured JSON log lines. Keys that may hold secrets are redacted before printing, and so
+// is anything shaped like a JWT or a bearer credential inside a logged string.
 
 const SECRET_KEY = /pass(word)?|secret|token|authorization|api[_-]?key|credential/i;
+const SECRET_TEXT =
+  /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*|\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g;
 
 function redact(value: unknown, depth = 0): unknown {
+  if (typeof value === "string") return value.replace(SECRET_TEXT, "[redacted]");
   if (depth > 6 || value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};

@@ -21,6 +21,8 @@ const Body = z.strictObject({
 }).refine((b) => (b.phoneNumber === undefined) !== (b.phoneSid === undefined), {
   message: "give exactly one of phoneNumber or phoneSid",
   path: ["phoneNumber"],
+  // Checked even when other fields fail, so one answer names every problem.
+  when: (p) => p.value !== null && typeof p.value === "object",
 });
 
 export const handler = serve("map-number", ["POST"], async (req, { config, log }) => {
@@ -53,10 +55,8 @@ export const handler = serve("map-number", ["POST"], async (req, { config, log }
       const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
       if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);
     }
-    const [existing] = await tx<
-      NumberRow[]
-    >`select * from public.phone_number where e164 = ${number!}`;
-    if (existing) {
+    /** The caller's row for this number, assigned as asked (409 when it is another assistant's). */
+    const assign = async (existing: NumberRow) => {
       if (
         existing.assistant_id && body.assistantId && existing.assistant_id !== body.assistantId &&
         !body.force
@@ -71,14 +71,21 @@ export const handler = serve("map-number", ["POST"], async (req, { config, log }
           label = ${body.label ?? existing.label}
         where id = ${existing.id} returning *`;
       return updated;
-    }
+    };
+    const byNumber = async () =>
+      (await tx<NumberRow[]>`select * from public.phone_number where e164 = ${number!}`)[0];
+    const existing = await byNumber();
+    if (existing) return await assign(existing);
     // Another account's number is invisible here; the unique key still refuses it.
     const [inserted] = await tx<NumberRow[]>`
       insert into public.phone_number (e164, twilio_sid, label, assistant_id)
       values (${number!}, ${twilioSid}, ${body.label ?? null}, ${body.assistantId})
       on conflict (e164) do nothing returning *`;
-    if (!inserted) throw new ConflictError(`${number} is registered to another account.`);
-    return inserted;
+    if (inserted) return inserted;
+    // Lost an insert race (a double-click): the winner's row, now committed, may be our own.
+    const winner = await byNumber();
+    if (!winner) throw new ConflictError(`${number} is registered to another account.`);
+    return await assign(winner);
   });
 
   // The assignment is committed (with its outbox job); now provision it right away.
