@@ -1,8 +1,9 @@
-// The demo the run command shows: a user, an assistant, a number assigned through
-// map-number, and a small campaign dialed by campaign-tick against the emulators, with
-// live progress. Every step goes through the product's own paths.
+// The demo the run command shows, done the way a frontend does it: supabase-js signs up a
+// user, creates an assistant, assigns a number through map-number, creates a campaign, adds a
+// do-not-call entry, imports contacts with the add_campaign_calls RPC and starts the campaign;
+// campaign-tick dials against the emulators and the progress view shows it live.
+import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
-import { mintUserToken } from "./keys.ts";
 import type { StackInfo } from "./stack.ts";
 
 // Callees chosen by the LiveKit emulator's outcome table (last three digits).
@@ -21,59 +22,89 @@ const CONTACTS = [
 const line = (cols: (string | number)[], widths: number[]) =>
   cols.map((c, i) => String(c).padEnd(widths[i])).join(" ");
 
+/** Throws with PostgREST's or the function's message when a supabase-js call failed. */
+function must<T>(what: string, r: { data: T; error: unknown }): NonNullable<T> {
+  if (r.error || r.data === null || r.data === undefined) {
+    const e = r.error as { message?: string; code?: string } | null;
+    throw new Error(`${what}: ${e?.code ? `${e.code} ` : ""}${e?.message ?? "no data"}`);
+  }
+  return r.data as NonNullable<T>;
+}
+
 export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: string) => void }) {
   const say = opts.log;
-  const sql = postgres(info.dbUrl, { max: 2, onnotice: () => {} });
+  const supabase = createClient(info.supabaseUrl, info.anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false },
+  });
+  // The superuser connection only nudges the tick each second: locally pg_cron 1.4 runs it
+  // once a minute, where Supabase's pg_cron runs it every 5 s.
+  const sql = postgres(info.dbUrl, { max: 1, onnotice: () => {} });
   try {
     const email = `demo-${Date.now()}@example.com`;
-    const [user] = await sql<
-      { id: string }[]
-    >`insert into auth.users (email) values (${email}) returning id`;
-    const token = await mintUserToken(info, { id: user.id, email });
-    const [assistant] = await sql<{ id: string }[]>`
-      insert into public.assistant (owner_id, name, agent_name) values (${user.id}, 'Renewals assistant', 'renewals-agent')
-      returning id`;
+    const { user } = must(
+      "sign up",
+      await supabase.auth.signUp({ email, password: crypto.randomUUID() }),
+    );
+    say(`\ndemo: signed up ${email} (user ${user!.id})`);
+    const assistant = must(
+      "create the assistant",
+      await supabase.from("assistant").insert({
+        name: "Renewals assistant",
+        agent_name: "renewals-agent",
+      }).select().single(),
+    );
     const number = info.numbers[0] ?? Deno.env.get("DEMO_NUMBER");
     if (!number) {
       throw new Error("No number to assign: set DEMO_NUMBER to a number of your Twilio account.");
     }
 
-    say(`\ndemo: assigning ${number} to the assistant through map-number ...`);
-    const mapped = await fetch(`${info.supabaseUrl}/functions/v1/map-number`, {
-      method: "POST",
-      headers: {
-        Authorization: `Bearer ${token}`,
-        apikey: info.anonKey,
-        "Content-Type": "application/json",
-      },
-      body: JSON.stringify({ phoneNumber: number, assistantId: assistant.id, label: "Demo line" }),
+    say(`demo: assigning ${number} to the assistant through map-number ...`);
+    const mapped = await supabase.functions.invoke("map-number", {
+      body: { phoneNumber: number, assistantId: assistant.id, label: "Demo line" },
     });
-    const body = await mapped.json();
-    if (!mapped.ok) {
-      throw new Error(`map-number answered ${mapped.status}: ${JSON.stringify(body)}`);
+    if (mapped.error) {
+      const body = await mapped.error.context?.json?.().catch(() => null);
+      throw new Error(`map-number failed: ${JSON.stringify(body ?? mapped.error.message)}`);
     }
-    const n = body.phoneNumber;
+    const n = mapped.data.phoneNumber;
     say(
       `demo: ${n.e164} is ${n.trunkStatus}: inbound ${n.inboundTrunkId}, rule ${n.dispatchRuleId}, outbound ${n.outboundTrunkId}`,
     );
 
-    const [campaign] = await sql<{ id: string }[]>`
-      insert into public.campaigns (owner_id, name, assistant_id, phone_number_id, window_start, window_end,
-        weekdays, max_concurrent, max_attempts, retry_busy_sec, retry_no_answer_sec, retry_failed_sec, retry_backoff)
-      values (${user.id}, 'Demo renewals', ${assistant.id}, ${n.id}, '00:00', '23:59:59', '{1,2,3,4,5,6,7}',
-        3, 2, 3, 3, 3, 1)
-      returning id`;
-    await sql`insert into public.do_not_call (owner_id, e164, reason) values (${user.id}, '+13055550977', 'asked not to be called')`;
-    // Contacts are imported the way a client does it: the RPC, under the user's RLS.
-    const [imported] = await sql.begin(async (tx) => {
-      await tx`select set_config('role', 'authenticated', true),
-        set_config('request.jwt.claims', ${
-        JSON.stringify({ sub: user.id, role: "authenticated" })
-      }, true)`;
-      return await tx`select public.add_campaign_calls(${campaign.id}, ${tx.json(CONTACTS)}) as r`;
-    });
-    say(`demo: imported contacts ${JSON.stringify(imported.r)}`);
-    await sql`update public.campaigns set status = 'running' where id = ${campaign.id}`;
+    const campaign = must(
+      "create the campaign",
+      await supabase.from("campaigns").insert({
+        name: "Demo renewals",
+        assistant_id: assistant.id,
+        phone_number_id: n.id,
+        window_start: "00:00",
+        window_end: "23:59:59",
+        weekdays: [1, 2, 3, 4, 5, 6, 7],
+        max_concurrent: 3,
+        max_attempts: 2,
+        retry_busy_sec: 3,
+        retry_no_answer_sec: 3,
+        retry_failed_sec: 3,
+        retry_backoff: 1,
+      }).select().single(),
+    );
+    must(
+      "add to the do-not-call list",
+      await supabase.from("do_not_call").insert({
+        e164: "+13055550977",
+        reason: "asked not to be called",
+      }).select(),
+    );
+    const imported = must(
+      "import contacts",
+      await supabase.rpc("add_campaign_calls", { campaign_id: campaign.id, contacts: CONTACTS }),
+    );
+    say(`demo: imported contacts ${JSON.stringify(imported)}`);
+    must(
+      "start the campaign",
+      await supabase.from("campaigns").update({ status: "running" }).eq("id", campaign.id)
+        .select(),
+    );
     say(`demo: campaign running (pg_cron ticks it; finished calls refill their slot at once)\n`);
 
     const widths = [10, 8, 8, 8, 8, 10, 8, 8, 10, 8, 8];
@@ -94,10 +125,12 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
     );
     let last = "";
     for (let i = 0; i < 600; i++) {
-      // Locally pg_cron (1.4) ticks once a minute; Supabase's seconds schedule ticks every few seconds.
       await sql`select internal.tick_campaigns()`;
-      const [p] =
-        await sql`select * from public.campaign_progress where campaign_id = ${campaign.id}`;
+      const p = must(
+        "read progress",
+        await supabase.from("campaign_progress").select("*").eq("campaign_id", campaign.id)
+          .single(),
+      );
       const row = line([
         p.status,
         p.queued,
@@ -120,9 +153,12 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
       await new Promise((r) => setTimeout(r, 1000));
     }
 
-    const calls = await sql`
-      select cc.e164, cc.name, cc.status, cc.attempts, cc.last_outcome, cc.timezone
-      from public.campaign_calls cc where cc.campaign_id = ${campaign.id} order by cc.created_at`;
+    const calls = must(
+      "read the calls",
+      await supabase.from("campaign_calls")
+        .select("e164, name, status, attempts, last_outcome, timezone")
+        .eq("campaign_id", campaign.id).order("created_at"),
+    );
     const w = [14, 38, 11, 9, 24, 20];
     say("\n" + line(["callee", "name", "status", "attempts", "last outcome", "time zone"], w));
     for (const c of calls) {
@@ -133,7 +169,7 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
         ),
       );
     }
-    say(`\nrejected at import: ${JSON.stringify(imported.r.rejected)}`);
+    say(`\nrejected at import: ${JSON.stringify(imported.rejected)}`);
     if (!opts.once) say("\ndemo done; the stack keeps running (Ctrl-C stops it)");
   } finally {
     await sql.end();
