@@ -26,6 +26,9 @@ try {
   Deno.exit(1);
 }
 
+// Holding the lock, any stack.json left here describes a stack that is gone.
+await Deno.remove(`${lock.file.replace(/\/lock$/, "")}/stack.json`).catch(() => {});
+
 let stack: Awaited<ReturnType<typeof startStack>>;
 try {
   stack = await startStack({ name: NAME, timeScale, log: (l) => console.log(l) });
