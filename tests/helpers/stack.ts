@@ -194,6 +194,25 @@ export async function readyAssistant(label: string) {
   };
 }
 
+/** The calls-per-second budget the stack starts with (stack/test.ts). */
+export const DEFAULT_CARRIER_CPS = 50;
+
+/**
+ * Sets every carrier trunk's calls-per-second budget, in the product's pacing and in the
+ * Twilio emulator's trunk check alike (the carrier rejects what the product lets through).
+ */
+let carrierCps = DEFAULT_CARRIER_CPS;
+export async function setCarrierCps(cps: number) {
+  // The carrier counts the last second's INVITEs against a lowered budget too: let them age out.
+  if (cps < carrierCps) await new Promise((r) => setTimeout(r, 1100));
+  carrierCps = cps;
+  await sql`insert into internal.carrier_pacing (carrier_trunk, cps)
+    select k, ${cps} from (select 'default' as k union
+      select distinct carrier_trunk from public.phone_number where carrier_trunk is not null) keys
+    on conflict (carrier_trunk) do update set cps = excluded.cps, backoff_level = 0, backoff_until = null`;
+  if (stack.twilio?.url) await configureTwilio({ cps: Math.ceil(cps) });
+}
+
 /** A supabase-js client as a frontend makes one: the anon key, the session kept in memory. */
 export function frontendClient(): SupabaseClient {
   return createClient(stack.supabaseUrl, stack.anonKey, {
