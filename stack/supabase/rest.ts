@@ -121,17 +121,35 @@ interface RpcFunction {
 interface Catalogue {
   relations: Map<string, Relation>;
   functions: Map<string, RpcFunction[]>;
+  /** Changes whenever a relation, column or function of the schema does. */
+  fingerprint: string;
+}
+
+/** A cheap summary of the public schema's relations, columns and functions. */
+async function fingerprint(sql: postgres.Sql | postgres.TransactionSql): Promise<string> {
+  const [{ f }] = await sql<{ f: string }[]>`
+    select concat_ws('|',
+      (select count(*) || '/' || coalesce(sum(oid::int8), 0) from pg_catalog.pg_class
+        where relnamespace = 'public'::regnamespace),
+      (select count(*) || '/' || coalesce(sum(a.attnum + a.atttypid::int8), 0)
+        from pg_catalog.pg_attribute a join pg_catalog.pg_class c on c.oid = a.attrelid
+        where c.relnamespace = 'public'::regnamespace and a.attnum > 0 and not a.attisdropped),
+      (select count(*) || '/' || coalesce(sum(oid::int8), 0) from pg_catalog.pg_proc
+        where pronamespace = 'public'::regnamespace)) as f`;
+  return f;
 }
 
 async function loadCatalogue(pool: postgres.Sql): Promise<Catalogue> {
   // With only pg_catalog on the search path, type names come out schema-qualified.
   return await pool.begin(async (sql) => {
     await sql`set local search_path = pg_catalog`;
-    return await readCatalogue(sql);
+    return { ...await readCatalogue(sql), fingerprint: await fingerprint(sql) };
   }) as Catalogue;
 }
 
-async function readCatalogue(sql: postgres.TransactionSql): Promise<Catalogue> {
+async function readCatalogue(
+  sql: postgres.TransactionSql,
+): Promise<Omit<Catalogue, "fingerprint">> {
   const rels = await sql<
     { name: string; kind: string; columns: [string, string][]; pk: string[] }[]
   >`
@@ -768,30 +786,32 @@ async function planRpc(
   const params = new Params();
   const used = fn.args.filter((a) => given.includes(a.name));
   // PostgREST's way: the JSON arguments become a typed record, so PostgreSQL converts each.
-  const source = used.length
-    ? ` from json_to_record(${params.add(JSON.stringify(args), "json")}) as _a(${
+  const record = used.length
+    ? `json_to_record(${params.add(JSON.stringify(args), "json")}) as _a(${
       used.map((a) => `${quoteIdent(a.name)} ${a.type}`).join(", ")
     })`
     : "";
+  const fromRecord = record ? ` from ${record}` : "";
   const call = `public.${quoteIdent(fn.name)}(${
     used.map((a) => `${quoteIdent(a.name)} := _a.${quoteIdent(a.name)}`).join(", ")
   })`;
+  const head = "select null::bigint as total";
   let query: string;
   if (fn.returnsVoid) {
-    query =
-      `select null::bigint as total, count(*)::int as n, null::text as body, null::boolean as inserted
-      from (select ${call} as _r${source}) _b`;
+    query = `${head}, count(*)::int as n, null::text as body, null::boolean as inserted
+      from (select ${call} as _r${fromRecord}) _b`;
   } else if (fn.returnsRow || fn.returnsSet) {
-    const rows = fn.returnsRow
-      ? `select _r.* from ${source ? `${source.slice(6)} cross join lateral ` : ""}${call} as _r`
-      : `select _r from ${source ? `${source.slice(6)} cross join lateral ` : ""}${call} as _r`;
+    // Rows come back as objects; a set of scalars as an array of values.
+    const rows = `select ${fn.returnsRow ? "_r.*" : "_r"} from ${
+      record ? `${record} cross join lateral ` : ""
+    }${call} as _r`;
     const oneRow = fn.returnsRow && !fn.returnsSet;
-    query = `select null::bigint as total, count(*)::int as n, ${
+    query = `${head}, count(*)::int as n, ${
       aggregate({ ...shape, single: shape.single || oneRow }, !fn.returnsRow)
     } as body, null::boolean as inserted from (${rows}) _b`;
   } else {
     query =
-      `select null::bigint as total, 1 as n, to_json(${call})::text as body, null::boolean as inserted${source}`;
+      `${head}, 1 as n, to_json(${call})::text as body, null::boolean as inserted${fromRecord}`;
   }
   const minimal = prefer.get("return") === "minimal";
   return {
@@ -819,19 +839,18 @@ export function restHandler(opts: RestOptions) {
   const { sql, keys } = opts;
   const verify = tokenVerifier(keys);
   let catalogue: Promise<Catalogue> | null = null;
-  let reloadedAt = 0;
 
   async function lookup<T>(get: (c: Catalogue) => T | undefined): Promise<T | undefined> {
     try {
       catalogue ??= loadCatalogue(sql);
-      let found = get(await catalogue);
-      // A name we do not know may be new: reload (at most once a second), like NOTIFY pgrst.
-      if (found === undefined && Date.now() - reloadedAt > 1000) {
-        reloadedAt = Date.now();
-        catalogue = loadCatalogue(sql);
-        found = get(await catalogue);
-      }
-      return found;
+      const current = await catalogue;
+      const found = get(current);
+      if (found !== undefined) return found;
+      // A name we do not know may be new (PostgREST reloads on NOTIFY): reload if anything changed.
+      if (await fingerprint(sql) === current.fingerprint) return undefined;
+      // Unless a concurrent request already started the reload.
+      if ((await catalogue) === current) catalogue = loadCatalogue(sql);
+      return get(await catalogue);
     } catch (e) {
       catalogue = null;
       throw e;

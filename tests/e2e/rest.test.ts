@@ -603,3 +603,65 @@ Deno.test("the service key bypasses RLS, as on Supabase", async () => {
   assert.equal(service.status, 200);
   assert.deepEqual(await service.json(), [{ owner_id: fx.owner.id }]);
 });
+
+Deno.test("rpc: sets, rows, scalars and void come back as PostgREST returns them; GET and stable functions", async () => {
+  await sql.unsafe(`
+    create function public.rest_test_table(n int, tag text default 'x')
+      returns table (i int, label text) language sql stable as
+      $$ select g, tag || g from generate_series(1, n) g $$;
+    create function public.rest_test_ints(n int) returns setof int language sql as
+      $$ select generate_series(1, n) $$;
+    create function public.rest_test_scalar(flag boolean, at timestamptz) returns text
+      language sql as $$ select flag::text || ' ' || to_char(at at time zone 'UTC', 'YYYY') $$;
+    create function public.rest_test_void() returns void language sql as $$ select $$;
+    create function public.rest_test_me() returns uuid language sql stable as
+      $$ select auth.uid() $$;`);
+  try {
+    const me = await signUp("rpc-shapes");
+    const db = me.client;
+    const table = await db.rpc("rest_test_table", { n: 2 });
+    assert.deepEqual(table.data, [{ i: 1, label: "x1" }, { i: 2, label: "x2" }]);
+    const tagged = await db.rpc("rest_test_table", { n: 1, tag: "t" }, { get: true });
+    assert.deepEqual(tagged.data, [{ i: 1, label: "t1" }]);
+    const one = await db.rpc("rest_test_table", { n: 1 }).single();
+    assert.deepEqual(one.data, { i: 1, label: "x1" });
+    const ints = await db.rpc("rest_test_ints", { n: 3 });
+    assert.deepEqual(ints.data, [1, 2, 3]);
+    const scalar = await db.rpc("rest_test_scalar", { flag: true, at: "2026-12-01T00:00:00Z" });
+    assert.equal(scalar.data, "true 2026", "a boolean argument read as a boolean");
+    const falsy = await db.rpc("rest_test_scalar", { flag: false, at: "2026-12-01T00:00:00Z" });
+    assert.equal(falsy.data, "false 2026");
+    const nothing = await db.rpc("rest_test_void");
+    assert.equal(nothing.status, 204);
+    assert.equal(nothing.error, null);
+    const who = await db.rpc("rest_test_me");
+    assert.equal(who.data, me.id, "auth.uid() is the caller inside rpc");
+    const anonWho = await frontendClient().rpc("rest_test_me");
+    assert.equal(anonWho.data, null);
+  } finally {
+    await sql.unsafe(`
+      drop function public.rest_test_table; drop function public.rest_test_ints;
+      drop function public.rest_test_scalar; drop function public.rest_test_void;
+      drop function public.rest_test_me;`);
+  }
+});
+
+Deno.test("boolean and numeric filters compare as their types", async () => {
+  const fx = await setup();
+  const db = fx.owner.client;
+  const n = await db.from("campaigns").select("id").eq("max_attempts", 3).eq("id", fx.campaignId);
+  assert.equal(n.data?.length, 1);
+  const weekdays = await db.from("campaigns").select("id").contains("weekdays", [1, 5]).eq(
+    "id",
+    fx.campaignId,
+  );
+  assert.equal(weekdays.data?.length, 1);
+  const meta = await db.from("campaign_calls").select("id").eq("campaign_id", fx.campaignId)
+    .contains("metadata", {});
+  assert.ok((meta.data?.length ?? 0) >= 1);
+  const rows = await db.from("campaign_progress").select("campaign_id").eq(
+    "campaign_id",
+    fx.campaignId,
+  ).gte("total", 1).isDistinct("status", "completed");
+  assert.equal(rows.data?.length, 1, JSON.stringify(rows.error));
+});
