@@ -88,7 +88,13 @@ export function serve(
       if (named && typeof named === "object") fields.fields = Object.keys(named);
       if (error?.details?.upstream) fields.upstream = error.details;
       if (error?.details?.constraint) fields.constraint = error.details.constraint;
-      if (error && error !== e) fields.cause = describe(e);
+      if (error && error !== e) {
+        // A database refusal: its SQLSTATE; PostgreSQL's text (which may quote the value sent)
+        // only for 5xx.
+        const sqlstate = (e as { code?: unknown })?.code;
+        if (typeof sqlstate === "string") fields.sqlstate = sqlstate;
+        if (status >= 500) fields.cause = describe(e);
+      }
       if (!error) fields.error = describe(e);
       (status >= 500 ? log.error : log.warn)("request failed", fields);
       return json(body, status, { ...headers, "x-request-id": requestId });
