@@ -64,6 +64,12 @@ export interface StackOptions {
   forceEmulators?: boolean;
   /** Emulated call durations are multiplied by this. */
   timeScale?: number;
+  /** The carrier trunk's calls per second (CARRIER_CPS), enforced by the Twilio emulator too. */
+  carrierCps?: number;
+  /** How often live calls are checked against LiveKit (CALL_RECONCILE_SEC). */
+  reconcileEverySec?: number;
+  /** How long a dial waits for the agent to join (AGENT_JOIN_TIMEOUT_SEC). */
+  agentJoinTimeoutSec?: number;
   log?: (line: string) => void;
 }
 
@@ -95,6 +101,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const useRealTwilio = !opts.forceEmulators && !!env.TWILIO_ACCOUNT_SID &&
       !!env.TWILIO_AUTH_TOKEN;
 
+    const carrierCps = opts.carrierCps ?? Number(env.CARRIER_CPS ?? 1);
     let twilio: TwilioEmulator | null = null;
     let twilioInfo: StackInfo["twilio"] = null;
     if (useRealTwilio) {
@@ -107,13 +114,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     } else if (!env.SIP_PROVIDER_ADDRESS || opts.forceEmulators) {
       const accountSid = `AC${randomToken(16)}`;
       const authToken = randomToken(16);
-      // Calls-per-second is paced per number by the engine; the emulator's trunk-wide CPS
-      // check stays off here (the LiveKit emulator's trunkCps knob exercises carrier limits).
+      // The emulated trunk rejects INVITEs over the budget the product paces to, as Twilio does.
       twilio = await startTwilio({
         accountSid,
         authToken,
         numbers: SEED_NUMBERS.map((phoneNumber) => ({ phoneNumber })),
-        cps: 0,
+        cps: carrierCps,
       });
       cleanups.push(() => twilio!.close());
       twilioInfo = { url: twilio.url, accountSid, authToken, emulated: true };
@@ -135,6 +141,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         apiKey,
         apiSecret,
         timeScale: opts.timeScale ?? 1,
+        // Answers /settings/regions like LiveKit Cloud, so the SDK's replay path can be exercised.
+        regions: 2,
         webhookUrl: `${supabaseUrl}/functions/v1/livekit-webhook`,
         carrier: twilio ? (call) => twilio!.terminate(call) : undefined,
       });
@@ -153,6 +161,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       LIVEKIT_API_KEY: livekitInfo.apiKey,
       LIVEKIT_API_SECRET: livekitInfo.apiSecret,
       LIVEKIT_SIP_HOST: env.LIVEKIT_SIP_HOST ?? "sip.livekit.local",
+      CARRIER_CPS: String(carrierCps),
+      ...(opts.reconcileEverySec ? { CALL_RECONCILE_SEC: String(opts.reconcileEverySec) } : {}),
+      ...(opts.agentJoinTimeoutSec
+        ? { AGENT_JOIN_TIMEOUT_SEC: String(opts.agentJoinTimeoutSec) }
+        : {}),
     };
     if (twilioInfo) {
       functionEnv.TWILIO_ACCOUNT_SID = twilioInfo.accountSid;

@@ -91,6 +91,7 @@ const stack = await startStack({
   // Tests that measure pacing lower it (tests/helpers/stack.ts setCarrierCps).
   carrierCps: 50,
   reconcileEverySec: 1,
+  agentJoinTimeoutSec: 1,
 });
 let interrupted = false;
 const onSignal = () => {

@@ -2,6 +2,7 @@
  * Inspection endpoints for tests and benchmarks (no auth, outside LiveKit's paths):
  * GET /emulator/requests, GET /emulator/state, POST /emulator/config, POST /emulator/reset.
  */
+import type { AgentJobRecord } from "./agents.ts";
 import type { CallRecord, InviteRecord } from "./calls.ts";
 import { type LiveKitKnobs, parseKnobs } from "./knobs.ts";
 import type { JsonValue } from "./twirp.ts";
@@ -71,6 +72,8 @@ export interface EmulatorState {
   participants: JsonValue[];
   dispatches: JsonValue[];
   calls: CallRecord[];
+  /** Agent jobs: dispatched, joined, spoke (published audio), left. */
+  agentJobs: AgentJobRecord[];
   /** Every INVITE sent, in order; a replayed CreateSIPParticipant sends one more. */
   invites: InviteRecord[];
   /** INVITEs per room. */

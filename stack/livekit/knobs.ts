@@ -1,7 +1,8 @@
 /** The emulator's knobs: simulated time, injected latency and failures, carrier limits. */
 import { z } from "zod";
+import type { AgentKnobs } from "./agents.ts";
 
-export interface LiveKitKnobs {
+export interface LiveKitKnobs extends AgentKnobs {
   /** Multiplies every simulated duration (ringing, talk time, timeouts); 1 = real time. */
   timeScale: number;
   /** Added before every Twirp response. */
@@ -48,6 +49,9 @@ export const DEFAULT_KNOBS: LiveKitKnobs = {
   maxConcurrentCalls: 0,
   trunkCps: 0,
   webhookUrl: null,
+  agentWorkers: -1,
+  agentJoinDelayMs: 500,
+  agentSilentRate: 0,
 };
 
 const knobsPatch = z.object({
@@ -63,6 +67,9 @@ const knobsPatch = z.object({
   maxConcurrentCalls: z.number().int().min(0).optional(),
   trunkCps: z.number().min(0).optional(),
   webhookUrl: z.url().nullable().optional(),
+  agentWorkers: z.number().int().min(-1).optional(),
+  agentJoinDelayMs: z.number().min(0).optional(),
+  agentSilentRate: z.number().min(0).max(1).optional(),
 }).strict();
 
 /** Validates a partial set of knobs; throws naming every problem. */

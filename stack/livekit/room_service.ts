@@ -1,4 +1,5 @@
 /** livekit.RoomService and livekit.AgentDispatchService over Twirp. */
+import type { Agents } from "./agents.ts";
 import {
   AgentDispatch,
   AgentDispatchState,
@@ -117,7 +118,7 @@ export function roomService(rooms: Rooms): Service {
   };
 }
 
-export function agentDispatchService(rooms: Rooms): Service {
+export function agentDispatchService(rooms: Rooms, agents: Agents): Service {
   return {
     methods: {
       CreateDispatch: method(CreateAgentDispatchRequest, async (req, ctx) => {
@@ -130,7 +131,9 @@ export function agentDispatchService(rooms: Rooms): Service {
           deployment: req.deployment,
           attributes: req.attributes,
         });
-        return rooms.addDispatch(req.room, dispatch);
+        const added = rooms.addDispatch(req.room, dispatch);
+        agents.dispatched(added);
+        return added;
       }),
 
       ListDispatch: method(ListAgentDispatchRequest, (req, ctx) => {
@@ -145,6 +148,7 @@ export function agentDispatchService(rooms: Rooms): Service {
         requireRoomAdmin(ctx, req.room);
         const removed = rooms.removeDispatch(req.room, req.dispatchId);
         if (!removed) throw new TwirpError("not_found", "dispatch not found");
+        agents.deleted(removed.id);
         return removed;
       }),
     },

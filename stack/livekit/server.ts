@@ -9,6 +9,7 @@ import { Calls, type CarrierCheck } from "./calls.ts";
 import { type EmulatorState, handleInspection, RequestLog } from "./inspect.ts";
 import { createFronts } from "./listener.ts";
 import { DEFAULT_KNOBS, type LiveKitKnobs, parseKnobs } from "./knobs.ts";
+import { Agents } from "./agents.ts";
 import { Rooms } from "./rooms.ts";
 import { agentDispatchService, roomService } from "./room_service.ts";
 import { sipService, SipStore } from "./sip_service.ts";
@@ -91,7 +92,15 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     scheduler,
     dropRate: () => knobs.webhookDropRate,
   });
-  const rooms = new Rooms({ scheduler, scaledMs, emit: (e) => webhooks.emit(e) });
+  const rooms: Rooms = new Rooms({
+    scheduler,
+    scaledMs,
+    emit: (e) => {
+      webhooks.emit(e);
+      agents.observe(e);
+    },
+  });
+  const agents: Agents = new Agents({ rooms, scheduler, scaledMs, knobs: () => knobs });
   const calls = new Calls({
     rooms,
     scheduler,
@@ -109,7 +118,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
       maxConcurrentCalls: () => knobs.maxConcurrentCalls,
     }),
     "livekit.RoomService": roomService(rooms),
-    "livekit.AgentDispatchService": agentDispatchService(rooms),
+    "livekit.AgentDispatchService": agentDispatchService(rooms, agents),
   };
 
   /** Every listener: the primary first, then the extra regions. Filled in once listening. */
@@ -128,6 +137,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
       ...store.snapshot(),
       ...rooms.snapshot(),
       calls: calls.records(),
+      agentJobs: agents.records(),
       invites,
       invitesByRoom,
       invitesByRequestId,
@@ -151,6 +161,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     calls.clear("emulator reset");
     scheduler.cancelAll();
     rooms.clear();
+    agents.clear();
     store.clear();
     webhooks.reset();
     requests.clear();

@@ -24,6 +24,35 @@ comment on column public.outbound_calls.dialed_at is 'When the CreateSIPParticip
 comment on column public.outbound_calls.dial_returned_at is 'When CreateSIPParticipant answered (it waits for the answer); null while it is still waiting, so webhooks alone never conclude an unanswered call.';
 comment on column public.outbound_calls.checked_at is 'When the call was last reconciled against the rooms and participants LiveKit holds.';
 
+-- No silent answers: the dial waits for the assistant's agent to be in the room.
+alter table public.outbound_calls
+  add column agent_identity text,
+  add column agent_joined_at timestamptz,
+  add column agent_audio_at timestamptz,
+  add column abandoned boolean generated always as (
+    answered_at is not null and (
+      agent_joined_at is null or agent_joined_at > answered_at
+      or (ended_at is not null and ended_at - answered_at < interval '2 seconds'
+          and (agent_audio_at is null or agent_audio_at > ended_at)))
+  ) stored;
+comment on column public.outbound_calls.agent_joined_at is 'When the assistant''s agent was seen in the room; a call is dialed only after it.';
+comment on column public.outbound_calls.agent_audio_at is 'When the agent first published audio in the call''s room (it can speak).';
+comment on column public.outbound_calls.abandoned is 'An abandoned call in the FTC''s sense (16 CFR 310.4(b)(4)): answered with no agent in the room, or hung up within 2 s of the answer with no agent audio.';
+
+alter table public.campaigns
+  add column agent_limit integer check (agent_limit is null or agent_limit >= 1),
+  add column agent_limit_until timestamptz,
+  add column agent_timeouts integer not null default 0,
+  add column throttle_reason text,
+  add column abandon_cap numeric(4, 3) not null default 0.03 check (abandon_cap > 0 and abandon_cap <= 1),
+  add column abandon_slowed_at timestamptz;
+comment on column public.campaigns.agent_limit is 'Effective concurrency while agent_limit_until: lowered when no agent joined in time (the agent pool is saturated) or abandoned calls pass abandon_cap; throttle_reason says why.';
+comment on column public.campaigns.abandon_cap is 'The most abandoned calls per answered call over 30 days (FTC: 3 %); past it the campaign slows down, then pauses.';
+grant insert (abandon_cap), update (abandon_cap) on public.campaigns to authenticated;
+
+create index outbound_calls_campaign_answered on public.outbound_calls (campaign_id, answered_at)
+  where answered_at is not null;
+
 create table internal.call_outcome (
   outcome text primary key,
   call_status public.call_status not null,
@@ -46,6 +75,7 @@ insert into internal.call_outcome (outcome, call_status, retry, pauses_campaign,
   ('livekit_error', 'failed', 'failed', false, 'LiveKit failed before the call was placed'),
   ('failed', 'failed', 'failed', false, 'another final SIP answer'),
   ('lost', 'failed', 'never', false, 'no outcome could be established; never re-dialed, since the callee may have answered');
+-- (An attempt whose agent did not join is never dialed: it is given back, not ended; see internal.agent_unavailable.)
 alter table internal.call_outcome enable row level security;
 
 create table internal.carrier_pacing (
@@ -197,7 +227,8 @@ begin
     end if;
     select count(*) into live from public.campaign_calls x
     where x.campaign_id = c.id and x.status in ('dialing', 'in_progress');
-    free := least(c.max_concurrent - live, budget);
+    free := least(case when c.agent_limit_until > now() then least(c.agent_limit, c.max_concurrent)
+                       else c.max_concurrent end - live, budget);
     continue when free <= 0;
 
     eligible := '{}';
@@ -257,8 +288,83 @@ language sql security definer set search_path = '' as $$
     lease_until = now() + make_interval(secs => c.max_call_duration_sec + 120)
   from public.outbound_calls o, public.campaigns c
   where o.id = call_id and cc.id = o.campaign_call_id and c.id = cc.campaign_id
-    and cc.status in ('dialing', 'in_progress') and o.room_name = format('cc-%s-%s', cc.id, cc.dials)
+    and cc.status in ('dialing', 'in_progress') and o.room_name = format('cc-%s-%s', cc.id, cc.dials);
+  update public.campaigns c set agent_timeouts = 0
+  from public.outbound_calls o where o.id = call_id and c.id = o.campaign_id and c.agent_timeouts > 0;
 $$;
+
+-- No agent joined the attempt's room in time: the callee was not dialed.
+create function internal.agent_unavailable(campaign_call uuid, attempt_no integer, wait_sec numeric)
+returns void
+language plpgsql security definer set search_path = '' as $$
+declare
+  camp uuid;
+  live integer;
+  c public.campaigns;
+begin
+  select campaign_id into camp from public.campaign_calls where id = campaign_call;
+  perform internal.give_back(campaign_call, attempt_no,
+    format('no agent joined within %s s; requeued without counting', wait_sec));
+  select count(*) into live from public.campaign_calls
+  where campaign_id = camp and status in ('dialing', 'in_progress');
+  update public.campaigns set agent_timeouts = agent_timeouts + 1,
+    agent_limit = greatest(1, live), agent_limit_until = now() + interval '60 seconds',
+    throttle_reason = format('agent pool saturated: no agent joined within %s s; at most %s calls at once until %s',
+                             wait_sec, greatest(1, live), to_char(now() + interval '60 seconds', 'HH24:MI:SS TZ'))
+  where id = camp
+  returning * into c;
+  -- Nobody is talking and agents keep not coming: nothing dialed will ever have an agent.
+  if c.agent_timeouts >= 3 and live = 0 then
+    perform internal.pause_campaign(camp, format(
+      'paused: no agent joined %s calls in a row within %s s; check that an agent is running and registered as the assistant''s agent_name, then resume',
+      c.agent_timeouts, wait_sec));
+  end if;
+end $$;
+comment on function internal.agent_unavailable is 'campaign-tick: an attempt whose agent did not join in time is given back uncounted, and the campaign''s effective concurrency is held at what has agents (paused when none ever join).';
+
+-- Past its abandonment cap a campaign slows to half its concurrency for 10 minutes; still past
+-- it 10 answered calls later, it pauses.
+create function internal.check_abandonment() returns trigger
+language plpgsql security definer set search_path = '' as $$
+declare
+  c public.campaigns;
+  answered integer;
+  abandoned integer;
+  since_slowed integer;
+  rate numeric;
+begin
+  if new.campaign_id is null or new.answered_at is null or old.status = new.status
+     or new.status not in ('completed', 'busy', 'no_answer', 'failed') then
+    return null;
+  end if;
+  select * into c from public.campaigns where id = new.campaign_id;
+  if c.status <> 'running' then
+    return null;
+  end if;
+  select count(*), count(*) filter (where o.abandoned), count(*) filter (where o.ended_at > c.abandon_slowed_at)
+  into answered, abandoned, since_slowed
+  from public.outbound_calls o
+  where o.campaign_id = c.id and o.answered_at > now() - interval '30 days' and o.ended_at is not null;
+  rate := abandoned::numeric / greatest(answered, 1);
+  if answered < 10 or rate <= c.abandon_cap then
+    return null;
+  end if;
+  if c.abandon_slowed_at is null or c.abandon_slowed_at < now() - interval '10 minutes' then
+    update public.campaigns set abandon_slowed_at = now(),
+      agent_limit = greatest(1, c.max_concurrent / 2), agent_limit_until = now() + interval '10 minutes',
+      throttle_reason = format('abandoned calls at %s %% of answered (cap %s %%): slowed to %s calls at once',
+                               round(rate * 100, 1), round(c.abandon_cap * 100, 1), greatest(1, c.max_concurrent / 2))
+    where id = c.id;
+  elsif since_slowed >= 10 then
+    perform internal.pause_campaign(c.id, format(
+      'paused: abandoned calls at %s %% of answered over 30 days, past the cap of %s %% even after slowing down; check the agents, then resume',
+      round(rate * 100, 1), round(c.abandon_cap * 100, 1)));
+  end if;
+  return null;
+end $$;
+comment on function internal.check_abandonment is 'Trigger: when a campaign''s answered call ends, its 30-day abandonment rate is held to abandon_cap (slow down, then pause).';
+create trigger abandonment after update of status on public.outbound_calls
+  for each row execute function internal.check_abandonment();
 comment on function internal.call_answered is 'A campaign call''s current dial was answered: it is live, and its lease covers the longest call.';
 
 -- A campaign call's attempt ended: the outcome table decides (retry with backoff inside the
@@ -398,9 +504,38 @@ insert into internal.provisioning_job (phone_number_id, e164, owner_id)
 select id, e164, owner_id from public.phone_number where outbound_trunk_id is not null
 on conflict do nothing;
 
+-- Progress with the 30-day abandonment rate (columns appended to the view's).
+create or replace view public.campaign_progress with (security_invoker = true) as
+select c.id as campaign_id, c.owner_id, c.name, c.status, c.status_reason,
+  count(cc.id)::integer as total,
+  count(cc.id) filter (where cc.status = 'queued' and cc.attempts = 0)::integer as queued,
+  count(cc.id) filter (where cc.status = 'queued' and cc.attempts > 0)::integer as retrying,
+  count(cc.id) filter (where cc.status = 'dialing')::integer as dialing,
+  count(cc.id) filter (where cc.status = 'in_progress')::integer as in_progress,
+  count(cc.id) filter (where cc.status = 'completed')::integer as completed,
+  count(cc.id) filter (where cc.status = 'busy')::integer as busy,
+  count(cc.id) filter (where cc.status = 'no_answer')::integer as no_answer,
+  count(cc.id) filter (where cc.status = 'failed')::integer as failed,
+  count(cc.id) filter (where cc.status = 'skipped')::integer as skipped,
+  count(cc.id) filter (where cc.status = 'cancelled')::integer as cancelled,
+  coalesce(sum(cc.attempts), 0)::integer as attempts,
+  a.answered_30d, a.abandoned_30d,
+  round(a.abandoned_30d::numeric / greatest(a.answered_30d, 1), 4) as abandonment_rate,
+  case when c.agent_limit_until > now() then c.agent_limit end as concurrency_limit,
+  case when c.agent_limit_until > now() then c.throttle_reason end as throttle_reason
+from public.campaigns c
+left join public.campaign_calls cc on cc.campaign_id = c.id
+left join lateral (
+  select count(*)::integer as answered_30d, (count(*) filter (where o.abandoned))::integer as abandoned_30d
+  from public.outbound_calls o
+  where o.campaign_id = c.id and o.answered_at > now() - interval '30 days' and o.ended_at is not null
+) a on true
+group by c.id, a.answered_30d, a.abandoned_30d;
+
 -- Grants -------------------------------------------------------------------------------------
 revoke all on table internal.call_outcome, internal.carrier_pacing from public, anon, authenticated;
 grant all on table internal.call_outcome, internal.carrier_pacing to service_role;
 revoke all on function internal.take_carrier_slots, internal.carrier_next_slot, internal.carrier_rejected,
-  internal.give_back, internal.skip_call, internal.call_answered, internal.pause_campaign, internal.claim_calls, internal.call_finished, internal.release_expired_leases,
+  internal.give_back, internal.skip_call, internal.call_answered, internal.agent_unavailable,
+  internal.check_abandonment, internal.pause_campaign, internal.claim_calls, internal.call_finished, internal.release_expired_leases,
   internal.calls_to_reconcile from public;

@@ -1,12 +1,12 @@
 // Placing a call and recording what happens to it. One dial helper serves create-participant
 // and the campaign engine: resolve the assistant's ready outbound trunk, check the callee,
 // write the call record, dispatch the agent into a fresh room, then dial.
-import { DisconnectReason, ParticipantInfo_Kind } from "@livekit/protocol";
-import type { WebhookEvent } from "livekit-server-sdk";
+import { DisconnectReason, ParticipantInfo_Kind, TrackType } from "@livekit/protocol";
+import type { ParticipantInfo, WebhookEvent } from "livekit-server-sdk";
 import type { Config } from "./config.ts";
 import { asService, type Sql, type Tx } from "./db.ts";
 import {
-  type AppError,
+  AppError,
   NotFoundError,
   PreconditionError,
   RateLimitError,
@@ -109,8 +109,10 @@ export interface DialResult {
   call: CallRow;
   /** The attempt's room already existed: it was dialed before and is not dialed again. */
   duplicate: boolean;
-  /** No carrier slot opened in time: nothing was dialed and the record is gone. */
+  /** No carrier slot opened, or no agent joined, in time: nothing was dialed and the record is gone. */
   notDialed: boolean;
+  /** Not dialed because the assistant's agent did not join the room in time. */
+  agentUnavailable?: boolean;
   error: AppError | null;
   mapped: Mapped | null;
 }
@@ -240,7 +242,7 @@ export async function placeCall(
     >`select * from public.outbound_calls where room_name = ${room}`;
     return { call, duplicate: true, notDialed: false, error: null, mapped: null };
   }
-  let call = inserted;
+  const call = inserted;
   const l = log.child({
     callId: call.id,
     assistantId: trunk.assistant_id,
@@ -274,7 +276,26 @@ export async function placeCall(
       step: "dispatch the agent",
     };
   }
+  let agent: ParticipantInfo | null = null;
   if (dispatchId !== null) {
+    // No silent answers: the callee's phone rings only once the agent is in the room.
+    agent = await awaitAgent(lk, call.room_name, config.agentJoinTimeoutSec);
+    if (!agent) {
+      await lk.dispatch.deleteDispatch(dispatchId, call.room_name).catch(() => {});
+      await sql`delete from public.outbound_calls where id = ${call.id}`;
+      lk.rooms.deleteRoom(call.room_name).catch(() => {});
+      l.warn("no agent joined; not dialed", { waitSec: config.agentJoinTimeoutSec });
+      return {
+        call,
+        duplicate: false,
+        notDialed: true,
+        agentUnavailable: true,
+        error: new AgentUnavailableError(
+          `No agent of assistant ${trunk.assistant_id} (${trunk.agent_name}) joined the call's room within ${config.agentJoinTimeoutSec} s, so ${input.to} was not dialed; the agent pool may be busy or not running.`,
+        ),
+        mapped: null,
+      };
+    }
     if (!(await awaitSlot(sql, config, carrier, slot))) {
       // Never dialed: the record goes, so the attempt's room can be used when it comes back.
       await sql`delete from public.outbound_calls where id = ${call.id}`;
@@ -325,7 +346,37 @@ export async function placeCall(
     }
   }
   answer ??= { kind: "unknown", failure: describeLiveKitError(null) };
-  return await recordAnswer(sql, lk, call, { answer, dispatchId, dialedAt, carrier, input, l });
+  return await recordAnswer(sql, lk, call, {
+    answer,
+    dispatchId,
+    dialedAt,
+    carrier,
+    input,
+    agent,
+    l,
+  });
+}
+
+/** 503 agent_unavailable: no agent joined in time; nothing was dialed. */
+export class AgentUnavailableError extends AppError {
+  constructor(message: string, retryAfterSec = 10) {
+    super(503, "agent_unavailable", message, { retryAfterSec });
+    this.retryAfterSec = retryAfterSec;
+  }
+}
+
+/** The assistant's agent once it is in the room (LiveKit's participants say so), or null. */
+async function awaitAgent(lk: LiveKit, room: string, waitSec: number) {
+  const until = Date.now() + waitSec * 1000;
+  for (let pause = 25;; pause = Math.min(pause * 2, 250)) {
+    const found = await lk.rooms.listParticipants(room).then(
+      (ps) => ps.find((p) => p.kind === ParticipantInfo_Kind.AGENT) ?? null,
+      () => null,
+    );
+    if (found) return found;
+    if (Date.now() + pause > until) return null;
+    await sleep(pause);
+  }
 }
 
 /** 429 with the wait until the carrier trunk's next slot. */
@@ -385,6 +436,7 @@ async function recordAnswer(
     dialedAt: Date | null;
     carrier: string;
     input: DialInput;
+    agent: ParticipantInfo | null;
     l: Logger;
   },
 ): Promise<DialResult> {
@@ -446,6 +498,13 @@ async function recordAnswer(
             duration_sec = ${durationSec(next.answeredAt, next.endedAt)},
             dispatch_id = coalesce(dispatch_id, ${r.dispatchId}), dialed_at = ${r.dialedAt},
             dial_returned_at = now(),
+            agent_identity = coalesce(agent_identity, ${r.agent?.identity ?? null}),
+            agent_joined_at = coalesce(agent_joined_at, ${
+          r.agent ? new Date(Number(r.agent.joinedAtMs) || Date.now()) : null
+        }),
+            agent_audio_at = coalesce(agent_audio_at, ${
+          r.agent?.tracks.some((t) => t.type === TrackType.AUDIO) ? r.dialedAt : null
+        }),
             participant_id = coalesce(${
           answer.kind === "answered" ? answer.participantId : null
         }, participant_id),
@@ -580,6 +639,14 @@ export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
         p.sid || null
       }),
           sip_call_id = coalesce(sip_call_id, ${p.attributes?.["sip.callID"] || null})
+        where id = ${call.id}`;
+      return { duplicate: false, callId: call.id, status: call.status };
+    }
+    if (ev.event === "track_published" && p && p.identity !== call.participant_identity) {
+      // Only the agent shares the call's room with the SIP participant: it can be heard now.
+      const at = new Date(Number(ev.createdAt ?? 0n) * 1000 || Date.now());
+      await tx`update public.outbound_calls set agent_audio_at = coalesce(agent_audio_at, ${at}),
+          agent_identity = coalesce(agent_identity, ${p.identity})
         where id = ${call.id}`;
       return { duplicate: false, callId: call.id, status: call.status };
     }

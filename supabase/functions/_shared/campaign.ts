@@ -50,8 +50,8 @@ export interface Counts {
  */
 const CLAIM_HORIZON_SEC = 2;
 
-/** The dispatch goes out this long before the dial's slot, so the dial itself is on time. */
-const DISPATCH_LEAD_MS = 150;
+/** The dispatch goes out this long before the dial's slot, so the agent is in the room by then. */
+const DISPATCH_LEAD_MS = 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -109,6 +109,10 @@ async function dialOne(
     return "skipped";
   }
   if (result.duplicate) return "skipped";
+  if (result.agentUnavailable) {
+    await sql`select internal.agent_unavailable(${c.campaign_call_id}, ${c.attempt}, ${config.agentJoinTimeoutSec})`;
+    return "deferred";
+  }
   if (result.notDialed) {
     await giveBack(sql, c, "no carrier slot opened in time; requeued");
     return "deferred";

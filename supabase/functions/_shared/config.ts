@@ -42,6 +42,7 @@ const schema = z.object({
   CALLS_PER_MINUTE_PER_USER: intFrom(1, 10_000, 30),
   CARRIER_CPS: z.coerce.number().min(0.1).max(1_000).default(1),
   CALL_RECONCILE_SEC: intFrom(1, 3_600, 30),
+  AGENT_JOIN_TIMEOUT_SEC: z.coerce.number().min(0.1).max(60).default(5),
 });
 
 export type Env = z.infer<typeof schema>;
@@ -80,6 +81,8 @@ export interface Config {
   carrierCps: number;
   /** How often a live call is checked against LiveKit's rooms and participants. */
   reconcileEverySec: number;
+  /** How long a dial waits for the assistant's agent to join its room before giving up. */
+  agentJoinTimeoutSec: number;
   /** Variables a feature needs but did not get, by feature. */
   missing: { livekit: string[]; twilio: string[] };
 }
@@ -200,6 +203,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     callsPerMinutePerUser: e.CALLS_PER_MINUTE_PER_USER,
     carrierCps: e.CARRIER_CPS,
     reconcileEverySec: e.CALL_RECONCILE_SEC,
+    agentJoinTimeoutSec: e.AGENT_JOIN_TIMEOUT_SEC,
     missing: { livekit: missingLiveKit, twilio: missingTwilio },
   };
 }
