@@ -181,6 +181,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
 
 /** A dial sent later than this after its slot takes a new one (internal.take_carrier_slots). */
 export const SLOT_TOLERANCE_MS = 30;
+/** How long before its slot a dial first looks for its agent. */
+const AGENT_LOOK_AHEAD_MS = 60;
 /** How far ahead a direct call may wait for its carrier trunk's next slot. */
 const DIRECT_SLOT_WAIT_SEC = 5;
 
@@ -278,7 +280,9 @@ export async function placeCall(
   }
   let agent: ParticipantInfo | null = null;
   if (dispatchId !== null) {
-    // No silent answers: the callee's phone rings only once the agent is in the room.
+    // No silent answers: the callee's phone rings only once the agent is in the room. It has
+    // until just before the slot to join unseen (one look then usually finds it).
+    await sleep(slot.getTime() - AGENT_LOOK_AHEAD_MS - Date.now());
     agent = await awaitAgent(lk, call.room_name, config.agentJoinTimeoutSec);
     if (!agent) {
       await lk.dispatch.deleteDispatch(dispatchId, call.room_name).catch(() => {});

@@ -50,6 +50,10 @@ export interface Counts {
  */
 const CLAIM_HORIZON_SEC = 2;
 
+/** Dials one isolate keeps under way at once, across all its ticks. */
+const ISOLATE_MAX_INFLIGHT = 200;
+let underWay = 0;
+
 /** The dispatch goes out this long before the dial's slot, so the agent is in the room by then. */
 const DISPATCH_LEAD_MS = 1000;
 
@@ -136,12 +140,19 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
   await reconcileCalls(config, sql, lk, l);
   try {
     while (Date.now() < deadline && claimedTotal < maxCalls) {
+      // Claim only what this isolate can have under way: under overload the ticks wait for
+      // their dials instead of taking slots and calls they cannot use.
+      const room = Math.min(200, maxCalls - claimedTotal, ISOLATE_MAX_INFLIGHT - underWay);
+      if (room <= 0) {
+        await (inflight.size > 0 ? Promise.race([...inflight]) : sleep(50));
+        continue;
+      }
       const claims = await sql<Claim[]>`
-        select * from internal.claim_calls(${opts.campaignId ?? null}, ${
-        Math.min(200, maxCalls - claimedTotal)
-      }, ${tickId}, ${config.carrierCps}, ${CLAIM_HORIZON_SEC})`;
+        select * from internal.claim_calls(${opts.campaignId ?? null}, ${room}, ${tickId},
+          ${config.carrierCps}, ${CLAIM_HORIZON_SEC})`;
       claimedTotal += claims.length;
       for (const c of claims) {
+        underWay++;
         const p = dialOne(config, sql, lk, c, l).catch(async (e) => {
           l.error("dial crashed", { campaignCallId: c.campaign_call_id, error: String(e) });
           // With the database away the give-back fails too; the lease then returns the claim.
@@ -156,13 +167,16 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
             { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
           per[r]++;
           byCampaign.set(c.campaign_id, per);
-        }).finally(() => inflight.delete(p));
+        }).finally(() => {
+          underWay--;
+          inflight.delete(p);
+        });
         inflight.add(p);
       }
       if (claims.length > 0) {
-        // Claim the next slots once these are nearly due, not all at once.
+        // Claim the next slots once these are nearly due (with time to dispatch their agents).
         const last = Math.max(...claims.map((c) => c.send_at.getTime()));
-        await sleep(Math.min(last - Date.now() - 200, deadline - Date.now()));
+        await sleep(Math.min(last - Date.now() - DISPATCH_LEAD_MS - 200, deadline - Date.now()));
         continue;
       }
       // Nothing claimable: stop when nothing is due; else wait for a free line or slot.
