@@ -30,10 +30,12 @@ grant usage on schema extensions to anon, authenticated, service_role;
 alter database postgres set search_path = "$user", public, extensions;
 set search_path = "$user", public, extensions;
 
+-- As on Supabase: everything new in public is granted to the API roles by default, so a
+-- migration that forgets to take it back is caught here as it would be in production.
 grant usage on schema public to anon, authenticated, service_role;
-alter default privileges in schema public grant all on tables to service_role;
-alter default privileges in schema public grant all on sequences to service_role;
-alter default privileges in schema public grant all on functions to service_role;
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 
 -- auth ------------------------------------------------------------------------------------
 do $$
