@@ -215,6 +215,7 @@ export async function queueCalls(
 }
 
 export interface EmulatedCall {
+  sipCallId: string;
   toNumber: string;
   fromNumber: string;
   startedAt: number;
@@ -226,6 +227,15 @@ export interface EmulatedCall {
 export async function emulatedCalls(info: StackInfo): Promise<EmulatedCall[]> {
   const res = await fetch(`${info.livekit.url}/emulator/state`);
   return (await res.json()).calls;
+}
+
+/** LiveKit requests the emulator logged since `sinceMs`, by method. */
+export async function livekitRequests(info: StackInfo, sinceMs: number) {
+  const res = await fetch(`${info.livekit.url}/emulator/requests`);
+  const { requests } = await res.json() as { requests: { ms: number; method: string }[] };
+  const by: Record<string, number> = {};
+  for (const r of requests) if (r.ms >= sinceMs) by[r.method] = (by[r.method] ?? 0) + 1;
+  return by;
 }
 
 async function livekitWebhookUrl(ctx: Ctx): Promise<string | null> {
@@ -250,6 +260,16 @@ export async function quietly<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * A campaign's finished calls poke campaign-tick through pg_net (debounced by
+ * internal.tick_poke); a poke time in the future mutes them, so only the bench's ticks dial.
+ */
+export async function mutePokes(ctx: Ctx, campaignIds: string[]): Promise<void> {
+  await ctx.sql`insert into internal.tick_poke (campaign_id, poked_at)
+    select unnest(${campaignIds}::uuid[]), 'infinity'
+    on conflict (campaign_id) do update set poked_at = 'infinity'`;
+}
+
 /** Status changes without the trigger's poke (starting a campaign would poke a tick). */
 export async function setStatusQuietly(
   ctx: Ctx,
@@ -258,7 +278,8 @@ export async function setStatusQuietly(
 ): Promise<void> {
   await ctx.sql.begin(async (tx) => {
     await tx`alter table public.campaigns disable trigger changed`;
-    await tx`update public.campaigns set status = ${status} where id in ${tx(campaignIds)}`;
+    await tx`update public.campaigns set status = ${status} where id in ${tx(campaignIds)}
+      and status not in ('completed', 'cancelled')`;
     await tx`alter table public.campaigns enable trigger changed`;
   });
 }
@@ -275,12 +296,17 @@ export interface FunctionHost {
   close(): Promise<void>;
 }
 
-export async function startFunctionHost(name: string, flags: string[] = []): Promise<FunctionHost> {
+export async function startFunctionHost(
+  name: string,
+  flags: string[] = [],
+  env: Record<string, string> = {},
+): Promise<FunctionHost> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...flags, `${ROOT}/bench/fn_host.ts`, name, String(port)],
     cwd: ROOT,
-    stdout: "null",
+    env,
+    stdout: Deno.env.get("BENCH_FN_LOG") ? "inherit" : "null",
     stderr: "inherit",
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
@@ -334,6 +360,12 @@ export function cpuSeconds(pid: number): number {
  * postmaster has reaped from backends that already exited.
  */
 export function postgresCpuSeconds(cluster: { dir: string }): number {
+  // A backend that exits mid-reading moves its CPU to the postmaster's reaped children and
+  // can be missed or counted twice: three readings, the median.
+  return median([0, 1, 2].map(() => postgresCpuOnce(cluster)));
+}
+
+function postgresCpuOnce(cluster: { dir: string }): number {
   const postmaster = Number(
     Deno.readTextFileSync(`${cluster.dir}/data/postmaster.pid`).split("\n")[0],
   );
@@ -358,3 +390,172 @@ export function median(xs: number[]): number {
 export const fmt = (x: number, digits = 2) => Number.isFinite(x) ? x.toFixed(digits) : String(x);
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU seconds of this process: the LiveKit and Twilio emulators and the gateway run here. */
+export const benchCpuSeconds = () => cpuSeconds(Deno.pid);
+
+export interface ChildRun {
+  result: Json;
+  /** Postgres and this process's (the emulators') CPU seconds between `start` and the result. */
+  postgresSec: number;
+  emulatorSec: number;
+  /** Date.now() when the child printed `start`. */
+  startedAt: number;
+}
+
+/**
+ * Runs a bench script in a fresh process that prints `start` when its measured work begins
+ * and one JSON line when it ends; `stdin` is written to it first.
+ */
+export async function runChild(ctx: Ctx, args: string[], stdin?: string): Promise<ChildRun> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    cwd: ROOT,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  let pg0 = NaN, em0 = NaN, startedAt = NaN;
+  let out: ChildRun | null = null;
+  let buffered = "";
+  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    const lines = buffered.split("\n");
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      if (line === "start") {
+        startedAt = Date.now();
+        pg0 = postgresCpuSeconds(ctx.stack.cluster);
+        em0 = benchCpuSeconds();
+      } else if (line.startsWith("{")) {
+        out = {
+          result: JSON.parse(line),
+          postgresSec: postgresCpuSeconds(ctx.stack.cluster) - pg0,
+          emulatorSec: benchCpuSeconds() - em0,
+          startedAt,
+        };
+      }
+    }
+  }
+  if (!(await child.status).success || !out) throw new Error(`${args[0]} failed`);
+  return out;
+}
+
+/** Sets the carrier trunks' budgets of these numbers to `cps` in all, with no slot taken yet. */
+export async function setBudget(ctx: Ctx, lines: Line[], cps: number): Promise<void> {
+  await ctx.sql`update internal.carrier_pacing set cps = ${cps}, next_slot = 'epoch',
+      backoff_level = 0, backoff_until = null
+    where carrier_trunk in (select coalesce(carrier_trunk, 'default') from public.phone_number
+      where id in ${ctx.sql(lines.map((l) => l.id))})`;
+}
+
+/** Round trips a client makes to PostgreSQL, counted by a proxy in front of it. */
+export interface PgCounter {
+  url: string;
+  /** Sync and simple Query messages: one round trip each. */
+  roundTrips(): number;
+  /** Round trips by the statement's first words. */
+  byStatement(): Map<string, number>;
+  reset(): void;
+  close(): void;
+}
+
+/**
+ * A TCP proxy in front of the stack's PostgreSQL that reads the frontend's messages:
+ * each Sync (extended protocol) or Query (simple protocol) is one round trip, and the
+ * text of each Parse or Query names the statement.
+ */
+export function startPgCounter(dbUrl: string): PgCounter {
+  const target = new URL(dbUrl);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let trips = 0;
+  const statements = new Map<string, number>();
+  const name = (text: string) =>
+    text.replace(/\s+/g, " ").trim().replace(/\$\d+|'[^']*'/g, "?").slice(0, 70);
+  const note = (text: string) => statements.set(text, (statements.get(text) ?? 0) + 1);
+  const conns = new Set<Deno.Conn>();
+  (async () => {
+    for await (const client of listener) {
+      conns.add(client);
+      (async () => {
+        const server = await Deno.connect({
+          hostname: target.hostname,
+          port: Number(target.port || 5432),
+        });
+        conns.add(server);
+        server.readable.pipeTo(client.writable).catch(() => {});
+        let buf = new Uint8Array(0);
+        let startup = true;
+        let pending: string | null = null;
+        const dec = new TextDecoder();
+        const w = server.writable.getWriter();
+        try {
+          for await (const chunk of client.readable) {
+            await w.write(chunk);
+            const joined = new Uint8Array(buf.length + chunk.length);
+            joined.set(buf);
+            joined.set(chunk, buf.length);
+            buf = joined;
+            for (;;) {
+              const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+              if (startup) {
+                if (buf.length < 8) break;
+                const len = dv.getUint32(0);
+                if (buf.length < len) break;
+                // An SSLRequest is followed by another untyped startup message.
+                startup = dv.getUint32(4) === 80877103;
+                buf = buf.slice(len);
+                continue;
+              }
+              if (buf.length < 5) break;
+              const len = dv.getUint32(1);
+              if (buf.length < len + 1) break;
+              const type = String.fromCharCode(buf[0]);
+              const body = buf.subarray(5, len + 1);
+              if (type === "P") {
+                const nameEnd = body.indexOf(0);
+                pending = name(dec.decode(body.subarray(nameEnd + 1, body.indexOf(0, nameEnd + 1))));
+              } else if (type === "S") {
+                trips++;
+                note(pending ?? "(sync)");
+                pending = null;
+              } else if (type === "Q") {
+                trips++;
+                note(name(dec.decode(body.subarray(0, body.indexOf(0)))));
+              }
+              buf = buf.slice(len + 1);
+            }
+          }
+        } catch { /* connection closed */ }
+        try {
+          server.close();
+        } catch { /* closed */ }
+      })();
+    }
+  })().catch(() => {});
+  const url = new URL(dbUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String((listener.addr as Deno.NetAddr).port);
+  return {
+    url: url.toString(),
+    roundTrips: () => trips,
+    byStatement: () => new Map(statements),
+    reset() {
+      trips = 0;
+      statements.clear();
+    },
+    close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}

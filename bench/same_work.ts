@@ -1,0 +1,284 @@
+// Row 1: the campaign tick against the dialer a user would write on graphile-worker
+// (bench/queue_dialer.ts) doing the same work on the same database, emulator, numbers and
+// contacts at the same budget; and against the floor, the same LiveKit requests with no
+// database (bench/bare_dialer.ts). Calls per second and CPU milliseconds per call of the
+// dialing process, of Postgres and of the emulator (this process).
+import {
+  callFunction,
+  cpuSeconds,
+  createAssistant,
+  createCampaign,
+  createUser,
+  type Ctx,
+  emulatedCalls,
+  fmt,
+  type Line,
+  livekitRequests,
+  mutePokes,
+  postgresCpuSeconds,
+  provisionLines,
+  queueCalls,
+  quietly,
+  type Row,
+  runChild,
+  setBudget,
+  setStatusQuietly,
+  startFunctionHost,
+  type User,
+} from "./lib.ts";
+
+/** Numbers dialed from, one campaign each (a campaign has at most 1000 calls live). */
+export const LINES = 3;
+/** Calls per dialer in row 1. */
+const CALLS = 1200;
+/** The budget of row 1: above what the machine can dial, so each dialer goes as fast as it can. */
+export const HIGH_CPS = 2500;
+/** Jobs graphile-worker runs at once, and the floor's loops (the tick has its own bound). */
+export const CONCURRENCY = 50;
+const AGENT = "same-work-agent";
+/** New York area codes, one per number: the callees are valid and in the allowed country. */
+const AREAS = ["646", "212", "917"];
+
+export interface Fixture {
+  user: User;
+  assistantId: string;
+  lines: Line[];
+}
+
+let fixture: Promise<Fixture> | null = null;
+
+/** The numbers rows 1 and 3 dial from, made once per run. */
+export function dialFixture(ctx: Ctx): Promise<Fixture> {
+  fixture ??= (async () => {
+    const user = await createUser(ctx, "bench-same-work");
+    const assistantId = await createAssistant(ctx, user, AGENT);
+    const lines = await provisionLines(ctx, user, assistantId, LINES, 100);
+    return { user, assistantId, lines };
+  })();
+  return fixture;
+}
+
+/** One campaign per number, `calls` in all, the same callees for every dialer. */
+async function campaigns(ctx: Ctx, f: Fixture, label: string, calls: number) {
+  const ids: string[] = [];
+  for (const [i, line] of f.lines.entries()) {
+    const id = await createCampaign(ctx, f.user, f.assistantId, line, `${label} ${i}`);
+    await queueCalls(ctx, id, f.user.id, Math.ceil(calls / f.lines.length), {
+      areaCode: AREAS[i],
+    });
+    ids.push(id);
+  }
+  await mutePokes(ctx, ids);
+  return ids;
+}
+
+export interface Measured {
+  calls: number;
+  perSecond: number;
+  /** CPU ms per dialed call: the dialing process, Postgres, the emulator. */
+  cpuMs: { process: number; postgres: number; emulator: number };
+  /** Slots given back (a dial that missed its slot's second, or found no agent). */
+  deferred: number;
+  /** LiveKit requests per dialed call, by method. */
+  requests: Record<string, number>;
+}
+
+async function requestsPerCall(ctx: Ctx, since: number, calls: number) {
+  const by = await livekitRequests(ctx.info, since);
+  return Object.fromEntries(Object.entries(by).map(([m, n]) => [m, Number(fmt(n / calls))]));
+}
+
+export const cpuTotal = (m: Measured) => m.cpuMs.process + m.cpuMs.postgres + m.cpuMs.emulator;
+
+async function invitesSince(ctx: Ctx, f: Fixture, before: Set<string>) {
+  const from = new Set(f.lines.map((l) => l.e164));
+  return (await emulatedCalls(ctx.info)).filter((c) =>
+    from.has(c.fromNumber) && !before.has(c.sipCallId)
+  );
+}
+
+async function seen(ctx: Ctx) {
+  return new Set((await emulatedCalls(ctx.info)).map((c) => c.sipCallId));
+}
+
+/** The campaign tick in a fresh process, one tick per campaign at once (what their starts send). */
+export async function tickRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> {
+  const f = await dialFixture(ctx);
+  const ids = await campaigns(ctx, f, `tick at ${cps}`, calls);
+  return await quietly(ctx, async () => {
+    const host = await startFunctionHost("campaign-tick");
+    try {
+      await setBudget(ctx, f.lines, cps);
+      const before = await seen(ctx);
+      await setStatusQuietly(ctx, ids, "running");
+      const cpu0 = [cpuSeconds(host.pid), postgresCpuSeconds(ctx.stack.cluster), cpuSeconds(Deno.pid)];
+      const t0 = Date.now();
+      const answers = await Promise.all(
+        ids.map((campaignId) =>
+          callFunction(ctx.info, "campaign-tick", ctx.info.serviceKey, {
+            campaignId,
+            budgetSec: 60,
+          }, host.url)
+        ),
+      );
+      const cpu1 = [cpuSeconds(host.pid), postgresCpuSeconds(ctx.stack.cluster), cpuSeconds(Deno.pid)];
+      for (const a of answers) {
+        if (a.status !== 200) throw new Error(`campaign-tick: ${a.status} ${JSON.stringify(a.body)}`);
+      }
+      const dialed = await invitesSince(ctx, f, before);
+      const last = Math.max(...dialed.map((c) => c.startedAt));
+      const per = (i: number) => (cpu1[i] - cpu0[i]) * 1000 / dialed.length;
+      return {
+        calls: dialed.length,
+        perSecond: dialed.length / ((last - t0) / 1000),
+        cpuMs: { process: per(0), postgres: per(1), emulator: per(2) },
+        deferred: answers.reduce((s, a) => s + a.body.deferred, 0),
+        requests: await requestsPerCall(ctx, t0, dialed.length),
+      };
+    } finally {
+      await host.close();
+      await setStatusQuietly(ctx, ids, "cancelled");
+    }
+  });
+}
+
+/** The graphile-worker dialer in a fresh process over its own campaigns (same callees). */
+async function queueRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> {
+  const f = await dialFixture(ctx);
+  const ids = await campaigns(ctx, f, `queue at ${cps}`, calls);
+  return await quietly(ctx, async () => {
+    await setBudget(ctx, f.lines, cps);
+    const before = await seen(ctx);
+    const { url, apiKey, apiSecret } = ctx.info.livekit;
+    const r = await runChild(ctx, [
+      "bench/queue_dialer.ts",
+      ctx.info.dbUrl,
+      url,
+      apiKey,
+      apiSecret,
+      String(CONCURRENCY),
+      ...ids,
+    ]);
+    await setStatusQuietly(ctx, ids, "cancelled");
+    const dialed = await invitesSince(ctx, f, before);
+    const last = Math.max(...dialed.map((c) => c.startedAt));
+    const n = dialed.length;
+    return {
+      calls: n,
+      perSecond: n / ((last - r.startedAt) / 1000),
+      cpuMs: {
+        process: r.result.cpuMs / n,
+        postgres: r.postgresSec * 1000 / n,
+        emulator: r.emulatorSec * 1000 / n,
+      },
+      deferred: 0,
+      requests: await requestsPerCall(ctx, r.startedAt, n),
+    };
+  });
+}
+
+/** The same LiveKit requests with no database, in a fresh process. */
+async function bareRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> {
+  const f = await dialFixture(ctx);
+  // The callees queueCalls gives the tick's campaigns (bench/lib.ts), number by number.
+  const fails = ["404", "408", "480", "486", "503", "603"];
+  const list: { trunkId: string; from: string; to: string }[] = [];
+  for (const [i, line] of f.lines.entries()) {
+    for (let s = 0, n = 0; n < Math.ceil(calls / f.lines.length); s++) {
+      const last4 = String(s % 10000).padStart(4, "0");
+      if (fails.includes(last4.slice(1))) continue;
+      list.push({
+        trunkId: line.outboundTrunkId,
+        from: line.e164,
+        to: `+1${AREAS[i]}${200 + Math.floor(s / 10000)}${last4}`,
+      });
+      n++;
+    }
+  }
+  return await quietly(ctx, async () => {
+    const before = await seen(ctx);
+    const { url, apiKey, apiSecret } = ctx.info.livekit;
+    const r = await runChild(
+      ctx,
+      ["bench/bare_dialer.ts"],
+      JSON.stringify({ url, apiKey, apiSecret, agentName: AGENT, concurrency: CONCURRENCY, cps, calls: list }),
+    );
+    const dialed = await invitesSince(ctx, f, before);
+    const last = Math.max(...dialed.map((c) => c.startedAt));
+    const n = dialed.length;
+    return {
+      calls: n,
+      perSecond: n / ((last - r.startedAt) / 1000),
+      cpuMs: {
+        process: r.result.cpuMs / n,
+        postgres: r.postgresSec * 1000 / n,
+        emulator: r.emulatorSec * 1000 / n,
+      },
+      deferred: 0,
+      requests: await requestsPerCall(ctx, r.startedAt, n),
+    };
+  });
+}
+
+let high: Promise<Measured> | null = null;
+
+/** The tick at row 1's budget, measured once per run (rows 1, 3 and 5 read it). */
+export function tickAtHigh(ctx: Ctx): Promise<Measured> {
+  high ??= tickRun(ctx, HIGH_CPS, CALLS);
+  return high;
+}
+
+export function describe(m: Measured): string {
+  const c = m.cpuMs;
+  return `${m.calls} calls, ${fmt(m.perSecond, 0)}/s, CPU/call ${fmt(c.process)} process + ${
+    fmt(c.postgres)
+  } Postgres + ${fmt(c.emulator)} emulator = ${fmt(cpuTotal(m))} ms; LiveKit requests/call ${
+    JSON.stringify(m.requests)
+  }`;
+}
+
+export async function sameWork(ctx: Ctx): Promise<Row[]> {
+  await dialFixture(ctx);
+  const ours = await tickAtHigh(ctx);
+  ctx.say(`  campaign tick: ${describe(ours)}; ${ours.deferred} slots given back`);
+  const queue = await queueRun(ctx, HIGH_CPS, CALLS);
+  ctx.say(`  graphile-worker dialer: ${describe(queue)}`);
+  const bare = await bareRun(ctx, HIGH_CPS, CALLS);
+  ctx.say(`  bare SDK loop: ${describe(bare)}`);
+  const rate = ours.perSecond / queue.perSecond;
+  const cpu = cpuTotal(ours) / cpuTotal(queue);
+  const c = (m: Measured) =>
+    `${fmt(m.cpuMs.process, 1)}+${fmt(m.cpuMs.postgres, 1)}+${fmt(m.cpuMs.emulator, 1)}`;
+  return [
+    {
+      id: "1a",
+      what: "same work: calls/s, tick / graphile-worker dialer",
+      ratio: rate,
+      target: ">= 1.0",
+      pass: rate >= 1,
+      note: `${fmt(ours.perSecond, 0)} vs ${fmt(queue.perSecond, 0)} calls/s (${ours.calls} and ${
+        queue.calls
+      } calls, budget ${HIGH_CPS}/s, worker concurrency ${CONCURRENCY})`,
+    },
+    {
+      id: "1a",
+      what: "same work: CPU ms/call, tick / graphile-worker dialer",
+      ratio: cpu,
+      target: "<= 1.0",
+      pass: cpu <= 1,
+      note: `${fmt(cpuTotal(ours), 1)} vs ${fmt(cpuTotal(queue), 1)} ms (process+pg+emulator: ${
+        c(ours)
+      } vs ${c(queue)})`,
+    },
+    {
+      id: "1b",
+      what: "floor: calls/s, tick / bare SDK loop (no database)",
+      ratio: ours.perSecond / bare.perSecond,
+      target: "(report)",
+      pass: null,
+      note: `${fmt(ours.perSecond, 0)} vs ${fmt(bare.perSecond, 0)} calls/s; CPU/call ${
+        fmt(cpuTotal(ours), 1)
+      } vs ${fmt(cpuTotal(bare), 1)} ms (${c(bare)}), concurrency ${CONCURRENCY}`,
+    },
+  ];
+}
