@@ -193,6 +193,23 @@ Deno.test("direct calls on one carrier trunk stay within its calls per second in
   }
 });
 
+Deno.test("a direct call answers 429 with Retry-After when the carrier trunk has no slot within 5 s", async () => {
+  const { user, assistantId } = await readyAssistant("cps429");
+  await setCarrierCps(0.2); // one INVITE every 5.2 s
+  try {
+    const first = await dial(user, { assistantId, phoneNumber: callee("901") });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const before = await dialCount();
+    const second = await dial(user, { assistantId, phoneNumber: callee("901") });
+    assert.equal(second.status, 429, JSON.stringify(second.body));
+    assert.equal(second.body.error.code, "rate_limited");
+    assert.ok(second.body.error.details.retryAfterSec > 5);
+    assert.equal(await dialCount(), before, "nothing was dialed");
+  } finally {
+    await setCarrierCps(DEFAULT_CARRIER_CPS);
+  }
+});
+
 Deno.test("with LiveKit down the call is recorded as failed and the answer is a 502", async () => {
   const { user, assistantId } = await readyAssistant("down");
   await configureLiveKit({ failureRate: 1 });

@@ -209,7 +209,8 @@ export async function setCarrierCps(cps: number) {
   await sql`insert into internal.carrier_pacing (carrier_trunk, cps)
     select k, ${cps} from (select 'default' as k union
       select distinct carrier_trunk from public.phone_number where carrier_trunk is not null) keys
-    on conflict (carrier_trunk) do update set cps = excluded.cps, backoff_level = 0, backoff_until = null`;
+    on conflict (carrier_trunk) do update set cps = excluded.cps, backoff_level = 0, backoff_until = null,
+      next_slot = least(internal.carrier_pacing.next_slot, now())`;
   if (stack.twilio?.url) await configureTwilio({ cps: Math.ceil(cps) });
 }
 
@@ -287,4 +288,47 @@ export async function logLines(requestId: string): Promise<any[]> {
   const text = await Deno.readTextFile(stack.logFile);
   return text.split("\n").filter((l) => l.includes(requestId)).map((l) => JSON.parse(l))
     .filter((l) => l.requestId === requestId);
+}
+
+/** Adds a number to the Twilio emulator's account (the seeded ones are all in area code 415). */
+export async function addTwilioNumber(e164: string) {
+  const res = await fetch(`${stack.twilio!.url}/emulator/numbers`, {
+    method: "POST",
+    body: JSON.stringify({ phoneNumber: e164 }),
+  });
+  const text = await res.text();
+  if (res.status !== 201 && res.status !== 409) {
+    throw new Error(`adding ${e164} to the Twilio emulator answered ${res.status}: ${text}`);
+  }
+}
+
+/** Assigns a number (a free seeded one unless given) to the user's assistant, provisioned and settled. */
+export async function readyNumber(user: TestUser, assistantId: string, e164?: string) {
+  const number = e164 ?? await freeNumber();
+  const res = await call("map-number", {
+    token: user.token,
+    body: { phoneNumber: number, assistantId },
+  });
+  if (res.status !== 200) {
+    throw new Error(`map-number answered ${res.status}: ${JSON.stringify(res.body)}`);
+  }
+  await outboxDrained(number);
+  return { e164: number, numberId: res.body.phoneNumber.id as string };
+}
+
+/** Number health's thresholds (internal.number_health_settings); returns the previous ones. */
+export async function setNumberHealth(
+  settings: Record<string, number>,
+): Promise<Record<string, number>> {
+  const [before] = await sql`select * from internal.number_health_settings`;
+  delete before.id;
+  await sql`update internal.number_health_settings set ${sql(settings)}`;
+  return Object.fromEntries(Object.entries(before).map(([k, v]) => [k, Number(v)]));
+}
+
+// Emulated calls run at the stack's time scale (0.001 here: a "20 s" call lasts 20 ms), so every
+// answered call would count as one under 12 s. The short-call rule of number health is off for
+// tests that do not set it themselves (tests/e2e/pools.test.ts does, at a time scale it chooses).
+if (stack.livekit.emulated) {
+  await sql`update internal.number_health_settings set short_call_sec = 0`;
 }

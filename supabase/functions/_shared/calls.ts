@@ -222,10 +222,12 @@ export async function placeCall(
   checkDestinationAllowed(config, input.to, input.allowedCountries);
   const trunk = await resolveTrunk(sql, input);
   const carrier = trunk.carrier_trunk ?? "default";
+  // A direct call takes its slot once its agent is in the room; it is refused at once only
+  // when the carrier trunk has nothing free soon.
   let slot = input.slot ?? null;
   if (!slot) {
-    slot = await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
-    if (!slot) throw await carrierBusy(sql, carrier);
+    const busy = await carrierBusy(sql, carrier);
+    if (busy.retryAfterSec! > DIRECT_SLOT_WAIT_SEC) throw busy;
   }
   const id = crypto.randomUUID();
   const room = input.roomName ?? `out-${trunk.assistant_id.slice(0, 8)}-${id}`;
@@ -252,14 +254,20 @@ export async function placeCall(
     campaignCallId: input.campaign?.campaignCallId,
   });
 
+  // What the agent receives (README, "What the agent receives"): ids, variables, where to report.
   const metadata = {
     ...(input.metadata ?? {}),
+    variables: input.metadata ?? {},
     assistantId: trunk.assistant_id,
     callId: call.id,
+    roomName: call.room_name,
     campaignId: input.campaign?.campaignId ?? null,
     campaignCallId: input.campaign?.campaignCallId ?? null,
+    attempt: input.campaign?.attempt ?? null,
+    name: input.participantName !== input.to ? input.participantName ?? null : null,
     to: input.to,
     from: trunk.e164,
+    functionsUrl: `${config.supabaseUrl}/functions/v1`,
   };
   let dispatchId: string | null = null;
   let answer: DialAnswer;
@@ -282,7 +290,7 @@ export async function placeCall(
   if (dispatchId !== null) {
     // No silent answers: the callee's phone rings only once the agent is in the room. It has
     // until just before the slot to join unseen (one look then usually finds it).
-    await sleep(slot.getTime() - AGENT_LOOK_AHEAD_MS - Date.now());
+    if (slot) await sleep(slot.getTime() - AGENT_LOOK_AHEAD_MS - Date.now());
     agent = await awaitAgent(lk, call.room_name, config.agentJoinTimeoutSec);
     if (!agent) {
       await lk.dispatch.deleteDispatch(dispatchId, call.room_name).catch(() => {});
@@ -300,7 +308,8 @@ export async function placeCall(
         mapped: null,
       };
     }
-    if (!(await awaitSlot(sql, config, carrier, slot))) {
+    slot ??= await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
+    if (!slot || !(await awaitSlot(sql, config, carrier, slot))) {
       // Never dialed: the record goes, so the attempt's room can be used when it comes back.
       await sql`delete from public.outbound_calls where id = ${call.id}`;
       lk.rooms.deleteRoom(call.room_name).catch(() => {});
