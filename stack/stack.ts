@@ -162,6 +162,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       LIVEKIT_API_SECRET: livekitInfo.apiSecret,
       LIVEKIT_SIP_HOST: env.LIVEKIT_SIP_HOST ?? "sip.livekit.local",
       CARRIER_CPS: String(carrierCps),
+      WEBHOOKS_ALLOW_LOCALHOST: "true", // local receivers (the demo, tests) are http://127.0.0.1
       ...(opts.reconcileEverySec ? { CALL_RECONCILE_SEC: String(opts.reconcileEverySec) } : {}),
       ...(opts.agentJoinTimeoutSec
         ? { AGENT_JOIN_TIMEOUT_SEC: String(opts.agentJoinTimeoutSec) }

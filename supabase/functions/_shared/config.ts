@@ -43,6 +43,7 @@ const schema = z.object({
   CARRIER_CPS: z.coerce.number().min(0.1).max(1_000).default(1),
   CALL_RECONCILE_SEC: intFrom(1, 3_600, 30),
   AGENT_JOIN_TIMEOUT_SEC: z.coerce.number().min(0.1).max(60).default(5),
+  WEBHOOKS_ALLOW_LOCALHOST: z.enum(["true", "false"], { message: "true or false" }).optional(),
 });
 
 export type Env = z.infer<typeof schema>;
@@ -83,6 +84,8 @@ export interface Config {
   reconcileEverySec: number;
   /** How long a dial waits for the assistant's agent to join its room before giving up. */
   agentJoinTimeoutSec: number;
+  /** Webhook endpoints may be http(s)://localhost or 127.0.0.1 (the local stack only). */
+  webhooksAllowLocalhost: boolean;
   /** Variables a feature needs but did not get, by feature. */
   missing: { livekit: string[]; twilio: string[] };
 }
@@ -203,6 +206,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     callsPerMinutePerUser: e.CALLS_PER_MINUTE_PER_USER,
     carrierCps: e.CARRIER_CPS,
     reconcileEverySec: e.CALL_RECONCILE_SEC,
+    webhooksAllowLocalhost: e.WEBHOOKS_ALLOW_LOCALHOST === "true",
     agentJoinTimeoutSec: e.AGENT_JOIN_TIMEOUT_SEC,
     missing: { livekit: missingLiveKit, twilio: missingTwilio },
   };
