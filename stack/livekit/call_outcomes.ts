@@ -162,6 +162,27 @@ export function sipCallError(code: number, reason: string): TwirpError {
   });
 }
 
+/**
+ * A failed transfer, as livekit/sip reports it: the carrier's final answer to the REFER
+ * (`sendRefer` returns the SIP status itself), or a NOTIFY whose sipfrag carries a failure
+ * (`handleReferNotify`: "call transfer failed: ..."). The service's `ApplySIPStatus` then sets
+ * the code from the SIP status (livekit/protocol SIPStatus.GRPCStatus), as for an INVITE, and
+ * the SIP status travels in the error's meta.
+ */
+export function transferError(code: number, reason: string, stage: "refer" | "notify"): TwirpError {
+  const enumName = (SIPStatusCode[code] as string | undefined) ?? `${code}`;
+  const detail = reason !== ""
+    ? `sip status: ${code}: ${reason}`
+    : `sip status: ${code} (${enumName.replace(/^SIP_STATUS_/, "")})`;
+  const msg = stage === "refer" ? detail : `call transfer failed: ${detail}`;
+  const twirpCode = sipStatusToTwirpCode(code);
+  return new TwirpError(twirpCode, msg, {
+    sip_status_code: String(code),
+    sip_status: reason !== "" ? reason : enumName,
+    error_details: encodeErrorDetails(twirpCode, msg, new SIPStatus({ code, status: reason })),
+  });
+}
+
 /** No final response within the ringing timeout: canceled, without SIP metadata. */
 export function ringingTimeoutError(): TwirpError {
   return new TwirpError("canceled", "sip request timed out");

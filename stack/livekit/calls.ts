@@ -16,9 +16,9 @@ import {
   ringingTimeoutError,
   sipCallDisconnectReason,
   sipCallError,
+  transferError,
   WAIT_UNTIL_ANSWERED_LIMIT_S,
 } from "./call_outcomes.ts";
-import { ID_PREFIX, newId } from "./ids.ts";
 import type { Rooms } from "./rooms.ts";
 import type { Scheduler } from "./timers.ts";
 import { TwirpError } from "./twirp.ts";
@@ -32,6 +32,38 @@ export type CarrierCheck = (call: {
   toNumber: string;
   transport: string;
 }) => Promise<{ sipStatusCode: number; sipStatus: string } | null>;
+
+/**
+ * How the carrier answers a REFER (knob `transferRefusal`): refused outright with a final SIP
+ * status (`at: "refer"`, the default), or accepted (202) and then reported failed in a NOTIFY
+ * (`at: "notify"`, e.g. the transfer target was busy).
+ */
+export interface TransferRefusal {
+  sipStatusCode: number;
+  sipStatus?: string;
+  at?: "refer" | "notify";
+}
+
+/**
+ * Real milliseconds from the REFER to the carrier's answer to it (202 Accepted, or a refusal),
+ * and from the 202 to the NOTIFY saying the target answered. Signalling round trips, like the
+ * `latencyMs` knob, so not scaled by `timeScale`: a transfer takes the same short moment at any
+ * scale, during which a second request for the call meets the one under way.
+ */
+export const REFER_ANSWER_MS = 100;
+export const TRANSFER_CONNECT_MS = 200;
+/** livekit/sip hangs up this long (simulated) after a successful transfer unless the carrier did. */
+export const REFER_BYE_S = 1;
+
+/** One TransferSIPParticipant the SIP service acted on. */
+export interface TransferRecord {
+  transferTo: string;
+  at: number;
+  /** pending until the carrier answers; then transferred, refused (the REFER) or failed (NOTIFY). */
+  result: "pending" | "transferred" | "refused" | "failed" | "call_ended";
+  sipStatusCode?: number;
+  sipStatus?: string;
+}
 
 export const CPS_LIMIT_STATUS = {
   sipStatusCode: 503,
@@ -96,7 +128,10 @@ export interface CallRecord {
   sipCallDisconnectReason?: string;
   /** Who ended an answered call. */
   endedBy?: "callee" | "max_call_duration" | "transfer" | "room";
+  /** Where a successful transfer sent the callee. */
   transferredTo?: string;
+  /** Every transfer the SIP service started for this call, in order. */
+  transfers?: TransferRecord[];
 }
 
 /** Something the call does at a simulated time, counted in seconds from the INVITE. */
@@ -122,6 +157,14 @@ interface Call {
   timeline: TimelineEvent[];
   cancelNext: (() => void) | null;
   waiter?: { resolve(): void; reject(err: TwirpError): void };
+  /** The transfer in progress: livekit/sip keeps one per call (service.go pendingTransfers). */
+  transfer?: {
+    to: string;
+    done: Promise<void>;
+    /** The carrier accepted the REFER (202): a call that ends now counts as transferred. */
+    accepted: boolean;
+    settle(err: TwirpError | null): void;
+  };
 }
 
 export interface CallsDeps {
@@ -132,6 +175,8 @@ export interface CallsDeps {
   /** Simulated ms the SIP participant takes to join. */
   joinDelayMs(): number;
   carrier?: CarrierCheck;
+  /** Knob `transferRefusal`: how the carrier answers the next REFER (null: it transfers). */
+  transferRefusal?(): TransferRefusal | null;
 }
 
 export class Calls {
@@ -153,7 +198,10 @@ export class Calls {
   }
 
   records(): CallRecord[] {
-    return [...this.#calls.values()].map((c) => ({ ...c.record }));
+    return [...this.#calls.values()].map((c) => ({
+      ...c.record,
+      ...(c.record.transfers ? { transfers: c.record.transfers.map((t) => ({ ...t })) } : {}),
+    }));
   }
 
   /** Every INVITE sent, in order. */
@@ -234,17 +282,69 @@ export class Calls {
     return { participantId: participant.sid, identity: participant.identity };
   }
 
-  /** TransferSIPParticipant on an answered call: the call ends shortly after the REFER succeeds. */
-  transfer(sipCallId: string, transferTo: string): string {
+  /**
+   * TransferSIPParticipant as livekit/sip runs it. One transfer per call at a time: a second
+   * request to the same target waits for the first one's result, to another target is
+   * `invalid_argument` "call already being transferred elsewhere" (pkg/sip/service.go). Only an
+   * established call can be transferred (pkg/sip/outbound.go). The REFER goes out in the call's
+   * dialog; the carrier answers it (202, or a refusal with its SIP status), then NOTIFYs the
+   * target's answer; on success the call is hung up one second later unless the carrier did.
+   * Resolves when the transfer succeeded, rejects with LiveKit's error otherwise.
+   */
+  async transfer(sipCallId: string, transferTo: string): Promise<void> {
     const call = this.#calls.get(sipCallId);
     if (!call || call.ended) throw new TwirpError("not_found", "unknown call");
+    const pending = call.transfer;
+    if (pending) {
+      if (pending.to !== transferTo) {
+        throw new TwirpError("invalid_argument", "call already being transferred elsewhere");
+      }
+      return await pending.done;
+    }
     if (!call.answered) {
       throw new TwirpError("failed_precondition", "can't transfer non established call");
     }
-    call.record.transferredTo = transferTo;
-    // LiveKit SIP hangs up one second after a successful REFER unless the peer did first.
-    this.#at(call, this.#simulatedNow(call) + 1, () => this.#hangup(call, "transfer"));
-    return newId(ID_PREFIX.sipTransfer);
+    const record: TransferRecord = { transferTo, at: Date.now(), result: "pending" };
+    (call.record.transfers ??= []).push(record);
+    const refusal = this.#deps.transferRefusal?.() ?? null;
+    let settle!: (err: TwirpError | null) => void;
+    const done = new Promise<void>((resolve, reject) => {
+      settle = (err) => {
+        if (call.transfer?.done !== done) return;
+        call.transfer = undefined;
+        err ? reject(err) : resolve();
+      };
+    });
+    // Several waiters may share it; the request handler below is only one of them.
+    done.catch(() => {});
+    call.transfer = { to: transferTo, done, accepted: false, settle };
+    const { scheduler } = this.#deps;
+    scheduler.after(REFER_ANSWER_MS, () => {
+      if (call.transfer?.done !== done) return; // the call ended first
+      if (refusal && (refusal.at ?? "refer") === "refer") {
+        Object.assign(record, refusedStatus(refusal), { result: "refused" });
+        settle(transferError(refusal.sipStatusCode, refusal.sipStatus ?? "", "refer"));
+        return;
+      }
+      call.transfer.accepted = true;
+      scheduler.after(TRANSFER_CONNECT_MS, () => {
+        if (call.transfer?.done !== done) return;
+        if (refusal) {
+          Object.assign(record, refusedStatus(refusal), { result: "failed" });
+          settle(transferError(refusal.sipStatusCode, refusal.sipStatus ?? "", "notify"));
+          return;
+        }
+        record.result = "transferred";
+        call.record.transferredTo = transferTo;
+        settle(null);
+        this.#at(
+          call,
+          this.#simulatedNow(call) + REFER_BYE_S,
+          () => this.#hangup(call, "transfer"),
+        );
+      });
+    });
+    await done;
   }
 
   /** Forgets every call without webhooks; pending waits answer `unavailable`. */
@@ -319,6 +419,21 @@ export class Calls {
     call.cancelNext?.();
     call.cancelNext = null;
     call.timeline = [];
+    const transfer = call.transfer;
+    if (transfer) {
+      // livekit/sip: a REFER the carrier accepted counts as done when the call ends first;
+      // one still unanswered ends with the call.
+      const record = call.record.transfers?.at(-1);
+      if (record?.result === "pending") {
+        record.result = transfer.accepted ? "transferred" : "call_ended";
+      }
+      if (transfer.accepted) call.record.transferredTo = transfer.to;
+      transfer.settle(
+        transfer.accepted
+          ? null
+          : new TwirpError("failed_precondition", "can't transfer hung up call"),
+      );
+    }
   }
 
   /** Admits an INVITE under the per-address calls-per-second limit (real seconds). */
@@ -472,4 +587,8 @@ export class Calls {
     // Dialing stops when the room connection closes; LiveKit SIP reports that as a timeout.
     call.waiter?.reject(ringingTimeoutError());
   }
+}
+
+function refusedStatus(r: TransferRefusal): { sipStatusCode: number; sipStatus?: string } {
+  return { sipStatusCode: r.sipStatusCode, ...(r.sipStatus ? { sipStatus: r.sipStatus } : {}) };
 }

@@ -1,5 +1,6 @@
 /** The emulator's knobs: simulated time, injected latency and failures, carrier limits. */
 import { z } from "zod";
+import type { TransferRefusal } from "./calls.ts";
 import type { AgentKnobs } from "./agents.ts";
 
 export interface LiveKitKnobs extends AgentKnobs {
@@ -34,6 +35,11 @@ export interface LiveKitKnobs extends AgentKnobs {
   trunkCps: number;
   /** Where webhooks are POSTed; null sends none. */
   webhookUrl: string | null;
+  /**
+   * How the carrier answers a transfer's REFER: null transfers; a SIP status refuses the REFER
+   * (`at: "refer"`, default) or fails it in the NOTIFY that follows (`at: "notify"`).
+   */
+  transferRefusal: TransferRefusal | null;
 }
 
 export const DEFAULT_KNOBS: LiveKitKnobs = {
@@ -49,6 +55,7 @@ export const DEFAULT_KNOBS: LiveKitKnobs = {
   maxConcurrentCalls: 0,
   trunkCps: 0,
   webhookUrl: null,
+  transferRefusal: null,
   agentWorkers: -1,
   agentJoinDelayMs: 500,
   agentSilentRate: 0,
@@ -67,6 +74,11 @@ const knobsPatch = z.object({
   maxConcurrentCalls: z.number().int().min(0).optional(),
   trunkCps: z.number().min(0).optional(),
   webhookUrl: z.url().nullable().optional(),
+  transferRefusal: z.strictObject({
+    sipStatusCode: z.number().int().min(300).max(699),
+    sipStatus: z.string().max(200).optional(),
+    at: z.enum(["refer", "notify"]).optional(),
+  }).nullable().optional(),
   agentWorkers: z.number().int().min(-1).optional(),
   agentJoinDelayMs: z.number().min(0).optional(),
   agentSilentRate: z.number().min(0).max(1).optional(),

@@ -108,6 +108,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     trunkCps: () => knobs.trunkCps,
     joinDelayMs: () => knobs.joinDelayMs,
     carrier,
+    transferRefusal: () => knobs.transferRefusal,
   });
   const store = new SipStore();
   const services: Record<string, Service> = {

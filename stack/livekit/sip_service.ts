@@ -515,7 +515,10 @@ export function sipService(deps: SipServiceDeps): Service {
         });
       }),
 
-      TransferSIPParticipant: method(TransferSIPParticipantRequest, (req, ctx) => {
+      // livekit-server checks the grants (sip.call, and room admin on this room: any token
+      // with those grants, an agent's room token included), finds the participant and its
+      // SIP session, then waits for the SIP service's result (up to the ringing timeout).
+      TransferSIPParticipant: method(TransferSIPParticipantRequest, async (req, ctx) => {
         if (req.roomName === "") throw invalid("Missing room name");
         if (req.participantIdentity === "") throw invalid("Missing participant identity");
         if (!canCallSip(ctx.grants) || !canAdminRoom(ctx.grants, req.roomName)) {
@@ -527,9 +530,9 @@ export function sipService(deps: SipServiceDeps): Service {
         if (!participant) throw new TwirpError("not_found", "participant does not exist");
         const sipCallId = participant.attributes["sip.callID"];
         if (!sipCallId) throw invalid("no SIP session associated with participant");
-        const transferId = deps.calls.transfer(sipCallId, req.transferTo);
+        await deps.calls.transfer(sipCallId, req.transferTo);
         return new TransferSIPParticipantResponse({
-          transferId,
+          transferId: newId(ID_PREFIX.sipTransfer),
           status: SIPTransferStatus.STS_TRANSFER_SUCCESSFUL,
           reason: SIPTransferReason.STR_COMPLETED,
         });
