@@ -2,6 +2,7 @@
 // (https only; never an address inside a private network, so a customer cannot point our
 // servers at internal services), the Standard Webhooks body and signature, and what an
 // answer means.
+import { lookup } from "node:dns/promises";
 import { Webhook } from "standardwebhooks";
 
 export const EVENT_TYPES = [
@@ -113,13 +114,27 @@ export function nonPublicReason(address: string): string | null {
 /** The host's IPv4 and IPv6 addresses (empty when it does not resolve). */
 export type Resolver = (host: string) => Promise<string[]>;
 
+/**
+ * DNS answers (A and AAAA); where the runtime offers no Deno.resolveDns, the system resolver
+ * (node:dns lookup). A name that does not exist resolves to nothing.
+ */
 export const resolveWithDns: Resolver = async (host) => {
-  const signal = AbortSignal.timeout(3_000);
-  const lookups = await Promise.allSettled([
-    Deno.resolveDns(host, "A", { signal }),
-    Deno.resolveDns(host, "AAAA", { signal }),
-  ]);
-  return lookups.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
+  try {
+    const signal = AbortSignal.timeout(3_000);
+    const lookups = await Promise.allSettled([
+      Deno.resolveDns(host, "A", { signal }),
+      Deno.resolveDns(host, "AAAA", { signal }),
+    ]);
+    const found = lookups.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
+    const absent = lookups.every((r) =>
+      r.status === "rejected" && r.reason instanceof Deno.errors.NotFound
+    );
+    if (found.length > 0 || absent) return found;
+  } catch {
+    // no Deno.resolveDns here: ask the system resolver
+  }
+  const all = await lookup(host, { all: true, verbatim: true });
+  return all.map((a) => a.address);
 };
 
 function isLoopbackHost(host: string): boolean {
