@@ -694,6 +694,25 @@ function createEmulator(opts: TwilioEmulatorOptions): TwilioEmulator {
       }
       return json(200, { config });
     }
+    if (req.method === "POST" && path === "/emulator/numbers") {
+      // More numbers for the account (the seeded ones are all in one area code).
+      let body: { phoneNumber?: unknown; friendlyName?: unknown };
+      try {
+        body = JSON.parse((await req.text()) || "{}");
+      } catch {
+        return json(400, { error: "Body must be a JSON object" });
+      }
+      const phoneNumber = body?.phoneNumber;
+      if (typeof phoneNumber !== "string" || !isE164(phoneNumber)) {
+        return json(400, { error: "phoneNumber must be E.164, like +15551234567" });
+      }
+      const friendlyName = typeof body.friendlyName === "string"
+        ? body.friendlyName
+        : defaultFriendlyName(phoneNumber);
+      const added = store.addNumber({ sid: newSid("PN"), phoneNumber, friendlyName });
+      if (!added) return json(409, { error: `${phoneNumber} is already a number of the account` });
+      return json(201, { sid: added.sid, phoneNumber: added.phoneNumber });
+    }
     return json(404, { error: `No emulator endpoint ${req.method} ${path}` });
   }
 

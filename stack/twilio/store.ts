@@ -247,6 +247,15 @@ export class TwilioStore {
     this.opts.cps = value;
   }
 
+  /** Adds a number to the account as if it had been there from the start (kept by reset). */
+  addNumber(seed: SeedNumber): NumberRecord | null {
+    if ([...this.numbers.values()].some((n) => n.phoneNumber === seed.phoneNumber)) return null;
+    this.opts.seed.push(seed);
+    const record = seedRecord(seed, this.opts.now());
+    this.numbers.set(seed.sid, record);
+    return record;
+  }
+
   reset(): void {
     const now = this.opts.now();
     this.numbers = new Map(this.opts.seed.map((s) => [s.sid, seedRecord(s, now)]));

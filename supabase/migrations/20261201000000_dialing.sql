@@ -185,103 +185,6 @@ begin
 end $$;
 comment on function internal.pause_campaign is 'Pauses a running campaign with a reason its owner sees.';
 
--- The claim: under the campaign's row lock (SKIP LOCKED: concurrent ticks take other
--- campaigns) hands out up to the free concurrency of due calls in their window, each with a
--- send slot of the caller number's carrier trunk.
-create function internal.claim_calls(
-  only_campaign uuid, max_calls integer, tick_id uuid, default_cps numeric default 1,
-  horizon_sec numeric default 5, lease_sec integer default 120
-) returns table (
-  campaign_call_id uuid, campaign_id uuid, owner_id uuid, assistant_id uuid, phone_number_id uuid,
-  carrier_trunk text, e164 text, attempt integer, send_at timestamptz, room_name text,
-  participant_identity text, ringing_timeout_sec integer, max_call_duration_sec integer,
-  allowed_countries text[], metadata jsonb, name text
-)
-language plpgsql security definer set search_path = '' as $$
-#variable_conflict use_column
-declare
-  c public.campaigns;
-  caller public.phone_number;
-  live integer;
-  free integer;
-  budget integer := max_calls;
-  eligible public.campaign_calls[];
-  slots timestamptz[];
-  cc public.campaign_calls;
-  i integer;
-begin
-  for c in
-    select * from public.campaigns
-    where status = 'running' and (only_campaign is null or id = only_campaign)
-      and (starts_at is null or starts_at <= now())
-    order by random()
-    for update skip locked
-  loop
-    exit when budget <= 0;
-    caller := internal.campaign_caller(c);
-    if caller.id is null or caller.trunk_status <> 'ready' or caller.outbound_trunk_id is null then
-      update public.campaigns set status = 'paused',
-        status_reason = 'no ready outbound trunk: assign a number to the assistant (map-number), then resume'
-      where id = c.id;
-      continue;
-    end if;
-    select count(*) into live from public.campaign_calls x
-    where x.campaign_id = c.id and x.status in ('dialing', 'in_progress');
-    free := least(case when c.agent_limit_until > now() then least(c.agent_limit, c.max_concurrent)
-                       else c.max_concurrent end - live, budget);
-    continue when free <= 0;
-
-    eligible := '{}';
-    for cc in
-      select x.* from public.campaign_calls x
-      where x.campaign_id = c.id and x.status = 'queued' and x.next_attempt_at <= now()
-      order by x.next_attempt_at
-      limit free
-      for update skip locked
-    loop
-      -- The window is checked again at claim time, in the callee's zone.
-      if not internal.in_window(now(), cc.timezone, c.window_start, c.window_end, c.weekdays)
-         or (c.ends_at is not null and now() >= c.ends_at) then
-        update public.campaign_calls x set next_attempt_at = coalesce(
-          internal.next_window_start(now(), cc.timezone, c.window_start, c.window_end, c.weekdays), 'infinity')
-        where x.id = cc.id;
-      else
-        eligible := eligible || cc;
-      end if;
-    end loop;
-    continue when cardinality(eligible) = 0;
-
-    slots := internal.take_carrier_slots(coalesce(caller.carrier_trunk, 'default'), default_cps,
-      cardinality(eligible), horizon_sec);
-    for i in 1 .. coalesce(cardinality(slots), 0) loop
-      cc := eligible[i];
-      update public.campaign_calls x set status = 'dialing', attempts = cc.attempts + 1, dials = cc.dials + 1,
-        lease_until = slots[i] + make_interval(secs => lease_sec), lease_owner = tick_id, last_error = null
-      where x.id = cc.id;
-      campaign_call_id := cc.id;
-      campaign_id := c.id;
-      owner_id := c.owner_id;
-      assistant_id := c.assistant_id;
-      phone_number_id := caller.id;
-      carrier_trunk := coalesce(caller.carrier_trunk, 'default');
-      e164 := cc.e164;
-      attempt := cc.attempts + 1;
-      send_at := slots[i];
-      -- Deterministic per dial: a second send of the same dial is refused by the room's uniqueness.
-      room_name := format('cc-%s-%s', cc.id, cc.dials + 1);
-      participant_identity := format('sip-cc-%s-%s', cc.id, cc.dials + 1);
-      ringing_timeout_sec := c.ringing_timeout_sec;
-      max_call_duration_sec := c.max_call_duration_sec;
-      allowed_countries := c.allowed_countries;
-      metadata := cc.metadata;
-      name := cc.name;
-      return next;
-    end loop;
-    budget := budget - coalesce(cardinality(slots), 0);
-  end loop;
-end $$;
-comment on function internal.claim_calls is 'campaign-tick: claims due calls (FOR UPDATE SKIP LOCKED + lease) within concurrency, window and the carrier trunk''s calls-per-second budget.';
-
 create function internal.call_answered(call_id uuid) returns void
 language sql security definer set search_path = '' as $$
   update public.campaign_calls cc set status = 'in_progress', current_call_id = o.id,
@@ -537,5 +440,5 @@ revoke all on table internal.call_outcome, internal.carrier_pacing from public, 
 grant all on table internal.call_outcome, internal.carrier_pacing to service_role;
 revoke all on function internal.take_carrier_slots, internal.carrier_next_slot, internal.carrier_rejected,
   internal.give_back, internal.skip_call, internal.call_answered, internal.agent_unavailable,
-  internal.check_abandonment, internal.pause_campaign, internal.claim_calls, internal.call_finished, internal.release_expired_leases,
+  internal.check_abandonment, internal.pause_campaign, internal.call_finished, internal.release_expired_leases,
   internal.calls_to_reconcile from public;
