@@ -176,6 +176,9 @@ export async function createCampaign(
   return c.id;
 }
 
+/** Callee endings the emulators' outcome table fails (stack/livekit/call_outcomes.ts). */
+export const FAILING_SUFFIXES = ["401", "403", "404", "408", "480", "486", "503", "603"];
+
 /**
  * Queues `count` distinct, valid New York callees that answer (the emulator's outcome table
  * is keyed on the last three digits; the failing ones are left out). `viaTrigger` imports
@@ -195,7 +198,7 @@ export async function queueCalls(
     q`
     select '+1' || ${area} || (200 + s / 10000)::text || lpad((s % 10000)::text, 4, '0') as e164
     from generate_series(0, ${Math.ceil(count * 1.01) + 20}) s
-    where right(lpad((s % 10000)::text, 4, '0'), 3) not in ('404', '408', '480', '486', '503', '603')
+    where right(lpad((s % 10000)::text, 4, '0'), 3) <> all(${FAILING_SUFFIXES})
     limit ${count}`;
   if (opts.viaTrigger) {
     await ctx.sql`
@@ -446,6 +449,24 @@ export async function runChild(ctx: Ctx, args: string[], stdin?: string): Promis
   return out;
 }
 
+/**
+ * Calls of each internal.* function so far (pg_stat_user_functions; track_functions is
+ * turned on for the bench's own cluster the first time). Statistics reach the view once
+ * the backends flush them, at most a second after their transaction.
+ */
+export async function functionCalls(ctx: Ctx): Promise<Record<string, number>> {
+  const [{ track_functions }] = await ctx.sql<{ track_functions: string }[]>`show track_functions`;
+  if (track_functions !== "pl") {
+    await ctx.sql`alter system set track_functions = 'pl'`;
+    await ctx.sql`select pg_reload_conf()`;
+    await sleep(200);
+  }
+  await sleep(1200);
+  const rows = await ctx.sql<{ funcname: string; calls: string }[]>`
+    select funcname, calls from pg_stat_user_functions where schemaname = 'internal'`;
+  return Object.fromEntries(rows.map((r) => [r.funcname, Number(r.calls)]));
+}
+
 /** Sets the carrier trunks' budgets of these numbers to `cps` in all, with no slot taken yet. */
 export async function setBudget(ctx: Ctx, lines: Line[], cps: number): Promise<void> {
   await ctx.sql`update internal.carrier_pacing set cps = ${cps}, next_slot = 'epoch',
@@ -519,7 +540,9 @@ export function startPgCounter(dbUrl: string): PgCounter {
               const body = buf.subarray(5, len + 1);
               if (type === "P") {
                 const nameEnd = body.indexOf(0);
-                pending = name(dec.decode(body.subarray(nameEnd + 1, body.indexOf(0, nameEnd + 1))));
+                pending = name(
+                  dec.decode(body.subarray(nameEnd + 1, body.indexOf(0, nameEnd + 1))),
+                );
               } else if (type === "S") {
                 trips++;
                 note(pending ?? "(sync)");

@@ -7,11 +7,15 @@ import { coldStart } from "./cold_start.ts";
 import { functionOverhead } from "./overhead.ts";
 import { pacing } from "./pacing.ts";
 import { sameWork } from "./same_work.ts";
+import { overload } from "./overload.ts";
+import { hostedLimits } from "./hosted.ts";
 
 const ROWS: Record<string, (ctx: Ctx) => Promise<Row[]>> = {
   "1": sameWork,
   "2": pacing,
+  "3": overload,
   "4": functionOverhead,
+  "5": hostedLimits,
   "7": coldStart,
 };
 
