@@ -4,6 +4,7 @@
 // campaign-tick dials against the emulators and the progress view shows it live.
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
+import { demoReceiver } from "./demo_webhooks.ts";
 import type { StackInfo } from "./stack.ts";
 
 // Callees chosen by the LiveKit emulator's outcome table (last three digits).
@@ -46,6 +47,7 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
       await supabase.auth.signUp({ email, password: crypto.randomUUID() }),
     );
     say(`\ndemo: signed up ${email} (user ${user!.id})`);
+    const hooks = await demoReceiver(supabase, say);
     const assistant = must(
       "create the assistant",
       await supabase.from("assistant").insert({
@@ -170,6 +172,7 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
       );
     }
     say(`\nrejected at import: ${JSON.stringify(imported.rejected)}`);
+    say(`webhooks: ${await hooks.close()} events received, each signature verified`);
     if (!opts.once) say("\ndemo done; the stack keeps running (Ctrl-C stops it)");
   } finally {
     await sql.end();
