@@ -1,0 +1,165 @@
+// Transfers: the callee's SIP participant is handed to another number or SIP address with a
+// REFER through LiveKit's TransferSIPParticipant. The destination allowlist and the owner's
+// do-not-call list apply to phone numbers (a sip: URI whose user part is one included) and are
+// checked before LiveKit is called; the result is recorded on the call and as a call event.
+import { type CallCaller, callerLabel, requireRoom } from "./agent_auth.ts";
+import { type CallRow, checkDestinationAllowed } from "./calls.ts";
+import type { Config } from "./config.ts";
+import { asUser, type Sql, type Tx } from "./db.ts";
+import { ConflictError, NotFoundError, PreconditionError, UpstreamError } from "./errors.ts";
+import { describeLiveKitError, type LiveKit } from "./livekit.ts";
+import type { Logger } from "./log.ts";
+import { normalise } from "./phone.ts";
+
+/** The call record with what this module adds to it. */
+export type TransferCallRow = CallRow & {
+  transferred_to: string | null;
+  disposition: string | null;
+};
+
+/** The call a request names (by id or room), as its caller may see it; 404 otherwise. */
+export async function findCall(
+  sql: Sql,
+  caller: CallCaller,
+  by: { callId?: string; roomName?: string },
+): Promise<TransferCallRow> {
+  const query = (q: Sql | Tx) =>
+    q<TransferCallRow[]>`select * from public.outbound_calls where ${
+      by.callId ? q`id = ${by.callId}` : q`room_name = ${by.roomName!}`
+    }`;
+  const [call] = caller.kind === "user"
+    ? await asUser(sql, caller.claims, (tx) => query(tx))
+    : await query(sql);
+  const what = by.callId ? `Call ${by.callId}` : `No call in room ${by.roomName}`;
+  if (!call) throw new NotFoundError(by.callId ? `${what} does not exist.` : `${what}.`);
+  if (by.callId && by.roomName && call.room_name !== by.roomName) {
+    throw new NotFoundError(`Call ${by.callId} is not the call in room ${by.roomName}.`);
+  }
+  requireRoom(caller, call.room_name);
+  return call;
+}
+
+export interface TransferTarget {
+  /** What LiveKit is asked to transfer to: a tel: or sip: URI. */
+  uri: string;
+  /** The phone number it reaches, when it is one (the allowlist and do-not-call apply). */
+  number: string | null;
+}
+
+/**
+ * "+15551234567" (sent as tel:+15551234567), "tel:+1...", or "sip:user@host" / "sips:..."
+ * (the user part counts as a phone number when it is one). Null when it is none of these.
+ */
+export function parseTransferTarget(raw: string): TransferTarget | null {
+  const value = raw.trim();
+  if (/^\+[1-9][0-9]{6,14}$/.test(value)) return { uri: `tel:${value}`, number: value };
+  const tel = /^tel:(\+[1-9][0-9]{6,14})$/i.exec(value);
+  if (tel) return { uri: `tel:${tel[1]}`, number: tel[1] };
+  const sip =
+    /^(sips?):([^@\s;?<>"]+)@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?(;[^\s<>"]*)?$/i
+      .exec(value);
+  if (!sip) return null;
+  const user = decodeURIComponent(sip[2]).replace(/[\s().-]/g, "");
+  let number: string | null = null;
+  if (/^\+?[0-9]{7,15}$/.test(user)) {
+    const parsed = normalise(user.startsWith("+") ? user : `+${user}`);
+    number = parsed?.e164 ?? (user.startsWith("+") ? user : `+${user}`);
+  }
+  return { uri: value, number };
+}
+
+export interface TransferInput {
+  transferTo: string;
+  playDialtone?: boolean;
+}
+
+/** Checks the call and the target, asks LiveKit to transfer, and records the result. */
+export async function transferCall(
+  config: Config,
+  sql: Sql,
+  lk: LiveKit,
+  call: TransferCallRow,
+  target: TransferTarget,
+  input: TransferInput,
+  caller: CallCaller,
+  log: Logger,
+) {
+  if (call.status !== "in_progress") {
+    throw new ConflictError(
+      `Call ${call.id} is not in progress (${call.status}); only an answered, live call can be transferred.`,
+      { status: call.status },
+    );
+  }
+  if (call.transferred_to) {
+    throw new ConflictError(`Call ${call.id} was already transferred to ${call.transferred_to}.`, {
+      transferredTo: call.transferred_to,
+    });
+  }
+  if (target.number) {
+    let narrow: string[] | undefined;
+    if (call.campaign_id) {
+      const [c] = await sql<{ allowed_countries: string[] }[]>`
+        select allowed_countries from public.campaigns where id = ${call.campaign_id}`;
+      narrow = c?.allowed_countries;
+    }
+    checkDestinationAllowed(config, target.number, narrow);
+    const [{ dnc }] = await sql<{ dnc: boolean }[]>`
+      select exists (select from public.do_not_call where owner_id = ${call.owner_id} and e164 = ${target.number}) as dnc`;
+    if (dnc) {
+      throw new PreconditionError(
+        "do_not_call",
+        `${target.number} is on the do-not-call list; a call cannot be transferred to it.`,
+      );
+    }
+  }
+  const by = callerLabel(caller);
+  const l = log.child({ callId: call.id, roomName: call.room_name });
+  try {
+    await lk.sip.transferSipParticipant(call.room_name, call.participant_identity, target.uri, {
+      playDialtone: input.playDialtone ?? false,
+    });
+  } catch (e) {
+    const f = describeLiveKitError(e);
+    await sql`select internal.record_transfer(${call.id}, ${target.uri}, ${by}, false, ${
+      sql.json({
+        code: f.code,
+        status: f.status,
+        message: f.message,
+        sipStatusCode: f.sipStatusCode,
+        sipStatus: f.sipStatus,
+      } as never)
+    })`;
+    l.warn("transfer failed", {
+      upstreamCode: f.code,
+      upstreamStatus: f.status,
+      sipStatusCode: f.sipStatusCode,
+    });
+    // The call ended or another transfer is under way: the caller's view is out of date.
+    if (
+      (f.sipStatusCode === null && f.code === "failed_precondition") || f.code === "not_found" ||
+      /already being transferred/.test(f.message)
+    ) {
+      throw new ConflictError(`Call ${call.id} cannot be transferred now: ${f.message}.`, {
+        upstream: "livekit",
+        code: f.code,
+      });
+    }
+    throw new UpstreamError(
+      "livekit",
+      `Cannot transfer call ${call.id} to ${target.uri}: ${
+        f.sipStatusCode
+          ? `the carrier answered SIP ${f.sipStatusCode} ${f.sipStatus ?? ""}`.trim()
+          : f.message
+      } (${f.code})`,
+      f.code,
+      f.status,
+      { sipStatusCode: f.sipStatusCode, sipStatus: f.sipStatus, callId: call.id },
+    );
+  }
+  await sql`select internal.record_transfer(${call.id}, ${target.uri}, ${by}, true, null)`;
+  l.info("call transferred", { transferTo: target.uri, by });
+  const [row] = await sql<
+    TransferCallRow[]
+  >`select * from public.outbound_calls where id = ${call.id}`;
+  return { call: { id: row.id, status: row.status, transferredTo: row.transferred_to } };
+}

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { callbackProblem, ReportBody } from "../../supabase/functions/_shared/reports.ts";
+import { parseTransferTarget } from "../../supabase/functions/_shared/transfer.ts";
+
+Deno.test("transfer targets: E.164, tel: and sip: URIs; phone numbers inside SIP URIs are found", () => {
+  assert.deepEqual(parseTransferTarget("+14155550100"), {
+    uri: "tel:+14155550100",
+    number: "+14155550100",
+  });
+  assert.deepEqual(parseTransferTarget("tel:+14155550100"), {
+    uri: "tel:+14155550100",
+    number: "+14155550100",
+  });
+  assert.deepEqual(parseTransferTarget("sip:+14155550100@pstn.example.com"), {
+    uri: "sip:+14155550100@pstn.example.com",
+    number: "+14155550100",
+  });
+  assert.deepEqual(parseTransferTarget("sip:14155550100@pstn.example.com;transport=tcp"), {
+    uri: "sip:14155550100@pstn.example.com;transport=tcp",
+    number: "+14155550100",
+  });
+  assert.deepEqual(parseTransferTarget("sips:desk@pbx.example.com:5061"), {
+    uri: "sips:desk@pbx.example.com:5061",
+    number: null,
+  });
+  for (const bad of ["4155550100", "tel:4155550100", "sip:nohost", "http://x", "sip:a@b c"]) {
+    assert.equal(parseTransferTarget(bad), null, bad);
+  }
+});
+
+Deno.test("reports: a callback needs a time with an offset; other dispositions take none", () => {
+  const ok = (b: unknown) => ReportBody.safeParse(b).success;
+  assert.ok(ok({ disposition: "voicemail" }));
+  assert.ok(ok({ disposition: "callback", callbackAt: "2026-12-02T10:00:00-05:00" }));
+  assert.ok(ok({ disposition: "callback", callbackAt: "2026-12-02T15:00:00Z" }));
+  assert.ok(!ok({ disposition: "callback" }), "a callback without a time");
+  assert.ok(!ok({ disposition: "callback", callbackAt: "2026-12-02T10:00:00" }), "no offset");
+  assert.ok(!ok({ disposition: "completed", callbackAt: "2026-12-02T10:00:00Z" }));
+  assert.ok(!ok({ disposition: "hung_up" }), "an unknown disposition");
+  assert.ok(!ok({ disposition: "completed", transferTo: "+14155550100" }));
+  assert.ok(ok({ disposition: "transferred", transferTo: "+14155550100" }));
+  assert.ok(
+    !ok({ disposition: "completed", data: { big: "x".repeat(17_000) } }),
+    "data over 16 KiB",
+  );
+});
+
+Deno.test("a callback may not lie in the past or more than a year ahead", () => {
+  const now = Date.parse("2026-12-01T12:00:00Z");
+  assert.equal(callbackProblem("2026-12-02T10:00:00-05:00", now), null);
+  assert.equal(callbackProblem("2026-12-01T11:59:30Z", now), null, "clock skew is tolerated");
+  assert.equal(callbackProblem("2026-11-30T10:00:00Z", now), "is in the past");
+  assert.equal(callbackProblem("2028-01-01T10:00:00Z", now), "is more than a year ahead");
+});
