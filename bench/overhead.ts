@@ -1,8 +1,11 @@
-// Row 4: what create-participant adds to the LiveKit call it wraps. With 50 ms of injected
-// LiveKit latency, the median end-to-end time of create-participant through the gateway
-// (service key + outboundTrunkId) is divided by the median of a bare
-// SipClient.createSipParticipant to the same emulator on the same trunk, alternating.
-import { SipClient } from "livekit-server-sdk";
+// Row 4: what create-participant adds to the LiveKit requests it wraps. With 50 ms of
+// injected LiveKit latency, the median end-to-end time of create-participant through the
+// gateway (service key + outboundTrunkId) is divided by the median of the same sequence
+// done bare with the SDK on the same emulator and trunk: CreateDispatch, ListParticipants
+// until the agent is in the room, then CreateSIPParticipant (without waiting for the
+// answer, as create-participant answers once the dial is out), alternating.
+import { ParticipantInfo_Kind } from "@livekit/protocol";
+import { AgentDispatchClient, RoomServiceClient, SipClient } from "livekit-server-sdk";
 import {
   callFunction,
   createAssistant,
@@ -22,9 +25,12 @@ const WARMUP = 3;
 export async function functionOverhead(ctx: Ctx): Promise<Row[]> {
   const user = await createUser(ctx, "bench-overhead");
   const assistantId = await createAssistant(ctx, user, "overhead-agent");
-  const [line] = await provisionLines(ctx, user, assistantId, 1, 1);
+  // A budget the calls here never reach: this row measures the function, not pacing.
+  const [line] = await provisionLines(ctx, user, assistantId, 1, 1000);
   const { url, apiKey, apiSecret } = ctx.info.livekit;
   const sip = new SipClient(url, apiKey, apiSecret, { requestTimeout: 10 });
+  const dispatch = new AgentDispatchClient(url, apiKey, apiSecret, { requestTimeout: 10 });
+  const rooms = new RoomServiceClient(url, apiKey, apiSecret, { requestTimeout: 10 });
   const callee = (i: number) => `+1646555${String(1000 + i).padStart(4, "0")}`;
 
   const viaFunction = async (i: number) => {
@@ -42,6 +48,12 @@ export async function functionOverhead(ctx: Ctx): Promise<Row[]> {
   const bare = async (i: number) => {
     const room = `bench-bare-${crypto.randomUUID()}`;
     const t = performance.now();
+    await dispatch.createDispatch(room, "overhead-agent", { metadata: "{}" });
+    for (let pause = 25;; pause = Math.min(pause * 2, 250)) {
+      const ps = await rooms.listParticipants(room);
+      if (ps.some((p) => p.kind === ParticipantInfo_Kind.AGENT)) break;
+      await new Promise((r) => setTimeout(r, pause));
+    }
     await sip.createSipParticipant(line.outboundTrunkId, callee(i), room, {
       participantIdentity: `sip-${room}`,
       participantName: callee(i),
@@ -82,20 +94,18 @@ export async function functionOverhead(ctx: Ctx): Promise<Row[]> {
   const f = median(fn);
   const s = median(sdk);
   ctx.say(
-    `  create-participant ${fmt(f, 1)} ms, bare createSipParticipant ${
+    `  create-participant ${fmt(f, 1)} ms, bare dispatch + agent wait + dial ${
       fmt(s, 1)
     } ms (median of ${SAMPLES}, ${LATENCY_MS} ms LiveKit latency)`,
   );
   return [{
     id: "4",
-    what: "create-participant / bare SDK call",
+    what: "create-participant / bare dispatch + agent wait + dial",
     ratio: f / s,
-    target: "<= 1.15",
-    pass: f / s <= 1.15,
-    note: `${fmt(f, 1)} vs ${
-      fmt(s, 1)
-    } ms: dispatch then dial, 2 LiveKit round trips in sequence, + ${
-      fmt(f - 2 * s, 1)
+    target: "<= 1.10",
+    pass: f / s <= 1.1,
+    note: `${fmt(f, 1)} vs ${fmt(s, 1)} ms (median of ${SAMPLES}, ${LATENCY_MS} ms latency): ${
+      fmt(f - s, 1)
     } ms of its own`,
   }];
 }
