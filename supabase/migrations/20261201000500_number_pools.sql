@@ -50,22 +50,40 @@ create table public.phone_number_health (
   rejection_share numeric(5, 4),
   since timestamptz not null default '-infinity',
   last_call_at timestamptz,
-  last_used_at timestamptz,
   rested_at timestamptz,
   rests integer not null default 0
 );
-comment on table public.phone_number_health is 'Each number''s health over its recent calls (internal.number_health_settings), updated as each call ends; calls ended before since (a rest''s end, or when its owner cleared it) are not judged again. last_used_at orders numbers least recently used first.';
+comment on table public.phone_number_health is 'Each number''s health over its recent calls (internal.number_health_settings), updated as each call ends; calls ended before since (a rest''s end, or when its owner cleared it) are not judged again.';
+
+create table internal.number_usage (
+  phone_number_id uuid primary key references public.phone_number (id) on delete cascade,
+  last_used_at timestamptz not null default '-infinity'
+);
+comment on table internal.number_usage is 'When each number was last given to a callee, by any campaign: local presence takes the least recently used among equals. Written only by the claim, never waited on (a row another claim holds is skipped).';
+alter table internal.number_usage enable row level security;
 
 create index outbound_calls_number_ended on public.outbound_calls (phone_number_id, ended_at desc)
   where ended_at is not null and phone_number_id is not null;
 
+-- The state, province or territory each NANP area code serves, kept from the area-code table of
+-- 20261124000200_callee_time.sql (time zones may come from elsewhere later; states stay here).
+create table internal.nanp_state (
+  area_code text primary key check (area_code ~ '^[2-9][0-9]{2}$'),
+  region text not null
+);
+comment on table internal.nanp_state is 'NANP area code -> the state, province or territory it serves (local presence: a 646 callee is in the same state as a 212 number).';
+insert into internal.nanp_state (area_code, region) select a.area_code, a.region from internal.nanp_area_code a;
+alter table internal.nanp_state enable row level security;
+
 -- Functions ----------------------------------------------------------------------------------
 create function internal.number_region(e164 text) returns text
 language sql stable security definer set search_path = '' as $$
-  select a.region from internal.nanp_area_code a
-  where number_region.e164 like '+1%' and a.area_code = substr(number_region.e164, 3, 3)
+  select coalesce(
+    (select s.region from internal.nanp_state s
+     where number_region.e164 like '+1%' and s.area_code = substr(number_region.e164, 3, 3)),
+    internal.number_timezone(number_region.e164))
 $$;
-comment on function internal.number_region is 'The state, province or territory a NANP number''s area code serves (the mapping that gives callees their time zone); null elsewhere.';
+comment on function internal.number_region is 'The region a number rings in, for local presence: the state, province or territory of a NANP area code, else the number''s time zone (the mapping that gives callees theirs); null when unknown.';
 
 -- Only the owner's ready numbers of the campaign's assistant may join a pool.
 create function internal.check_caller_numbers() returns trigger
@@ -258,11 +276,11 @@ begin
       array_agg(internal.number_region(p.e164) order by u.ord) filter (where p.rest_until is null or p.rest_until <= now()),
       array_agg(internal.number_country(p.e164) order by u.ord) filter (where p.rest_until is null or p.rest_until <= now()),
       array_agg(coalesce(p.carrier_trunk, 'default') order by u.ord) filter (where p.rest_until is null or p.rest_until <= now()),
-      array_agg(coalesce(h.last_used_at, '-infinity') order by u.ord) filter (where p.rest_until is null or p.rest_until <= now())
+      array_agg(coalesce(lu.last_used_at, '-infinity') order by u.ord) filter (where p.rest_until is null or p.rest_until <= now())
     into ready, resting, n_id, n_area, n_region, n_country, n_carrier, n_used
     from unnest(pool) with ordinality u(id, ord)
     join public.phone_number p on p.id = u.id
-    left join public.phone_number_health h on h.phone_number_id = p.id
+    left join internal.number_usage lu on lu.phone_number_id = p.id
     where p.owner_id = c.owner_id and p.assistant_id = c.assistant_id and p.trunk_status = 'ready'
       and p.outbound_trunk_id is not null;
     if ready = 0 then
@@ -367,10 +385,16 @@ begin
         budget := budget - 1;
       end loop;
     end loop;
-    -- Least recently used first, across campaigns and ticks (rows taken in id order).
-    insert into public.phone_number_health as h (phone_number_id, last_used_at)
-    select u.id, max(u.at) from unnest(used_id, used_at) u(id, at) group by u.id order by u.id
-    on conflict on constraint phone_number_health_pkey do update set last_used_at = greatest(h.last_used_at, excluded.last_used_at);
+    -- Least recently used first, across campaigns and ticks. A row another claim is writing is
+    -- skipped rather than waited for: that claim has just used the number too.
+    insert into internal.number_usage (phone_number_id)
+    select distinct u.id from unnest(used_id) u(id) order by 1
+    on conflict do nothing;
+    update internal.number_usage nu set last_used_at = greatest(nu.last_used_at, x.at)
+    from (select u.id, max(u.at) as at from unnest(used_id, used_at) u(id, at) group by u.id) x
+    where nu.phone_number_id = x.id
+      and nu.phone_number_id in (select l.phone_number_id from internal.number_usage l
+                                 where l.phone_number_id = any (used_id) for update skip locked);
   end loop;
 end $$;
 comment on function internal.claim_calls is 'campaign-tick: claims due calls (FOR UPDATE SKIP LOCKED + lease) within the campaign''s concurrency and the callee''s window, picks each callee''s number from the campaign''s pool (resting numbers skipped; all resting pauses it), and takes send slots from each number''s carrier trunk.';
@@ -401,8 +425,9 @@ create policy owner_read on public.phone_number_health for select to authenticat
 revoke all on public.phone_number_health from anon, authenticated;
 grant select on public.phone_number_health to authenticated;
 grant all on public.phone_number_health to service_role;
-revoke all on table internal.number_health_settings from public, anon, authenticated;
-grant all on table internal.number_health_settings to service_role;
+revoke all on table internal.number_health_settings, internal.number_usage, internal.nanp_state
+  from public, anon, authenticated;
+grant all on table internal.number_health_settings, internal.number_usage, internal.nanp_state to service_role;
 grant insert (caller_number_ids, caller_id_strategy), update (caller_number_ids, caller_id_strategy)
   on public.campaigns to authenticated;
 grant update (rest_until, rest_reason) on public.phone_number to authenticated;
