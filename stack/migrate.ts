@@ -1,5 +1,6 @@
 // Applies Supabase's stand-ins, then supabase/migrations in order (recorded like the
-// Supabase CLI records them), then supabase/seed.sql.
+// Supabase CLI records them), then the phone metadata (supabase/data/phone_metadata.sql, an
+// idempotent load), then supabase/seed.sql.
 import { psql } from "./postgres.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -33,5 +34,8 @@ export async function applyMigrations(dbUrl: string, log: (line: string) => void
     });
     log(`applied ${name}`);
   }
+  await psql({ url: dbUrl }, { file: `${ROOT}/supabase/data/phone_metadata.sql` }, [
+    "--single-transaction",
+  ]);
   await psql({ url: dbUrl }, { file: `${ROOT}/supabase/seed.sql` });
 }

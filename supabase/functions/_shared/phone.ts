@@ -20,6 +20,16 @@ export function normalise(input: string, defaultCountry?: string): ParsedNumber 
   return { e164: p.number, country: p.country ?? null, type: p.getType() ?? null };
 }
 
+/**
+ * The country libphonenumber-js gives an E.164 number, or null: the country checkDestination
+ * checks, and the one internal.number_country computes from the same metadata
+ * (supabase/data/phone_metadata.sql), so import and dial agree.
+ */
+export function numberCountry(e164: string): string | null {
+  if (!/^\+[1-9][0-9]{6,14}$/.test(e164)) return null;
+  return parsePhoneNumberFromString(e164)?.country ?? null;
+}
+
 /** Types no AI dialer should ever call: premium-rate and shared-cost ranges are the classic fraud. */
 const BLOCKED_TYPES = new Set(["PREMIUM_RATE", "SHARED_COST", "UAN", "PAGER"]);
 
