@@ -91,7 +91,8 @@ async function contact(campaignId: string, e164: string) {
 
 /** Ticks until the contact's current call has ended and the contact was settled by it. */
 async function dialedAndSettled(campaignId: string, e164: string, dials = 1) {
-  await tick(campaignId);
+  const t = await tick(campaignId);
+  assert.equal(t.status, 200, `campaign-tick: ${JSON.stringify(t.body)}`);
   return await eventually(async () => {
     const cc = await contact(campaignId, e164);
     if (!cc || cc.dials < dials || ["dialing", "in_progress"].includes(cc.status)) return null;
@@ -589,4 +590,51 @@ Deno.test("the dial's compliance record: zone, local time, window, do-not-call c
     done.id,
   );
   assert.deepEqual(theirs.data, []);
+});
+
+Deno.test("bad requests to the agent's functions are 4xx naming the field, never a 5xx", async () => {
+  const f = await readyAssistant("agent-bad-input");
+  const svc = stack.serviceKey;
+  const cases: [string, string, unknown, number, string][] = [
+    ["call-report", svc, {}, 400, "disposition"],
+    ["call-report", svc, { callId: "nope", disposition: "completed" }, 400, "callId"],
+    ["call-report", svc, { disposition: "completed" }, 400, "callId"],
+    [
+      "call-report",
+      svc,
+      { callId: crypto.randomUUID(), disposition: "completed", extra: 1 },
+      400,
+      "extra",
+    ],
+    ["call-report", svc, { callId: crypto.randomUUID(), disposition: "completed" }, 404, ""],
+    [
+      "call-report",
+      svc,
+      { callId: crypto.randomUUID(), disposition: "callback", callbackAt: "2020-01-01T00:00:00Z" },
+      400,
+      "callbackAt",
+    ],
+    ["transfer-call", svc, { transferTo: 5 }, 400, "transferTo"],
+    [
+      "transfer-call",
+      f.user.token,
+      { callId: crypto.randomUUID(), transferTo: "+14155550123" },
+      404,
+      "",
+    ],
+    ["import-contacts", f.user.token, { contacts: "x" }, 400, "contacts"],
+    ["import-contacts", f.user.token, { contacts: [] }, 400, "campaignId"],
+    ["import-contacts", f.user.token, [], 400, "(body)"],
+  ];
+  for (const [fn, token, body, status, field] of cases) {
+    const res = await call(fn, { token, body });
+    assert.equal(res.status, status, `${fn} ${JSON.stringify(body)}: ${JSON.stringify(res.body)}`);
+    if (field) assert.ok(res.body.error.details.fields[field], `${fn} names ${field}`);
+  }
+  const notJson = await call("call-report", {
+    token: svc,
+    body: "{",
+    headers: { "Content-Type": "application/json" },
+  });
+  assert.equal(notJson.status, 400);
 });

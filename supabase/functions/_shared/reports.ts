@@ -5,13 +5,7 @@
 import { z } from "zod";
 import type { CallCaller } from "./agent_auth.ts";
 import type { Sql } from "./db.ts";
-import {
-  AppError,
-  ConflictError,
-  NotFoundError,
-  PreconditionError,
-  ValidationError,
-} from "./errors.ts";
+import { AppError, ConflictError, NotFoundError, PreconditionError } from "./errors.ts";
 import { uuid } from "./schemas.ts";
 
 export const DISPOSITIONS = [
@@ -53,6 +47,8 @@ export const ReportBody = z.strictObject({
   if (b.disposition !== "callback" && b.callbackAt) {
     ctx.addIssue({ code: "custom", path: ["callbackAt"], message: "only goes with a callback" });
   }
+  const problem = b.callbackAt ? callbackProblem(b.callbackAt) : null;
+  if (problem) ctx.addIssue({ code: "custom", path: ["callbackAt"], message: problem });
   if (b.disposition !== "transferred" && b.transferTo) {
     ctx.addIssue({ code: "custom", path: ["transferTo"], message: "only goes with transferred" });
   }
@@ -93,12 +89,6 @@ export async function reportCall(
   body: ReportRequest,
   caller: CallCaller,
 ): Promise<ReportAnswer> {
-  if (body.callbackAt) {
-    const problem = callbackProblem(body.callbackAt);
-    if (problem) {
-      throw new ValidationError(`callbackAt ${problem}.`, { fields: { callbackAt: problem } });
-    }
-  }
   const data = body.transferTo ? { ...(body.data ?? {}), transferTo: body.transferTo } : body.data;
   const [{ r }] = await sql<{ r: Record<string, unknown> }[]>`
     select internal.report_call(${callId}, ${body.disposition}, ${body.callbackAt ?? null},
