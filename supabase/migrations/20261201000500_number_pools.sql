@@ -143,7 +143,7 @@ begin
     new.rest_reason := null;
   end if;
   if old.rest_until > now() and (new.rest_until is null or new.rest_until <= now()) then
-    update public.phone_number_health set since = now() where phone_number_id = new.id;
+    update public.phone_number_health set since = clock_timestamp() where phone_number_id = new.id;
   end if;
   return new;
 end $$;

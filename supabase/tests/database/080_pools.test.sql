@@ -1,6 +1,6 @@
 -- Number pools: who may be in one, how the claim picks each callee's number, health and rests.
 begin;
-select plan(26);
+select plan(31);
 
 select tests.create_owner_fixture('pools@example.com') as f \gset
 select tests.create_owner_fixture('pools-stranger@example.com') as g \gset
@@ -61,6 +61,8 @@ select is((select carrier_trunk from claimed where e164 = '+15127770103'), 'pgta
   'slots come from each number''s own carrier trunk');
 select is((select count(*)::int from public.campaign_calls c join claimed using (e164)
            where c.caller_number_id = claimed.phone_number_id), 6, 'each attempt records its number');
+select is((select count(*)::int from internal.number_usage where phone_number_id in (:'n212', :'n415', :'n512')
+           and last_used_at > now() - interval '1 minute'), 3, 'when each number was last used is kept for later claims');
 
 -- A retry keeps its number; a resting number is skipped --------------------------------------------
 update public.campaign_calls set status = 'queued', lease_until = null, next_attempt_at = now() - interval '1 second'
@@ -107,6 +109,36 @@ select is((select rest_reason from public.phone_number where id = :'n212'), null
 select tests.authenticate_as((:'g'::jsonb ->> 'user')::uuid);
 select is((select count(*)::int from public.phone_number_health), 0, 'a stranger sees no other owner''s health');
 select tests.clear_authentication();
+
+-- An answer rate under 10 % over 20 calls rests a number; calls failed by the trunk's budget do not count.
+insert into public.outbound_calls (owner_id, phone_number_id, from_number, to_number, room_name, participant_identity,
+  outbound_trunk_id)
+select :'uid', :'n512', '+1512777' || :'r', '+1512555' || lpad(i::text, 4, '0'), 'pgtap-asr-' || i, 'sip-' || i, 'ST_x'
+from generate_series(1, 25) i;
+update public.outbound_calls set status = 'failed', outcome = 'cps_limited', ended_at = now()
+where room_name in ('pgtap-asr-21', 'pgtap-asr-22', 'pgtap-asr-23', 'pgtap-asr-24', 'pgtap-asr-25');
+update public.outbound_calls set status = 'no_answer', outcome = 'no_answer', ended_at = now()
+where room_name like 'pgtap-asr-%' and status = 'dialing' and room_name <> 'pgtap-asr-20';
+select is((select rest_until from public.phone_number where id = :'n512'), null,
+  'nineteen unanswered calls (and five refused by the trunk''s budget) are below the minimum sample');
+update public.outbound_calls set status = 'no_answer', outcome = 'no_answer', ended_at = now() where room_name = 'pgtap-asr-20';
+select is((select rest_reason from public.phone_number where id = :'n512'),
+  'answer rate 0.0 % over its last 20 calls (minimum 10.0 %)', 'the twentieth unanswered call rests the number');
+
+-- Carrier rejections past 20 % of the calls rest a number.
+insert into public.outbound_calls (owner_id, phone_number_id, from_number, to_number, room_name, participant_identity,
+  outbound_trunk_id)
+select :'uid', :'n415', :'f'::jsonb ->> 'e164', '+1415555' || lpad(i::text, 4, '0'), 'pgtap-rej-' || i, 'sip-' || i, 'ST_x'
+from generate_series(1, 21) i;
+update public.outbound_calls set status = 'completed', outcome = 'answered', answered_at = now() - interval '60 seconds',
+  ended_at = now() where room_name like 'pgtap-rej-%' and substr(room_name, 11)::int <= 16;
+update public.outbound_calls set status = 'failed', outcome = 'blocked', sip_status_code = 607, ended_at = now()
+where room_name like 'pgtap-rej-%' and substr(room_name, 11)::int between 17 and 20;
+select is((select rest_until from public.phone_number where id = :'n415'), null, '4 rejections in 20 calls are within the limit');
+update public.outbound_calls set status = 'failed', outcome = 'blocked', sip_status_code = 607, ended_at = now()
+where room_name = 'pgtap-rej-21';
+select is((select rest_reason from public.phone_number where id = :'n415'),
+  'the carrier rejected 5 of its last 21 calls (limit 20.0 %)', 'the fifth rejection in 21 calls rests the number');
 
 -- A number leaving its assistant leaves the pools.
 update public.phone_number set assistant_id = null where id = :'n415';
