@@ -252,8 +252,8 @@ declare
   trunk text;
   picked integer[];
   slots timestamptz[];
-  used_id uuid[];
-  used_at timestamptz[];
+  used_id uuid[] := '{}';
+  used_at timestamptz[] := '{}';
   i integer;
   j integer;
   k integer;
@@ -348,8 +348,6 @@ begin
     end loop;
 
     -- Send slots from each chosen number's carrier trunk (trunks in a fixed order).
-    used_id := '{}';
-    used_at := '{}';
     for trunk in select distinct t from unnest(n_carrier) t order by 1 loop
       picked := array(select g.i from generate_subscripts(chosen, 1) g(i) where n_carrier[chosen[g.i]] = trunk order by g.i);
       continue when cardinality(picked) = 0;
@@ -385,8 +383,11 @@ begin
         budget := budget - 1;
       end loop;
     end loop;
-    -- Least recently used first, across campaigns and ticks. A row another claim is writing is
-    -- skipped rather than waited for: that claim has just used the number too.
+  end loop;
+  -- Least recently used first, across campaigns and ticks: written last, once, so a claim never
+  -- waits for these rows while holding a campaign or a carrier trunk. A row another claim is
+  -- writing is skipped rather than waited for: that claim has just used the number too.
+  if cardinality(used_id) > 0 then
     insert into internal.number_usage (phone_number_id)
     select distinct u.id from unnest(used_id) u(id) order by 1
     on conflict do nothing;
@@ -395,7 +396,7 @@ begin
     where nu.phone_number_id = x.id
       and nu.phone_number_id in (select l.phone_number_id from internal.number_usage l
                                  where l.phone_number_id = any (used_id) for update skip locked);
-  end loop;
+  end if;
 end $$;
 comment on function internal.claim_calls is 'campaign-tick: claims due calls (FOR UPDATE SKIP LOCKED + lease) within the campaign''s concurrency and the callee''s window, picks each callee''s number from the campaign''s pool (resting numbers skipped; all resting pauses it), and takes send slots from each number''s carrier trunk.';
 
