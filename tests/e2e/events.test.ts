@@ -479,7 +479,10 @@ Deno.test("a dead endpoint is disabled after its failure window with the reason 
       }
       const [deadEp, hangingEp, healthyEp] = eps;
       await fakeCall(user, assistantId);
-      await until(() => healthy.received.length === 3, "the healthy endpoint's deliveries");
+      await until(
+        () => healthy.received.length === 3 && hanging.starts.length > 0,
+        "the healthy endpoint's deliveries and the hanging one's first request",
+      );
       assert.equal(hanging.received.length, 0, "while the hanging endpoint still holds its first");
       assert.ok(healthy.received.every((r) => r.at < hanging.starts[0] + 10_000));
 
@@ -607,6 +610,8 @@ Deno.test("another user's endpoints and deliveries are invisible and untouchable
   })
     .eq("id", endpoint.id);
   assert.ok(retarget.error, "the URL changes only through the function's checks");
+  const gone = await endpointsCall(owner, { method: "DELETE", query: `?id=${endpoint.id}` });
+  assert.equal(gone.status, 200, "the owner deletes it (by query string too)");
 });
 
 Deno.test("no webhook secret appears in any answer after creation, any REST row or any function log line", async () => {
