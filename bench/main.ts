@@ -9,6 +9,7 @@ import { pacing } from "./pacing.ts";
 import { sameWork } from "./same_work.ts";
 import { overload } from "./overload.ts";
 import { hostedLimits } from "./hosted.ts";
+import { scale } from "./scale.ts";
 
 const ROWS: Record<string, (ctx: Ctx) => Promise<Row[]>> = {
   "1": sameWork,
@@ -16,6 +17,7 @@ const ROWS: Record<string, (ctx: Ctx) => Promise<Row[]>> = {
   "3": overload,
   "4": functionOverhead,
   "5": hostedLimits,
+  "6": scale,
   "7": coldStart,
 };
 
