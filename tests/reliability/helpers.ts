@@ -95,6 +95,8 @@ export const OWNED_TABLES = [
   "public.do_not_call",
   "public.outbound_calls",
   "public.call_events",
+  "public.webhook_endpoints",
+  "public.webhook_deliveries",
   "internal.provisioning_job",
 ] as const;
 

@@ -707,17 +707,18 @@ Deno.test("create-participant allows 30 calls a minute per user: the 31st is 429
 
 // Secrets -------------------------------------------------------------------------------------
 
-/** Every secret the stack holds: SIP passwords (LiveKit's trunks and Vault), API secrets, keys. */
+/** Every secret the stack holds: SIP passwords (LiveKit's trunks and Vault), webhook signing secrets, API secrets, keys. */
 async function secrets(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const t of (await livekitState()).outboundTrunks) {
     if (t.authPassword) out.set(t.authPassword, `SIP password of ${t.sipTrunkId}`);
   }
   for (
-    const r
-      of await sql`select name, decrypted_secret from vault.decrypted_secrets where name like 'sip_password:%'`
+    const r of await sql`select name, decrypted_secret from vault.decrypted_secrets
+        where name like 'sip_password:%' or name like 'webhook_secret:%'`
   ) {
-    out.set(r.decrypted_secret, `SIP password in Vault (${r.name})`);
+    const what = r.name.startsWith("sip_password:") ? "SIP password" : "webhook signing secret";
+    out.set(r.decrypted_secret, `${what} in Vault (${r.name})`);
   }
   out.set(stack.livekit.apiSecret, "LiveKit API secret");
   if (stack.twilio) out.set(stack.twilio.authToken, "Twilio auth token");

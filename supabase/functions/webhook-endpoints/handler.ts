@@ -13,33 +13,28 @@ import {
 } from "../_shared/webhook_endpoints.ts";
 import { resolveWithDns } from "../_shared/webhooks.ts";
 
-const inner = serve("webhook-endpoints", ["GET", "POST", "DELETE"], async (req, { config }) => {
-  const user = requireUser(await authenticate(req, config));
-  const owner = { userId: user.userId, claims: user.claims };
-  const sql = db(config.dbUrl);
-  if (req.method === "GET") return await listEndpoints(sql, owner);
-  if (req.method === "DELETE") {
-    const body = new URL(req.url).searchParams.has("id")
-      ? readQuery(req, DeleteBody)
-      : await readJson(req, DeleteBody);
-    return await deleteEndpoint(sql, owner, body.id);
-  }
-  // Validated as sent (one schema or the other), so unknown fields are named, not dropped.
-  const raw = await readJson(req, z.unknown());
-  if (raw && typeof raw === "object" && "replay" in raw) {
-    return await replayEvents(sql, owner, validate(ReplayBody, raw));
-  }
-  return json(
-    await createEndpoint(config, sql, owner, validate(CreateBody, raw), resolveWithDns),
-    201,
-  );
-});
-
-/** The shared preflight names GET and POST; this function also takes DELETE. */
-export const handler = async (req: Request): Promise<Response> => {
-  const res = await inner(req);
-  if (req.method === "OPTIONS") {
-    res.headers.set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
-  }
-  return res;
-};
+export const handler = serve(
+  "webhook-endpoints",
+  ["GET", "POST", "DELETE"],
+  async (req, { config }) => {
+    const user = requireUser(await authenticate(req, config));
+    const owner = { userId: user.userId, claims: user.claims };
+    const sql = db(config.dbUrl);
+    if (req.method === "GET") return await listEndpoints(sql, owner);
+    if (req.method === "DELETE") {
+      const body = new URL(req.url).searchParams.has("id")
+        ? readQuery(req, DeleteBody)
+        : await readJson(req, DeleteBody);
+      return await deleteEndpoint(sql, owner, body.id);
+    }
+    // Validated as sent (one schema or the other), so unknown fields are named, not dropped.
+    const raw = await readJson(req, z.unknown());
+    if (raw && typeof raw === "object" && "replay" in raw) {
+      return await replayEvents(sql, owner, validate(ReplayBody, raw));
+    }
+    return json(
+      await createEndpoint(config, sql, owner, validate(CreateBody, raw), resolveWithDns),
+      201,
+    );
+  },
+);
