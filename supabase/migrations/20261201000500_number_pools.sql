@@ -53,7 +53,7 @@ create table public.phone_number_health (
   rested_at timestamptz,
   rests integer not null default 0
 );
-comment on table public.phone_number_health is 'Each number''s health over its recent calls (internal.number_health_settings), updated as each call ends; calls ended before since (a rest''s end, or when its owner cleared it) are not judged again.';
+comment on table public.phone_number_health is 'Each number''s health over its recent calls (internal.number_health_settings), updated as each call ends (of calls ending at the same moment, one writes); calls ended before since (a rest''s end, or when its owner cleared it) are not judged again.';
 
 create table internal.number_usage (
   phone_number_id uuid primary key references public.phone_number (id) on delete cascade,
@@ -161,7 +161,7 @@ declare
 begin
   select * into s from internal.number_health_settings where id;
   insert into public.phone_number_health (phone_number_id) values (new.phone_number_id) on conflict do nothing;
-  select * into h from public.phone_number_health where phone_number_id = new.phone_number_id for update;
+  select * into h from public.phone_number_health where phone_number_id = new.phone_number_id;
   select count(*)::integer as calls,
     (count(*) filter (where x.answered_at is not null))::integer as answered,
     (count(*) filter (where x.answered_at is not null and s.short_call_sec > 0
@@ -176,13 +176,16 @@ begin
           and coalesce(o.outcome, 'failed') not in ('cps_limited', 'auth_failed', 'carrier_error', 'livekit_error', 'lost')
         order by o.ended_at desc
         limit s.window_calls) x;
+  -- Calls ending at once do not queue for the row: one that finds it taken leaves the write to
+  -- the other, and the next call's end writes the counts afresh.
   update public.phone_number_health set calls = n.calls, answered = n.answered, short_calls = n.short_calls,
     carrier_rejections = n.rejections,
     answer_rate = round(n.answered::numeric / nullif(n.calls, 0), 4),
     short_share = round(n.short_calls::numeric / nullif(n.answered, 0), 4),
     rejection_share = round(n.rejections::numeric / nullif(n.calls, 0), 4),
     last_call_at = new.ended_at
-  where phone_number_id = new.phone_number_id;
+  where phone_number_id = (select l.phone_number_id from public.phone_number_health l
+                           where l.phone_number_id = new.phone_number_id for update skip locked);
 
   select * into p from public.phone_number where id = new.phone_number_id;
   if p.rest_until > now() then
@@ -200,8 +203,16 @@ begin
              n.rejections, n.calls, round(s.max_rejection_share * 100, 1))
   end;
   if reason is not null then
+    -- The health row first, then the number: two ends resting the same number take turns, and
+    -- the second finds it resting. A number being changed right now (its owner, provisioning) is
+    -- not waited for: the next call's end judges it again.
+    perform 1 from public.phone_number_health where phone_number_id = p.id for update;
     update public.phone_number set rest_until = now() + make_interval(secs => s.rest_sec), rest_reason = reason
-    where id = p.id;
+    where id = (select x.id from public.phone_number x
+                where x.id = p.id and (x.rest_until is null or x.rest_until <= now()) for update skip locked);
+    if not found then
+      return null;
+    end if;
     -- What was judged is not judged again after the rest.
     update public.phone_number_health set rested_at = now(), rests = rests + 1,
       since = now() + make_interval(secs => s.rest_sec)
