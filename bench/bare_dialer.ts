@@ -50,7 +50,7 @@ async function worker() {
       participantMetadata: "{}",
       fromNumber: call.from,
       waitUntilAnswered: true,
-      ringingTimeout: 20,
+      ringingTimeout: 80,
       maxCallDuration: 1800,
       krispEnabled: true,
     });

@@ -1,4 +1,4 @@
-// Row 5: time to first response of each function in a fresh Deno process (its own
+// Row 7: time to first response of each function in a fresh Deno process (its own
 // index.ts, as deployed), divided by a hello-world Deno.serve started the same way; with
 // each function's module graph and whether it can load the Twilio SDK.
 import { freePort } from "../stack/postgres.ts";
@@ -130,7 +130,7 @@ export async function coldStart(ctx: { say: (line: string) => void }): Promise<R
       } ms; ${g.localModules} local modules + ${g.npmPackages} npm packages at start; twilio ${twilio}`,
     );
     rows.push({
-      id: "5",
+      id: "7",
       what: `cold start: ${f} / hello`,
       ratio: ms / hello,
       target: `twilio ${PROVISIONING.has(f) ? "allowed" : "never"}`,

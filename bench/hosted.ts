@@ -67,6 +67,14 @@ export async function hostedLimits(ctx: Ctx): Promise<Row[]> {
           c.fromNumber === line.e164 && !before.has(c.sipCallId)
         ).length;
         const dialed = invites;
+        if (dialed === 0) {
+          const [c] = await ctx.sql<{ status: string; why: string | null }[]>`
+            select status, coalesce(status_reason, throttle_reason) as why
+            from public.campaigns where id = ${campaign}`;
+          throw new Error(
+            `the tick dialed nothing: campaign ${c.status} (${c.why ?? "no reason"})`,
+          );
+        }
         const perCall = (full.cpuMs - empty.cpuMs) / dialed;
         const most = Math.floor((CPU_LIMIT_MS - empty.cpuMs) / perCall);
         const perDial = (trips - emptyTrips) / dialed;

@@ -168,7 +168,9 @@ export async function createCampaign(
     window_end: "23:59:59",
     weekdays: [1, 2, 3, 4, 5, 6, 7],
     max_concurrent: s.maxConcurrent ?? 1000,
-    ringing_timeout_sec: s.ringingTimeoutSec ?? 20,
+    // The longest the schema allows: at 1/1000 time a ringing timeout is 80 ms of real time,
+    // which a loaded event loop must not outlast before the emulated callee answers.
+    ringing_timeout_sec: s.ringingTimeoutSec ?? 80,
   };
   const [c] = await ctx.sql<{ id: string }[]>`insert into public.campaigns ${
     ctx.sql(row)

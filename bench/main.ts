@@ -11,17 +11,20 @@ import { overload } from "./overload.ts";
 import { hostedLimits } from "./hosted.ts";
 import { scale } from "./scale.ts";
 
-const ROWS: Record<string, (ctx: Ctx) => Promise<Row[]>> = {
-  "1": sameWork,
-  "2": pacing,
-  "3": overload,
-  "4": functionOverhead,
-  "5": hostedLimits,
-  "6": scale,
-  "7": coldStart,
-};
+// In this order: row 2 runs campaigns the product's way (cron and webhooks on), so it goes
+// after the rows that dial quietly.
+const ROWS: [string, (ctx: Ctx) => Promise<Row[]>][] = [
+  ["1", sameWork],
+  ["3", overload],
+  ["4", functionOverhead],
+  ["5", hostedLimits],
+  ["6", scale],
+  ["2", pacing],
+  ["7", coldStart],
+];
+const byKey = new Map(ROWS);
 
-const wanted = Deno.args.length ? Deno.args : Object.keys(ROWS);
+const wanted = Deno.args.length ? Deno.args : ROWS.map(([k]) => k);
 const started = performance.now();
 const say = (line: string) => console.log(line);
 const meminfo = Deno.readTextFileSync("/proc/meminfo");
@@ -30,7 +33,9 @@ const gib = (field: string) =>
 say(
   `machine: ${navigator.hardwareConcurrency} cores, ${gib("MemTotal")} GiB memory (${
     gib("MemAvailable")
-  } GiB available), deno ${Deno.version.deno}, ${new Date().toISOString()}`,
+  } GiB available), deno ${Deno.version.deno}, ${new Date().toISOString()}, load average ${
+    Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
+  }`,
 );
 // The carrier's own check stays above any budget a row measures (rows set theirs in SQL).
 const stack = await startStack({
@@ -41,11 +46,17 @@ const stack = await startStack({
 });
 const sql = superuser(stack.info);
 const ctx: Ctx = { stack, info: stack.info, sql, say };
+// Number health judges a number by its ended calls. In the quiet rows answered calls never
+// end (no webhooks), so only failures would end and every number would be rested: its
+// rules are off for this cluster (a sample no number reaches, no short-call rule).
+if ((await sql`select to_regclass('internal.number_health_settings') as t`)[0].t) {
+  await sql`update internal.number_health_settings set min_sample = 1000000, short_call_sec = 0`;
+}
 const rows: Row[] = [];
 try {
   for (const key of wanted) {
-    const run = ROWS[key];
-    if (!run) throw new Error(`no benchmark row ${key} (rows: ${Object.keys(ROWS).join(", ")})`);
+    const run = byKey.get(key);
+    if (!run) throw new Error(`no benchmark row ${key} (rows: ${[...byKey.keys()].join(", ")})`);
     say(`row ${key} ...`);
     const t = performance.now();
     try {
@@ -85,5 +96,7 @@ for (const c of cells) console.log(line(c));
 console.log(
   `\n${rows.filter((r) => r.pass === true).length} passed, ${
     rows.filter((r) => r.pass === false).length
-  } missed; ${fmt((performance.now() - started) / 1000, 0)} s`,
+  } missed; ${fmt((performance.now() - started) / 1000, 0)} s; load average at the end ${
+    Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
+  }`,
 );

@@ -18,7 +18,7 @@ import {
 } from "./lib.ts";
 
 const BUDGET = 5;
-const CALLS_PER_NUMBER = 300;
+const CALLS_PER_NUMBER = 150;
 
 interface Scenario {
   label: string;
