@@ -491,6 +491,10 @@ export class Calls {
       if (verdict) behaviour = { kind: "reject", ringS: 0, ...verdict };
     }
     if (call.ended) return;
+    // The carrier's verdict takes no simulated time: the emulator's own work on it must not
+    // eat into the ringing timeout at small time scales.
+    call.clock = { realMs: Date.now(), simS: 0, msPerS: this.#deps.scaledMs(1) };
+    this.#pump(call);
     behaviour ??= calleeBehaviour(req.toNumber);
 
     const firstResponse = POST_DIAL_DELAY_S;

@@ -325,10 +325,3 @@ export async function setNumberHealth(
   await sql`update internal.number_health_settings set ${sql(settings)}`;
   return Object.fromEntries(Object.entries(before).map(([k, v]) => [k, Number(v)]));
 }
-
-// Emulated calls run at the stack's time scale (0.001 here: a "20 s" call lasts 20 ms), so every
-// answered call would count as one under 12 s. The short-call rule of number health is off for
-// tests that do not set it themselves (tests/e2e/pools.test.ts does, at a time scale it chooses).
-if (stack.livekit.emulated) {
-  await sql`update internal.number_health_settings set short_call_sec = 0`;
-}

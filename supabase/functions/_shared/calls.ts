@@ -156,7 +156,7 @@ async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
       ${input.assistantId ? sql`and a.id = ${input.assistantId}` : sql``}
       ${input.outboundTrunkId ? sql`and p.outbound_trunk_id = ${input.outboundTrunkId}` : sql``}
       ${input.phoneNumberId ? sql`and p.id = ${input.phoneNumberId}` : sql``}
-    order by p.e164 limit 1`;
+    order by (p.rest_until > now()) is true, p.e164 limit 1`;
   const trunk = rows[0];
   if (trunk?.dnc) {
     throw new PreconditionError(

@@ -52,9 +52,12 @@ type Rpc = {
 /**
  * Deno's fetch sends a request again by itself when a reused keep-alive connection closes
  * before an answer; for a dial that LiveKit already placed, that rings the callee twice.
- * Each request therefore goes over a connection of its own (never reused, so never
- * resent), once, with no failover, and fails exactly as the SDK's Twirp client would.
+ * Each request that creates something (a dispatch, a dial, a trunk) therefore goes over a
+ * connection of its own (never reused, so never resent); every request goes once, with no
+ * failover, and fails exactly as the SDK's Twirp client would.
  */
+const CREATES = /^(Create|Transfer)/;
+
 function sendOnce(client: unknown, host: string) {
   const rpc = (client as { rpc: Rpc }).rpc;
   const base = host.replace(/^ws/, "http");
@@ -62,7 +65,8 @@ function sendOnce(client: unknown, host: string) {
     createHttpClient?: (o: { poolMaxIdlePerHost: number }) => Deno.HttpClient;
   }).createHttpClient;
   rpc.request = async (service, method, data, headers, timeoutSec = REQUEST_TIMEOUT_SEC) => {
-    const http = createHttpClient?.({ poolMaxIdlePerHost: 0 });
+    // Reads, updates and deletes are safe to resend; what creates or dials is not.
+    const http = CREATES.test(method) ? createHttpClient?.({ poolMaxIdlePerHost: 0 }) : undefined;
     try {
       const res = await fetch(new URL(`/twirp/livekit.${service}/${method}`, base), {
         method: "POST",
