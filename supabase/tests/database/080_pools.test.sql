@@ -2,6 +2,9 @@
 begin;
 select plan(31);
 
+-- The documented thresholds (a local stack may have tuned them to its emulator's time scale).
+update internal.number_health_settings set short_call_sec = 12, min_answered = 10, max_short_share = 0.5;
+
 select tests.create_owner_fixture('pools@example.com') as f \gset
 select tests.create_owner_fixture('pools-stranger@example.com') as g \gset
 select (:'f'::jsonb ->> 'user') as uid, (:'f'::jsonb ->> 'assistant') as aid, (:'f'::jsonb ->> 'number') as n415 \gset
