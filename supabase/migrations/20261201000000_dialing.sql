@@ -185,16 +185,21 @@ begin
 end $$;
 comment on function internal.pause_campaign is 'Pauses a running campaign with a reason its owner sees.';
 
-create function internal.call_answered(call_id uuid) returns void
-language sql security definer set search_path = '' as $$
+create function internal.call_answered(call_id uuid) returns boolean
+language plpgsql security definer set search_path = '' as $$
+declare
+  live boolean;
+begin
   update public.campaign_calls cc set status = 'in_progress', current_call_id = o.id,
     lease_until = now() + make_interval(secs => c.max_call_duration_sec + 120)
   from public.outbound_calls o, public.campaigns c
   where o.id = call_id and cc.id = o.campaign_call_id and c.id = cc.campaign_id
     and cc.status in ('dialing', 'in_progress') and o.room_name = format('cc-%s-%s', cc.id, cc.dials);
+  live := found;
   update public.campaigns c set agent_timeouts = 0
   from public.outbound_calls o where o.id = call_id and c.id = o.campaign_id and c.agent_timeouts > 0;
-$$;
+  return live;
+end $$;
 
 -- No agent joined the attempt's room in time: the callee was not dialed.
 create function internal.agent_unavailable(campaign_call uuid, attempt_no integer, wait_sec numeric)

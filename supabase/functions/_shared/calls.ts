@@ -454,8 +454,44 @@ async function recordAnswer(
   },
 ): Promise<DialResult> {
   const { answer, l } = r;
+  const agentJoinedAt = r.agent ? new Date(Number(r.agent.joinedAtMs) || Date.now()) : null;
+  const agentAudioAt = r.agent?.tracks.some((t) => t.type === TrackType.AUDIO) ? r.dialedAt : null;
   for (let attempt = 1; attempt <= 3; attempt++) {
     try {
+      if (answer.kind === "answered") {
+        // The hot path, in one statement: the answer (a leave noted while the dial waited ends
+        // the call at once; a final call keeps its outcome), then the campaign call goes live.
+        const [row] = await sql<CallRow[]>`
+          with answered as (
+            update public.outbound_calls o set
+              status = case when o.status in ('completed', 'busy', 'no_answer', 'failed') then o.status
+                            when o.ended_at is not null then 'completed'::public.call_status
+                            else 'in_progress'::public.call_status end,
+              outcome = case when o.status in ('completed', 'busy', 'no_answer', 'failed') then o.outcome
+                             else 'answered' end,
+              answered_at = coalesce(o.answered_at, now()),
+              ended_at = case when o.ended_at is null then null
+                              else greatest(o.ended_at, coalesce(o.answered_at, now())) end,
+              duration_sec = case when o.ended_at is null then null else round(extract(epoch from
+                greatest(o.ended_at, coalesce(o.answered_at, now())) - coalesce(o.answered_at, now())))::integer end,
+              dispatch_id = coalesce(o.dispatch_id, ${r.dispatchId}), dialed_at = ${r.dialedAt},
+              dial_returned_at = now(),
+              agent_identity = coalesce(o.agent_identity, ${r.agent?.identity ?? null}),
+              agent_joined_at = coalesce(o.agent_joined_at, ${agentJoinedAt}),
+              agent_audio_at = coalesce(o.agent_audio_at, ${agentAudioAt}),
+              participant_id = coalesce(${answer.participantId}, o.participant_id),
+              sip_call_id = coalesce(${answer.sipCallId || null}, o.sip_call_id)
+            where o.id = ${call.id} returning o.*)
+          select a.*, case when a.campaign_call_id is not null and a.status = 'in_progress'
+              then internal.call_answered(a.id) else false end as live
+          from answered a`;
+        // Rare: the callee had already hung up; the campaign call is settled with the outcome.
+        if (row.campaign_call_id && row.status === "completed") {
+          await sql`select internal.call_finished(${row.id})`;
+        }
+        call = row;
+        break;
+      }
       const row = await asService(sql, async (tx) => {
         const [cur] = await tx<
           CallRow[]
@@ -466,22 +502,8 @@ async function recordAnswer(
           answeredAt: Date | null;
           endedAt: Date | null;
         };
-        const failure = answer.kind === "answered" ? null : answer.failure;
-        if (answer.kind === "answered") {
-          const answeredAt = cur.answered_at ?? new Date();
-          // The participant's leave may have been recorded while the dial was waiting.
-          const ended = !isFinal(cur.status) && cur.ended_at !== null;
-          next = isFinal(cur.status)
-            ? { status: cur.status, outcome: cur.outcome, answeredAt, endedAt: cur.ended_at }
-            : ended
-            ? {
-              status: "completed",
-              outcome: "answered",
-              answeredAt,
-              endedAt: cur.ended_at! < answeredAt ? answeredAt : cur.ended_at,
-            }
-            : { status: "in_progress", outcome: "answered", answeredAt, endedAt: null };
-        } else if (answer.kind === "failed") {
+        const failure = answer.failure;
+        if (answer.kind === "failed") {
           next = isFinal(cur.status) ? { ...currentOf(cur) } : {
             status: answer.mapped.status,
             outcome: answer.mapped.outcome,
@@ -512,18 +534,8 @@ async function recordAnswer(
             dispatch_id = coalesce(dispatch_id, ${r.dispatchId}), dialed_at = ${r.dialedAt},
             dial_returned_at = now(),
             agent_identity = coalesce(agent_identity, ${r.agent?.identity ?? null}),
-            agent_joined_at = coalesce(agent_joined_at, ${
-          r.agent ? new Date(Number(r.agent.joinedAtMs) || Date.now()) : null
-        }),
-            agent_audio_at = coalesce(agent_audio_at, ${
-          r.agent?.tracks.some((t) => t.type === TrackType.AUDIO) ? r.dialedAt : null
-        }),
-            participant_id = coalesce(${
-          answer.kind === "answered" ? answer.participantId : null
-        }, participant_id),
-            sip_call_id = coalesce(${
-          answer.kind === "answered" ? answer.sipCallId || null : null
-        }, sip_call_id),
+            agent_joined_at = coalesce(agent_joined_at, ${agentJoinedAt}),
+            agent_audio_at = coalesce(agent_audio_at, ${agentAudioAt}),
             sip_status_code = coalesce(${failure?.sipStatusCode ?? null}, sip_status_code),
             sip_status = coalesce(${failure?.sipStatus ?? null}, sip_status),
             error = coalesce(${
@@ -533,12 +545,8 @@ async function recordAnswer(
         if (row.outcome === "cps_limited" && !isFinal(cur.status)) {
           await tx`select internal.carrier_rejected(${r.carrier})`;
         }
-        if (row.campaign_call_id) {
-          if (row.status === "in_progress") {
-            await tx`select internal.call_answered(${row.id})`;
-          } else if (isFinal(row.status)) {
-            await tx`select internal.call_finished(${row.id})`;
-          }
+        if (row.campaign_call_id && isFinal(row.status)) {
+          await tx`select internal.call_finished(${row.id})`;
         }
         return row;
       });
