@@ -143,9 +143,29 @@ export function checkDestinationAllowed(config: Config, to: string, narrow?: rea
 }
 
 /**
- * The ready outbound trunk and caller number for the call, with the do-not-call check in the
- * same statement; 422 no_outbound_trunk or do_not_call otherwise.
+ * Why a call was not written: its room was used already (a duplicate), its campaign no longer
+ * runs, the callee is on the do-not-call list, or no ready outbound trunk (422 each).
  */
+async function refused(sql: Sql, input: DialInput): Promise<DialResult> {
+  if (input.roomName) {
+    const [call] = await sql<CallRow[]>`
+      select * from public.outbound_calls where room_name = ${input.roomName}`;
+    if (call) return { call, duplicate: true, notDialed: false, error: null, mapped: null };
+  }
+  if (input.campaign) {
+    const [c] = await sql<{ status: string }[]>`
+      select status from public.campaigns where id = ${input.campaign.campaignId}`;
+    if (c?.status !== "running") {
+      throw new PreconditionError(
+        "campaign_not_running",
+        `Campaign ${input.campaign.campaignId} is ${c?.status ?? "deleted"}.`,
+      );
+    }
+  }
+  await resolveTrunk(sql, input);
+  throw new Error("the call could not be written, for no reason found");
+}
+
 async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
   const rows = await sql<Trunk[]>`
     select p.id as phone_number_id, p.e164, p.outbound_trunk_id, p.owner_id, a.id as assistant_id, a.agent_name, p.carrier_trunk,
@@ -156,7 +176,7 @@ async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
       ${input.assistantId ? sql`and a.id = ${input.assistantId}` : sql``}
       ${input.outboundTrunkId ? sql`and p.outbound_trunk_id = ${input.outboundTrunkId}` : sql``}
       ${input.phoneNumberId ? sql`and p.id = ${input.phoneNumberId}` : sql``}
-    order by (p.rest_until > now()) is true, p.e164 limit 1`;
+    order by p.e164 limit 1`;
   const trunk = rows[0];
   if (trunk?.dnc) {
     throw new PreconditionError(
@@ -220,31 +240,51 @@ export async function placeCall(
   log: Logger,
 ): Promise<DialResult> {
   checkDestinationAllowed(config, input.to, input.allowedCountries);
-  const trunk = await resolveTrunk(sql, input);
+  const id = crypto.randomUUID();
+  // One statement before dialing: the ready trunk, the do-not-call check, a campaign still
+  // running, and the record. Only when it writes nothing is the reason looked up.
+  const [inserted] = await sql<(CallRow & { agent_name: string })[]>`
+    insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
+      attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id, carrier_trunk)
+    select ${id}, p.owner_id, a.id, p.id, ${input.campaign?.campaignId ?? null}, ${
+    input.campaign?.campaignCallId ?? null
+  },
+      ${input.campaign?.attempt ?? null}, p.e164, ${input.to},
+      coalesce(${input.roomName ?? null}, format('out-%s-%s', left(a.id::text, 8), ${id}::text)),
+      ${
+    input.participantIdentity ?? `sip-${id}`
+  }, p.outbound_trunk_id, coalesce(p.carrier_trunk, 'default')
+    from public.phone_number p join public.assistant a on a.id = p.assistant_id
+    where p.owner_id = ${input.ownerId}
+      and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
+      ${input.assistantId ? sql`and a.id = ${input.assistantId}` : sql``}
+      ${input.outboundTrunkId ? sql`and p.outbound_trunk_id = ${input.outboundTrunkId}` : sql``}
+      ${input.phoneNumberId ? sql`and p.id = ${input.phoneNumberId}` : sql``}
+      and not exists (select from public.do_not_call d where d.owner_id = p.owner_id and d.e164 = ${input.to})
+      ${
+    input.campaign
+      ? sql`and exists (select from public.campaigns c where c.id = ${input.campaign.campaignId} and c.status = 'running')`
+      : sql``
+  }
+    order by (p.rest_until > now()) is true, p.e164 limit 1
+    on conflict (room_name) do nothing
+    returning *, (select x.agent_name from public.assistant x where x.id = assistant_id) as agent_name`;
+  if (!inserted) return await refused(sql, input);
+  const trunk = {
+    ...inserted,
+    assistant_id: inserted.assistant_id!,
+    e164: inserted.from_number,
+  };
   const carrier = trunk.carrier_trunk ?? "default";
   // A direct call takes its slot once its agent is in the room; it is refused at once only
   // when the carrier trunk has nothing free soon.
   let slot = input.slot ?? null;
   if (!slot) {
     const busy = await carrierBusy(sql, carrier);
-    if (busy.retryAfterSec! > DIRECT_SLOT_WAIT_SEC) throw busy;
-  }
-  const id = crypto.randomUUID();
-  const room = input.roomName ?? `out-${trunk.assistant_id.slice(0, 8)}-${id}`;
-  const identity = input.participantIdentity ?? `sip-${id}`;
-  const [inserted] = await sql<CallRow[]>`
-    insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
-      attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id, carrier_trunk)
-    values (${id}, ${trunk.owner_id}, ${trunk.assistant_id}, ${trunk.phone_number_id},
-      ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null},
-      ${input.campaign?.attempt ?? null}, ${trunk.e164}, ${input.to}, ${room}, ${identity},
-      ${trunk.outbound_trunk_id}, ${carrier})
-    on conflict (room_name) do nothing returning *`;
-  if (!inserted) {
-    const [call] = await sql<
-      CallRow[]
-    >`select * from public.outbound_calls where room_name = ${room}`;
-    return { call, duplicate: true, notDialed: false, error: null, mapped: null };
+    if (busy.retryAfterSec! > DIRECT_SLOT_WAIT_SEC) {
+      await sql`delete from public.outbound_calls where id = ${inserted.id}`;
+      throw busy;
+    }
   }
   const call = inserted;
   const l = log.child({

@@ -72,14 +72,6 @@ async function dialOne(
   log: Logger,
 ): Promise<Result> {
   await sleep(c.send_at.getTime() - DISPATCH_LEAD_MS - Date.now());
-  // Pause and cancel take effect at once, even for calls claimed a moment ago.
-  const [campaign] = await sql<
-    { status: string }[]
-  >`select status from public.campaigns where id = ${c.campaign_id}`;
-  if (campaign?.status !== "running") {
-    await giveBack(sql, c, `campaign ${campaign?.status ?? "deleted"}`);
-    return "deferred";
-  }
   let result;
   try {
     result = await placeCall(config, sql, lk, {
@@ -103,6 +95,11 @@ async function dialOne(
     }, log);
   } catch (e) {
     if (!(e instanceof PreconditionError)) throw e;
+    // Pause and cancel take effect at once, even for calls claimed a moment ago.
+    if (e.code === "campaign_not_running") {
+      await giveBack(sql, c, e.message);
+      return "deferred";
+    }
     if (e.code === "no_outbound_trunk") {
       await giveBack(sql, c, e.message);
       await sql`select internal.pause_campaign(${c.campaign_id}, ${e.message})`;
