@@ -27,6 +27,7 @@ export async function reconcileCalls(config: Config, sql: Sql, lk: LiveKit, log:
     return 0;
   }
   let ended = 0;
+  const unchanged: string[] = [];
   for (const row of rows) {
     let participant: ParticipantInfo | null = null;
     if (rooms.has(row.room_name)) {
@@ -35,6 +36,11 @@ export async function reconcileCalls(config: Config, sql: Sql, lk: LiveKit, log:
       } catch (e) {
         if (describeLiveKitError(e).code !== "not_found") continue; // LiveKit trouble: next time
       }
+    }
+    // Most calls checked are simply still going: they are only stamped, all in one statement.
+    if (!judge(row, participant, rooms.has(row.room_name), new Date())) {
+      unchanged.push(row.id);
+      continue;
     }
     const done = await asService(sql, async (tx) => {
       const [call] = await tx<CallRow[]>`
@@ -54,6 +60,9 @@ export async function reconcileCalls(config: Config, sql: Sql, lk: LiveKit, log:
       return isFinal(moved.status);
     });
     if (done) ended++;
+  }
+  if (unchanged.length > 0) {
+    await sql`update public.outbound_calls set checked_at = now() where id = any(${unchanged}::uuid[])`;
   }
   return ended;
 }
