@@ -93,7 +93,7 @@ alter table internal.carrier_pacing enable row level security;
 -- Slots are spaced (1 + 0.04) / cps apart: a dial sent within 40 ms of its slot (later ones
 -- take a new slot) can never put more than cps INVITEs in any sliding one-second window.
 create function internal.take_carrier_slots(
-  carrier text, default_cps numeric, n integer, horizon_sec numeric
+  carrier text, default_cps numeric, n integer, horizon_sec numeric, max_rate numeric default null
 ) returns timestamptz[]
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -110,7 +110,9 @@ begin
     pace.backoff_until := null;
   end if;
   rate := coalesce(pace.cps, default_cps) / power(2, pace.backoff_level);
-  gap := make_interval(secs => 1.04 / rate);
+  -- A caller that dials slower than the budget asks for slots at its own pace (max_rate), so the
+  -- slots it takes are met rather than missed and taken again.
+  gap := make_interval(secs => greatest(1.04 / rate, coalesce(1 / nullif(max_rate, 0), 0)));
   slot := greatest(clock_timestamp(), pace.next_slot);
   while cardinality(slots) < n and slot <= clock_timestamp() + make_interval(secs => horizon_sec) loop
     slots := slots || slot;
@@ -123,7 +125,7 @@ begin
   end if;
   return slots;
 end $$;
-comment on function internal.take_carrier_slots is 'The next send slots (at most n, within horizon_sec) of a carrier trunk''s calls-per-second budget. Called by the claim, create-participant and a dial that missed its slot.';
+comment on function internal.take_carrier_slots is 'The next send slots (at most n, within horizon_sec) of a carrier trunk''s calls-per-second budget, no closer than 1/max_rate when given. Called by the claim, create-participant and a dial that missed its slot.';
 
 create function internal.carrier_next_slot(carrier text) returns timestamptz
 language sql stable security definer set search_path = '' as $$

@@ -227,7 +227,7 @@ comment on function internal.record_number_health is 'Trigger: when a call ends,
 -- number of the campaign's pool and a send slot of that number's carrier trunk.
 create function internal.claim_calls(
   only_campaign uuid, max_calls integer, tick_id uuid, default_cps numeric default 1,
-  horizon_sec numeric default 5, lease_sec integer default 120
+  horizon_sec numeric default 5, lease_sec integer default 120, max_rate numeric default null
 ) returns table (
   campaign_call_id uuid, campaign_id uuid, owner_id uuid, assistant_id uuid, phone_number_id uuid,
   carrier_trunk text, e164 text, attempt integer, send_at timestamptz, room_name text,
@@ -362,7 +362,7 @@ begin
     for trunk in select distinct t from unnest(n_carrier) t order by 1 loop
       picked := array(select g.i from generate_subscripts(chosen, 1) g(i) where n_carrier[chosen[g.i]] = trunk order by g.i);
       continue when cardinality(picked) = 0;
-      slots := internal.take_carrier_slots(trunk, default_cps, cardinality(picked), horizon_sec);
+      slots := internal.take_carrier_slots(trunk, default_cps, cardinality(picked), horizon_sec, max_rate);
       for k in 1 .. coalesce(cardinality(slots), 0) loop
         i := picked[k];
         cc := eligible[i];

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { dialPace } from "../../supabase/functions/_shared/campaign.ts";
 import { retryDelaySec } from "../../supabase/functions/_shared/provision.ts";
 import { generatePassword } from "../../supabase/functions/_shared/sip_trunk.ts";
 import { parseMetadata, roomPrefix, trunkNames } from "../../supabase/functions/_shared/trunks.ts";
@@ -83,4 +84,14 @@ Deno.test("static SIP mode uses the operator's provider and never touches Twilio
     transport: "tls",
     destinationCountry: null,
   });
+});
+
+Deno.test("claims pace slots to the dial rate only when most dials miss their slot", () => {
+  const now = 100_000;
+  const dials = (n: number, late: number) =>
+    Array.from({ length: n }, (_, i) => ({ at: now - i * (1900 / n), late: i < late }));
+  assert.equal(dialPace(dials(10, 10), now), null, "too few dials to judge");
+  assert.equal(dialPace(dials(40, 10), now), null, "most dials on time: the budget decides");
+  assert.equal(dialPace(dials(40, 30), now), 25, "40 dials in 2 s, most late: 20/s x 1.25");
+  assert.equal(dialPace([{ at: now - 5000, late: true }], now), null, "old dials do not count");
 });

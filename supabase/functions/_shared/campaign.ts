@@ -2,7 +2,7 @@
 // may be sent), dials each at its slot through the shared dial helper, and hands every
 // result back to the database, which schedules retries and completes campaigns.
 import type { Config } from "./config.ts";
-import { placeCall } from "./calls.ts";
+import { placeCall, SLOT_TOLERANCE_MS } from "./calls.ts";
 import type { Sql } from "./db.ts";
 import { PreconditionError } from "./errors.ts";
 import type { LiveKit } from "./livekit.ts";
@@ -54,6 +54,27 @@ const CLAIM_HORIZON_SEC = 2;
 const ISOLATE_MAX_INFLIGHT = 200;
 let underWay = 0;
 
+/**
+ * The isolate's dials over the last 2 s, and whether each went out later than its claimed slot.
+ * When most are late, the machine dials slower than the budget: claims then ask for slots no
+ * faster than a little above the rate it does dial, so the slots it takes are met instead of
+ * missed and taken again. Otherwise (or with too few dials to judge) the budget alone spaces them.
+ */
+const sent: { at: number; late: boolean }[] = [];
+function noteSent(slot: Date) {
+  const now = Date.now();
+  sent.push({ at: now, late: now > slot.getTime() + SLOT_TOLERANCE_MS });
+  while (sent.length > 0 && sent[0].at < now - 2000) sent.shift();
+}
+export function dialPace(
+  recent: readonly { at: number; late: boolean }[] = sent,
+  now = Date.now(),
+): number | null {
+  const window = recent.filter((d) => d.at >= now - 2000);
+  const late = window.filter((d) => d.late).length;
+  return window.length >= 20 && late * 2 > window.length ? (window.length / 2) * 1.25 : null;
+}
+
 /** The dispatch goes out this long before the dial's slot, so the agent is in the room by then. */
 const DISPATCH_LEAD_MS = 1000;
 
@@ -84,6 +105,7 @@ async function dialOne(
       participantName: c.name ?? c.e164,
       metadata: c.metadata,
       slot: c.send_at,
+      onDialing: () => noteSent(c.send_at),
       ringingTimeoutSec: c.ringing_timeout_sec,
       maxCallDurationSec: c.max_call_duration_sec,
       allowedCountries: c.allowed_countries,
@@ -146,7 +168,7 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
       }
       const claims = await sql<Claim[]>`
         select * from internal.claim_calls(${opts.campaignId ?? null}, ${room}, ${tickId},
-          ${config.carrierCps}, ${CLAIM_HORIZON_SEC})`;
+          ${config.carrierCps}, ${CLAIM_HORIZON_SEC}, 120, ${dialPace()})`;
       claimedTotal += claims.length;
       for (const c of claims) {
         underWay++;
