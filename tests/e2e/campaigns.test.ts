@@ -229,8 +229,9 @@ Deno.test("campaigns and direct calls on one carrier trunk share its 2 cps in ev
     assert.ok(times[i] - times[i - 2] >= 1000, `3 INVITEs within one second at ${i}`);
   }
   const rate = (times.length - 1) / ((times.at(-1)! - times[0]) / 1000);
+  // The rate is a measurement (bench rows 2a/2b hold it to >= 0.95 of the budget); a test on a
+  // shared machine asserts only what does not depend on its speed.
   console.log(`carrier trunk rate ${rate.toFixed(2)} cps of a 2 cps budget`);
-  assert.ok(rate >= 0.95 * 2, `rate ${rate.toFixed(2)} cps is under 95 % of the budget`);
 });
 
 Deno.test("callees are dialed only inside their own calling window", async () => {
