@@ -277,76 +277,10 @@ create trigger abandonment after update of status on public.outbound_calls
   for each row execute function internal.check_abandonment();
 comment on function internal.call_answered is 'A campaign call''s current dial was answered: it is live, and its lease covers the longest call.';
 
--- A campaign call's attempt ended: the outcome table decides (retry with backoff inside the
--- window, requeue without counting, pause the campaign, or finish).
+-- A campaign call's attempt ended: internal.call_finished(call_id), defined with the agent loop
+-- (supabase/migrations/20261201000300_agent_loop.sql), settles it by the outcome table (retry with
+-- backoff inside the window, requeue without counting, pause the campaign, or finish).
 drop function internal.call_finished(uuid, boolean);
-create function internal.call_finished(call_id uuid) returns void
-language plpgsql security definer set search_path = '' as $$
-declare
-  call public.outbound_calls;
-  cc public.campaign_calls;
-  c public.campaigns;
-  rule internal.call_outcome;
-  delay numeric;
-  final_status public.campaign_call_status;
-begin
-  select * into call from public.outbound_calls where id = call_id;
-  if call.campaign_call_id is null then
-    return;
-  end if;
-  select * into cc from public.campaign_calls where id = call.campaign_call_id for update;
-  select * into c from public.campaigns where id = cc.campaign_id;
-  -- Only the current dial may settle the campaign call, once.
-  if cc.status not in ('dialing', 'in_progress') or call.room_name <> format('cc-%s-%s', cc.id, cc.dials) then
-    return;
-  end if;
-  select * into rule from internal.call_outcome where outcome = coalesce(call.outcome, 'failed');
-  if rule.outcome is null then
-    select * into rule from internal.call_outcome where outcome = 'failed';
-  end if;
-  final_status := case call.status
-    when 'completed' then 'completed' when 'busy' then 'busy' when 'no_answer' then 'no_answer'
-    else 'failed' end;
-  if rule.retry = 'requeue' and c.status <> 'cancelled' then
-    perform internal.give_back(cc.id, cc.attempts, coalesce(call.error, call.outcome), 1);
-    update public.campaign_calls set last_outcome = call.outcome, last_sip_status = call.sip_status_code,
-      current_call_id = call.id
-    where id = cc.id;
-  elsif rule.retry <> 'never' and final_status <> 'completed' and cc.attempts < c.max_attempts
-        and c.status <> 'cancelled' then
-    delay := case rule.retry when 'busy' then c.retry_busy_sec when 'no_answer' then c.retry_no_answer_sec
-             else c.retry_failed_sec end * power(c.retry_backoff, cc.attempts - 1);
-    update public.campaign_calls set status = 'queued', lease_until = null, lease_owner = null,
-      last_outcome = call.outcome, last_sip_status = call.sip_status_code, last_error = call.error,
-      current_call_id = call.id,
-      next_attempt_at = coalesce(internal.next_window_start(now() + make_interval(secs => delay), cc.timezone,
-        c.window_start, c.window_end, c.weekdays), 'infinity')
-    where id = cc.id;
-  else
-    update public.campaign_calls set status = final_status, lease_until = null, lease_owner = null,
-      last_outcome = call.outcome, last_sip_status = call.sip_status_code, last_error = call.error,
-      current_call_id = call.id, completed_at = now()
-    where id = cc.id;
-  end if;
-  if rule.pauses_campaign then
-    update public.campaigns set status = 'paused',
-      status_reason = format('paused: %s (SIP %s on call %s); fix the carrier trunk''s credentials and resume',
-                             rule.meaning, coalesce(call.sip_status_code::text, '-'), call.id)
-    where id = c.id and status = 'running';
-  end if;
-  perform internal.check_breaker(c.id);
-  perform internal.maybe_complete(c.id);
-  -- A free slot is refilled at once rather than at the next cron run (at most twice a second).
-  if c.status = 'running' then
-    insert into internal.tick_poke as t (campaign_id, poked_at) values (c.id, clock_timestamp())
-    on conflict (campaign_id) do update set poked_at = clock_timestamp()
-      where t.poked_at < clock_timestamp() - interval '500 milliseconds';
-    if found then
-      perform internal.call_function('campaign-tick', jsonb_build_object('campaignId', c.id));
-    end if;
-  end if;
-end $$;
-comment on function internal.call_finished is 'Called when a campaign call''s attempt ends (the dial''s answer, a webhook, reconciliation or lease expiry); internal.call_outcome decides what follows.';
 
 -- Give back claims whose tick died before dialing; a dialed attempt is never dialed again.
 create or replace function internal.release_expired_leases() returns integer
@@ -447,5 +381,5 @@ revoke all on table internal.call_outcome, internal.carrier_pacing from public, 
 grant all on table internal.call_outcome, internal.carrier_pacing to service_role;
 revoke all on function internal.take_carrier_slots, internal.carrier_next_slot, internal.carrier_rejected,
   internal.give_back, internal.skip_call, internal.call_answered, internal.agent_unavailable,
-  internal.check_abandonment, internal.pause_campaign, internal.call_finished, internal.release_expired_leases,
+  internal.check_abandonment, internal.pause_campaign, internal.release_expired_leases,
   internal.calls_to_reconcile from public;

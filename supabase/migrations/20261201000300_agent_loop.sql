@@ -178,7 +178,7 @@ end $$;
 comment on function internal.settle_contact is 'Moves a campaign contact on after its current call: retry by rule with backoff inside the window, a callback at the requested time in the window, requeue without counting, pause, or finish; internal.call_outcome decides.';
 
 -- A campaign call's attempt ended: its current dial settles the contact, once.
-create or replace function internal.call_finished(call_id uuid) returns void
+create function internal.call_finished(call_id uuid) returns void
 language plpgsql security definer set search_path = '' as $$
 declare
   call public.outbound_calls;
@@ -495,7 +495,7 @@ grant all on table public.call_reports, public.dial_compliance to service_role;
 revoke all on table internal.dial_check from public, anon, authenticated;
 grant select on table internal.dial_check to authenticated;
 grant all on table internal.dial_check to service_role;
-revoke all on function internal.max_callbacks, internal.callback_time, internal.settle_contact,
+revoke all on function internal.call_finished, internal.max_callbacks, internal.callback_time, internal.settle_contact,
   internal.report_answer, internal.report_call, internal.record_transfer, internal.record_dial_check,
   internal.import_contacts from public;
 grant execute on function internal.import_contacts to authenticated, service_role;
