@@ -6,7 +6,7 @@ import * as jose from "jose";
 import { TokenVerifier } from "livekit-server-sdk";
 import { authenticate, bearer, type Caller } from "./auth.ts";
 import { type Config, requireLiveKit } from "./config.ts";
-import { AuthError, ForbiddenError } from "./errors.ts";
+import { AuthError, ForbiddenError, ValidationError } from "./errors.ts";
 
 export type CallCaller =
   | Caller
@@ -105,6 +105,22 @@ export function requireRoom(caller: CallCaller, roomName: string): void {
 }
 
 /** How the caller is named on what it recorded. */
+/**
+ * The call a request names: its callId, or its roomName (an agent's own room when it gives
+ * neither). A room token may act only on its own room: refused before anything is looked up.
+ */
+export function namedCall(caller: CallCaller, body: { callId?: string; roomName?: string }) {
+  const roomName = body.roomName ??
+    (caller.kind === "agent" && !body.callId ? caller.room : undefined);
+  if (!body.callId && !roomName) {
+    throw new ValidationError("Name the call: give callId or roomName.", {
+      fields: { callId: "give callId or roomName" },
+    });
+  }
+  if (roomName) requireRoom(caller, roomName);
+  return { callId: body.callId, roomName };
+}
+
 export function callerLabel(caller: CallCaller): string {
   switch (caller.kind) {
     case "agent":

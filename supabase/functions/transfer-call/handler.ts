@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { authenticateCallCaller, requireRoom } from "../_shared/agent_auth.ts";
+import { authenticateCallCaller, namedCall } from "../_shared/agent_auth.ts";
 import { db } from "../_shared/db.ts";
 import { ValidationError } from "../_shared/errors.ts";
 import { readJson, serve } from "../_shared/http.ts";
@@ -17,15 +17,7 @@ const Body = z.strictObject({
 export const handler = serve("transfer-call", ["POST"], async (req, { config, log }) => {
   const caller = await authenticateCallCaller(req, config, { users: true });
   const body = await readJson(req, Body);
-  // An agent names its own call by its token's room; a callId names it exactly.
-  const roomName = body.roomName ??
-    (caller.kind === "agent" && !body.callId ? caller.room : undefined);
-  if (!body.callId && !roomName) {
-    throw new ValidationError("Name the call: give callId or roomName.", {
-      fields: { callId: "give callId or roomName" },
-    });
-  }
-  if (roomName) requireRoom(caller, roomName);
+  const named = namedCall(caller, body);
   const target = parseTransferTarget(body.transferTo);
   if (!target) {
     throw new ValidationError(
@@ -34,6 +26,6 @@ export const handler = serve("transfer-call", ["POST"], async (req, { config, lo
     );
   }
   const sql = db(config.dbUrl);
-  const call = await findCall(sql, caller, { callId: body.callId, roomName });
+  const call = await findCall(sql, caller, named);
   return await transferCall(config, sql, liveKit(config), call, target, body, caller, log);
 });
