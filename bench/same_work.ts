@@ -5,6 +5,7 @@
 // dialing process, of Postgres and of the emulator (this process).
 import {
   callFunction,
+  type ChildRun,
   cpuSeconds,
   createAssistant,
   createCampaign,
@@ -181,6 +182,32 @@ export async function tickRun(ctx: Ctx, cps: number, calls: number): Promise<Mea
   });
 }
 
+/** What a dialer run in a child process (the queue dialer, the bare loop) did, per call. */
+async function childMeasured(
+  ctx: Ctx,
+  f: Fixture,
+  before: Set<string>,
+  r: ChildRun,
+): Promise<Measured> {
+  const dialed = await invitesSince(ctx, f, before);
+  const last = Math.max(...dialed.map((c) => c.startedAt));
+  const n = dialed.length;
+  return {
+    calls: n,
+    perSecond: n / ((last - r.startedAt) / 1000),
+    cpuMs: {
+      process: r.result.cpuMs / n,
+      postgres: r.postgresSec * 1000 / n,
+      emulator: r.emulatorSec * 1000 / n,
+    },
+    deferred: 0,
+    requests: await requestsPerCall(ctx, r.startedAt, n),
+    retaken: 0,
+    claims: 0,
+    stopped: [],
+  };
+}
+
 /** The graphile-worker dialer in a fresh process over its own campaigns (same callees). */
 async function queueRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> {
   const f = await dialFixture(ctx);
@@ -199,23 +226,7 @@ async function queueRun(ctx: Ctx, cps: number, calls: number): Promise<Measured>
       ...ids,
     ]);
     await setStatusQuietly(ctx, ids, "cancelled");
-    const dialed = await invitesSince(ctx, f, before);
-    const last = Math.max(...dialed.map((c) => c.startedAt));
-    const n = dialed.length;
-    return {
-      calls: n,
-      perSecond: n / ((last - r.startedAt) / 1000),
-      cpuMs: {
-        process: r.result.cpuMs / n,
-        postgres: r.postgresSec * 1000 / n,
-        emulator: r.emulatorSec * 1000 / n,
-      },
-      deferred: 0,
-      requests: await requestsPerCall(ctx, r.startedAt, n),
-      retaken: 0,
-      claims: 0,
-      stopped: [],
-    };
+    return await childMeasured(ctx, f, before, r);
   });
 }
 
@@ -252,23 +263,7 @@ async function bareRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> 
         calls: list,
       }),
     );
-    const dialed = await invitesSince(ctx, f, before);
-    const last = Math.max(...dialed.map((c) => c.startedAt));
-    const n = dialed.length;
-    return {
-      calls: n,
-      perSecond: n / ((last - r.startedAt) / 1000),
-      cpuMs: {
-        process: r.result.cpuMs / n,
-        postgres: r.postgresSec * 1000 / n,
-        emulator: r.emulatorSec * 1000 / n,
-      },
-      deferred: 0,
-      requests: await requestsPerCall(ctx, r.startedAt, n),
-      retaken: 0,
-      claims: 0,
-      stopped: [],
-    };
+    return await childMeasured(ctx, f, before, r);
   });
 }
 
