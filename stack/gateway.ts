@@ -5,6 +5,7 @@
 // /auth/v1/.well-known/jwks.json.
 import * as jose from "jose";
 import type { Keys } from "./keys.ts";
+import type { Deps } from "../supabase/functions/_shared/deps.ts";
 import { logger } from "../supabase/functions/_shared/log.ts";
 
 export type Handler = (req: Request) => Promise<Response>;
@@ -34,8 +35,11 @@ export function readVerifyJwt(toml: string): Map<string, boolean> {
   return out;
 }
 
-/** Every folder under supabase/functions except `_shared`, with its handler module. */
-export async function discoverFunctions(root: string): Promise<FunctionSpec[]> {
+/**
+ * Every folder under supabase/functions except `_shared`, its handler built from `deps` as the
+ * folder's index.ts builds it from the platform's.
+ */
+export async function discoverFunctions(root: string, deps: () => Deps): Promise<FunctionSpec[]> {
   const verify = readVerifyJwt(await Deno.readTextFile(`${root}/config.toml`));
   const specs: FunctionSpec[] = [];
   for await (const entry of Deno.readDir(`${root}/functions`)) {
@@ -45,7 +49,8 @@ export async function discoverFunctions(root: string): Promise<FunctionSpec[]> {
     specs.push({
       name: entry.name,
       verifyJwt: verify.get(entry.name) ?? true,
-      load: async () => (await import(new URL(`file://${Deno.realPathSync(path)}`).href)).handler,
+      load: async () =>
+        (await import(new URL(`file://${Deno.realPathSync(path)}`).href)).handler(deps),
     });
   }
   return specs.sort((a, b) => a.name.localeCompare(b.name));

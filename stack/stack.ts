@@ -12,7 +12,7 @@ import { restHandler } from "./supabase/rest.ts";
 import { type LiveKitEmulator, startLiveKit } from "./livekit/server.ts";
 import { startTwilio, type TwilioEmulator } from "./twilio/server.ts";
 import { setLogSink } from "../supabase/functions/_shared/log.ts";
-import { resetConfig } from "../supabase/functions/_shared/config.ts";
+import { type Deps, depsFromEnv } from "../supabase/functions/_shared/deps.ts";
 import { guardClosedSocketWrites } from "../supabase/functions/_shared/db.ts";
 
 import { ROOT } from "./migrate.ts";
@@ -173,13 +173,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       functionEnv.TWILIO_AUTH_TOKEN = twilioInfo.authToken;
       if (twilioInfo.url) functionEnv.TWILIO_BASE_URL = twilioInfo.url;
     }
+    // What the operator's environment sets (limits, countries, ...), then the stack's own.
+    const given: Record<string, string | undefined> = { ...env, ...functionEnv };
     if (opts.forceEmulators) {
       for (const k of ["LIVEKIT_HOST", "SIP_PROVIDER_ADDRESS", "SIP_USERNAME", "SIP_PASSWORD"]) {
-        Deno.env.delete(k);
+        delete given[k];
       }
     }
-    for (const [k, v] of Object.entries(functionEnv)) Deno.env.set(k, v);
-    resetConfig();
+    let built: Deps | null = null;
+    const deps = () => built ??= depsFromEnv(given);
 
     const logFile = `${stateDir}/functions.log`;
     const logHandle = await Deno.open(logFile, { create: true, write: true, truncate: true });
@@ -206,7 +208,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       keys,
       auth: authHandler({ sql: apiSql, keys }),
       rest: restHandler({ sql: apiSql, keys }),
-      functions: await discoverFunctions(`${ROOT}/supabase`),
+      functions: await discoverFunctions(`${ROOT}/supabase`, deps),
       controls: {
         dropNetRequests: (count) => net.drop(count),
         restartPostgres: () => restartCluster(cluster),

@@ -5,10 +5,10 @@ import {
   call,
   createAssistant,
   createUser,
+  functionDeps,
   logLines,
   sql,
   stack,
-  withFunctionEnv,
 } from "../helpers/stack.ts";
 import { createKeys, mintUserToken } from "../../stack/keys.ts";
 import { startGateway } from "../../stack/gateway.ts";
@@ -223,20 +223,18 @@ Deno.test("a 429 carries Retry-After (given, or 1 s)", async () => {
   const lines: string[] = [];
   setLogSink((l) => lines.push(l));
   try {
-    await withFunctionEnv({}, async () => {
-      for (
-        const [error, expected] of [
-          [new RateLimitError("Slow down.", 7), "7"],
-          [new RateLimitError("Slow down."), "1"],
-        ] as const
-      ) {
-        const h = serve("rate-test", ["POST"], () => Promise.reject(error));
-        const res = await h(new Request("http://functions.local/", { method: "POST" }));
-        assert.equal(res.status, 429);
-        assert.equal(res.headers.get("retry-after"), expected);
-        assert.equal((await res.json()).error.code, "rate_limited");
-      }
-    });
+    for (
+      const [error, expected] of [
+        [new RateLimitError("Slow down.", 7), "7"],
+        [new RateLimitError("Slow down."), "1"],
+      ] as const
+    ) {
+      const h = serve("rate-test", ["POST"], () => Promise.reject(error))(functionDeps());
+      const res = await h(new Request("http://functions.local/", { method: "POST" }));
+      assert.equal(res.status, 429);
+      assert.equal(res.headers.get("retry-after"), expected);
+      assert.equal((await res.json()).error.code, "rate_limited");
+    }
   } finally {
     setLogSink(() => {});
   }
@@ -247,16 +245,15 @@ Deno.test("the database unreachable is a 503 unavailable with Retry-After, never
   const lines: string[] = [];
   setLogSink((l) => lines.push(l));
   try {
-    const res = await withFunctionEnv(
-      { SUPABASE_DB_URL: `postgres://postgres:x@127.0.0.1:${freePort()}/postgres` },
-      () =>
-        mapNumber(
-          new Request("http://functions.local/map-number", {
-            method: "POST",
-            headers: { Authorization: `Bearer ${user.token}`, "Content-Type": "application/json" },
-            body: JSON.stringify({ phoneNumber: "+14156661397", assistantId: null }),
-          }),
-        ),
+    const down = functionDeps({
+      SUPABASE_DB_URL: `postgres://postgres:x@127.0.0.1:${freePort()}/postgres`,
+    });
+    const res = await mapNumber(down)(
+      new Request("http://functions.local/map-number", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${user.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ phoneNumber: "+14156661397", assistantId: null }),
+      }),
     );
     const body = await res.json();
     assert.equal(res.status, 503, JSON.stringify(body));

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { SIPOutboundTrunkUpdate, SIPTransport } from "@livekit/protocol";
 import { SipClient } from "livekit-server-sdk";
-import { resetConfig } from "../../supabase/functions/_shared/config.ts";
+import type { Fn } from "../../supabase/functions/_shared/http.ts";
 import { setLogSink } from "../../supabase/functions/_shared/log.ts";
-import { findTwilioNumber } from "../../supabase/functions/_shared/sip_trunk.ts";
+import { findTwilioNumber } from "../../supabase/functions/_shared/carrier_trunk.ts";
 import { createTwilioClient } from "../../supabase/functions/_shared/twilio_client.ts";
 import { handler as createTrunksHere } from "../../supabase/functions/create-trunks/handler.ts";
 import { handler as mapNumberHere } from "../../supabase/functions/map-number/handler.ts";
@@ -14,6 +14,7 @@ import {
   createUser,
   eventually,
   freeNumber,
+  functionDeps,
   livekitRequests,
   livekitState,
   outboxDrained,
@@ -57,25 +58,6 @@ const twilio = () =>
     baseUrl: stack.twilio!.url,
   });
 
-/** The functions' environment as the local stack sets it; an undefined override removes a variable. */
-function functionEnv(overrides: Record<string, string | undefined>) {
-  const env: Record<string, string | undefined> = {
-    SUPABASE_URL: stack.supabaseUrl,
-    SUPABASE_ANON_KEY: stack.anonKey,
-    SUPABASE_SERVICE_ROLE_KEY: stack.serviceKey,
-    SUPABASE_DB_URL: stack.dbUrl,
-    JWT_SECRET: stack.jwtSecret,
-    LIVEKIT_URL: stack.livekit.url,
-    LIVEKIT_API_KEY: stack.livekit.apiKey,
-    LIVEKIT_API_SECRET: stack.livekit.apiSecret,
-    LIVEKIT_SIP_HOST: "sip.livekit.local",
-    TWILIO_ACCOUNT_SID: stack.twilio!.accountSid,
-    TWILIO_AUTH_TOKEN: stack.twilio!.authToken,
-    TWILIO_BASE_URL: stack.twilio!.url ?? undefined,
-  };
-  return { ...env, ...overrides };
-}
-
 // Functions run in this process log nowhere (the stack's own functions log to its file).
 setLogSink(() => {});
 
@@ -86,29 +68,18 @@ setLogSink(() => {});
  */
 async function invokeWithEnv(
   overrides: Record<string, string | undefined>,
-  handler: (req: Request) => Promise<Response>,
+  handler: Fn,
   token: string,
   body: unknown,
 ): Promise<{ status: number; body: Json }> {
-  const env = functionEnv(overrides);
-  const saved = new Map(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
-  for (const [k, v] of Object.entries(env)) {
-    v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-  }
-  resetConfig();
-  try {
-    const res = await handler(
-      new Request("http://functions.local/", {
-        method: "POST",
-        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      }),
-    );
-    return { status: res.status, body: await res.json() };
-  } finally {
-    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-    resetConfig();
-  }
+  const res = await handler(functionDeps(overrides))(
+    new Request("http://functions.local/", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    }),
+  );
+  return { status: res.status, body: await res.json() };
 }
 
 /**
@@ -652,12 +623,11 @@ Deno.test("a partial number is never taken for the Twilio number it matches", as
   assert.match(res.body.error.message, /\+1415666100 is not a number of the Twilio account/);
 
   // A full number finds exactly itself, whatever else the filter lists.
-  const { parseConfig } = await import("../../supabase/functions/_shared/config.ts");
-  const config = parseConfig(functionEnv({}));
+  const deps = functionDeps()();
   const wanted = listed[listed.length - 1];
-  const found = await findTwilioNumber(config, { e164: wanted.phoneNumber });
+  const found = await findTwilioNumber(deps, { e164: wanted.phoneNumber });
   assert.equal(found?.sid, wanted.sid);
-  assert.equal(await findTwilioNumber(config, { e164: partial }), null);
+  assert.equal(await findTwilioNumber(deps, { e164: partial }), null);
 });
 
 Deno.test("an outbound trunk changed behind our back is updated in place, keeping its id", async () => {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { SipClient } from "livekit-server-sdk";
 import { placeCall } from "../../supabase/functions/_shared/calls.ts";
 import { parseConfig } from "../../supabase/functions/_shared/config.ts";
+import { depsFor } from "../../supabase/functions/_shared/deps.ts";
 import { type LiveKit, liveKit } from "../../supabase/functions/_shared/livekit.ts";
 import { logger, setLogSink } from "../../supabase/functions/_shared/log.ts";
 import { configureLiveKit, livekitState, readyAssistant, sql, stack } from "../helpers/stack.ts";
@@ -49,11 +50,11 @@ for (
     await configureLiveKit(knobs);
     let result;
     try {
-      result = await placeCall(config, sql, lk, {
+      result = await placeCall(depsFor(config, { sql, liveKit: lk, log }), {
         ownerId: user.id,
         assistantId,
         to: `+1646555${String(Math.floor(Math.random() * 9000) + 1000)}`,
-      }, log);
+      });
     } finally {
       await configureLiveKit({ answerFailureRate: 0, answerTimeoutRate: 0, hangMs: 15_000 });
     }

@@ -5,6 +5,7 @@ import * as jose from "jose";
 import postgres from "postgres";
 import { mintUserToken } from "../../stack/keys.ts";
 import type { StackInfo } from "../../stack/stack.ts";
+import { type Deps, depsFromEnv } from "../../supabase/functions/_shared/deps.ts";
 
 const file = Deno.env.get("STACK_FILE");
 if (!file) throw new Error("STACK_FILE is not set: run the tests with `deno task test`.");
@@ -249,16 +250,11 @@ export async function signUp(label = "user"): Promise<SignedUpUser> {
   };
 }
 
-/**
- * Runs `fn` with the functions' environment as the stack sets it, changed by `overrides` (an
- * undefined value removes a variable), for handlers called in this process; restored after.
- */
-export async function withFunctionEnv<T>(
-  overrides: Record<string, string | undefined>,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const { resetConfig } = await import("../../supabase/functions/_shared/config.ts");
-  const env: Record<string, string | undefined> = {
+/** The functions' environment as the stack sets it; an undefined override removes a variable. */
+export function functionEnv(
+  overrides: Record<string, string | undefined> = {},
+): Record<string, string | undefined> {
+  return {
     SUPABASE_URL: stack.supabaseUrl,
     SUPABASE_ANON_KEY: stack.anonKey,
     SUPABASE_SERVICE_ROLE_KEY: stack.serviceKey,
@@ -268,19 +264,21 @@ export async function withFunctionEnv<T>(
     LIVEKIT_API_KEY: stack.livekit.apiKey,
     LIVEKIT_API_SECRET: stack.livekit.apiSecret,
     LIVEKIT_SIP_HOST: "sip.livekit.local",
+    TWILIO_ACCOUNT_SID: stack.twilio?.accountSid,
+    TWILIO_AUTH_TOKEN: stack.twilio?.authToken,
+    TWILIO_BASE_URL: stack.twilio?.url ?? undefined,
     ...overrides,
   };
-  const saved = new Map(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
-  for (const [k, v] of Object.entries(env)) {
-    v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-  }
-  resetConfig();
-  try {
-    return await fn();
-  } finally {
-    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-    resetConfig();
-  }
+}
+
+/**
+ * Deps for handlers run in this process, built from the stack's environment changed by
+ * `overrides`, as a deployment configured that way would build them (read on first request,
+ * so a bad variable is the function's 503, as deployed).
+ */
+export function functionDeps(overrides: Record<string, string | undefined> = {}): () => Deps {
+  const env = functionEnv(overrides);
+  return () => depsFromEnv(env);
 }
 
 /** The stack's function log lines (JSON) carrying this request id. */

@@ -1,9 +1,16 @@
+import type { Config } from "../../supabase/functions/_shared/config.ts";
 import assert from "node:assert/strict";
 import { dialPace } from "../../supabase/functions/_shared/campaign.ts";
 import { retryDelaySec } from "../../supabase/functions/_shared/provision.ts";
-import { generatePassword } from "../../supabase/functions/_shared/sip_trunk.ts";
+import { generatePassword } from "../../supabase/functions/_shared/carrier_trunk.ts";
 import { parseMetadata, roomPrefix, trunkNames } from "../../supabase/functions/_shared/trunks.ts";
 import { logger, setLogSink } from "../../supabase/functions/_shared/log.ts";
+
+/** The carrier side of a config, with no Twilio client (these configurations never reach it). */
+const carrier = (config: Config) => ({
+  config,
+  twilio: () => Promise.reject(new Error("no Twilio client in this test")),
+});
 
 Deno.test("provisioning retries back off from 10 s doubling to an hour", () => {
   assert.deepEqual([1, 2, 3, 4].map(retryDelaySec), [10, 20, 40, 80]);
@@ -62,7 +69,7 @@ Deno.test("log lines redact fields that may hold secrets", () => {
 
 Deno.test("static SIP mode uses the operator's provider and never touches Twilio", async () => {
   const { parseConfig } = await import("../../supabase/functions/_shared/config.ts");
-  const { sipCredentials } = await import("../../supabase/functions/_shared/sip_trunk.ts");
+  const { sipCredentials } = await import("../../supabase/functions/_shared/carrier_trunk.ts");
   const config = parseConfig({
     SUPABASE_URL: "https://ref.supabase.co",
     SUPABASE_ANON_KEY: "a",
@@ -76,7 +83,7 @@ Deno.test("static SIP mode uses the operator's provider and never touches Twilio
     TWILIO_AUTH_TOKEN: "token",
   });
   // The transaction is never used in static mode: passing none proves it.
-  const creds = await sipCredentials(config, undefined as never);
+  const creds = await sipCredentials(carrier(config), undefined as never);
   assert.deepEqual(creds, {
     address: "sip.provider.example",
     username: "trunkuser",

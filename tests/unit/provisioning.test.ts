@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { SIPOutboundTrunkInfo, SIPTransport } from "@livekit/protocol";
 import {
+  type Config,
   originationUrl,
   parseConfig,
   parseSipHost,
@@ -10,7 +11,7 @@ import {
   exactNumber,
   requireOrigination,
   sipCredentials,
-} from "../../supabase/functions/_shared/sip_trunk.ts";
+} from "../../supabase/functions/_shared/carrier_trunk.ts";
 import {
   outboundChanges,
   type OutboundSpec,
@@ -19,6 +20,12 @@ import {
   type SipCredentials,
   type TrunkOwner,
 } from "../../supabase/functions/_shared/trunks.ts";
+
+/** The carrier side of a config, with no Twilio client (these configurations never reach it). */
+const carrier = (config: Config) => ({
+  config,
+  twilio: () => Promise.reject(new Error("no Twilio client in this test")),
+});
 
 const base = {
   SUPABASE_URL: "https://ref.supabase.co",
@@ -97,7 +104,7 @@ Deno.test("Twilio mode without LIVEKIT_SIP_HOST refuses before anything is made 
   const c = parseConfig(twilioMode);
   assert.equal(c.livekit?.sipHost, null);
   // No transaction and no Twilio: the refusal comes first, so passing none proves it.
-  await assert.rejects(() => sipCredentials(c, undefined as never), (e: unknown) => {
+  await assert.rejects(() => sipCredentials(carrier(c), undefined as never), (e: unknown) => {
     assert.ok(e instanceof NotConfiguredError);
     assert.deepEqual(e.variables, ["LIVEKIT_SIP_HOST"]);
     assert.match(e.message, /set LIVEKIT_SIP_HOST/);
@@ -107,7 +114,7 @@ Deno.test("Twilio mode without LIVEKIT_SIP_HOST refuses before anything is made 
 
 Deno.test("static SIP mode does not need LIVEKIT_SIP_HOST", async () => {
   const c = parseConfig({ ...twilioMode, SIP_PROVIDER_ADDRESS: "sip.provider.example" });
-  const creds = await sipCredentials(c, undefined as never);
+  const creds = await sipCredentials(carrier(c), undefined as never);
   assert.equal(creds.address, "sip.provider.example");
 });
 

@@ -6,6 +6,7 @@ import * as jose from "jose";
 import { TokenVerifier } from "livekit-server-sdk";
 import { authenticate, bearer, type Caller } from "./auth.ts";
 import { type Config, requireLiveKit } from "./config.ts";
+import type { Deps } from "./deps.ts";
 import { AuthError, ForbiddenError, ValidationError } from "./errors.ts";
 
 export type CallCaller =
@@ -55,9 +56,10 @@ function claimsLiveKitIssuer(config: Config, token: string): boolean {
  */
 export async function authenticateCallCaller(
   req: Request,
-  config: Config,
+  deps: Pick<Deps, "config" | "sql">,
   opts: { users: boolean },
 ): Promise<CallCaller> {
+  const config = deps.config;
   const token = bearer(req);
   if (!token) {
     throw new AuthError(
@@ -71,7 +73,7 @@ export async function authenticateCallCaller(
       throw new AuthError("The LiveKit access token could not be verified (signature or expiry).");
     }
   }
-  const caller = await authenticate(req, config).catch((e) => {
+  const caller = await authenticate(req, deps).catch((e) => {
     if (e instanceof AuthError && !opts.users) {
       throw new AuthError(
         "The token is neither a LiveKit access token signed with this project's key nor the service key.",

@@ -4,7 +4,8 @@
 import * as jose from "jose";
 import type { Config } from "./config.ts";
 import { AuthError, ForbiddenError } from "./errors.ts";
-import { db, type UserClaims } from "./db.ts";
+import type { UserClaims } from "./db.ts";
+import type { Deps } from "./deps.ts";
 
 export type Caller =
   | { kind: "user"; userId: string; claims: UserClaims }
@@ -43,7 +44,10 @@ export function bearer(req: Request): string | null {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Verifies the caller. Throws AuthError (401) for anything not proven. */
-export async function authenticate(req: Request, config: Config): Promise<Caller> {
+export async function authenticate(
+  req: Request,
+  { config, sql }: Pick<Deps, "config" | "sql">,
+): Promise<Caller> {
   const token = bearer(req);
   if (!token) throw new AuthError("Missing Authorization: Bearer <token>.");
   if (constantTimeEqual(token, config.serviceKey)) return { kind: "service" };
@@ -84,7 +88,7 @@ export async function authenticate(req: Request, config: Config): Promise<Caller
     throw new AuthError("The token is not a user session.");
   }
   // A signed token outlives its user: a deleted user is no longer anyone.
-  const [user] = await db(config.dbUrl)`
+  const [user] = await sql`
     select 1 as ok from auth.users where id = ${payload.sub} and deleted_at is null`;
   if (!user) throw new AuthError("The token's user no longer exists.");
   return { kind: "user", userId: payload.sub, claims: payload as UserClaims };

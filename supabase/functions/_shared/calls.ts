@@ -4,6 +4,7 @@
 import { DisconnectReason, ParticipantInfo_Kind, TrackType } from "@livekit/protocol";
 import type { ParticipantInfo, WebhookEvent } from "livekit-server-sdk";
 import type { Config } from "./config.ts";
+import type { Deps } from "./deps.ts";
 import { asService, type Sql, type Tx } from "./db.ts";
 import {
   AppError,
@@ -232,13 +233,9 @@ type DialAnswer =
   | { kind: "unknown"; failure: LiveKitFailure };
 
 /** Writes the call record, dispatches the agent, waits for a carrier slot, dials, and records. */
-export async function placeCall(
-  config: Config,
-  sql: Sql,
-  lk: LiveKit,
-  input: DialInput,
-  log: Logger,
-): Promise<DialResult> {
+export async function placeCall(deps: Deps, input: DialInput): Promise<DialResult> {
+  const { config, sql, log } = deps;
+  const lk = deps.liveKit;
   checkDestinationAllowed(config, input.to, input.allowedCountries);
   const id = crypto.randomUUID();
   // One statement before dialing: the ready trunk, the do-not-call check, a campaign still

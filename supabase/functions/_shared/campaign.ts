@@ -1,12 +1,10 @@
 // The campaign engine's tick: claims due calls (the database decides which, and when each
 // may be sent), dials each at its slot through the shared dial helper, and hands every
 // result back to the database, which schedules retries and completes campaigns.
-import type { Config } from "./config.ts";
+import { type Deps, withFields } from "./deps.ts";
 import { placeCall, SLOT_TOLERANCE_MS } from "./calls.ts";
 import type { Sql } from "./db.ts";
 import { PreconditionError } from "./errors.ts";
-import type { LiveKit } from "./livekit.ts";
-import type { Logger } from "./log.ts";
 import { reconcileCalls } from "./reconcile.ts";
 
 export interface TickOptions {
@@ -85,17 +83,12 @@ async function giveBack(sql: Sql, c: Claim, reason: string) {
   await sql`select internal.give_back(${c.campaign_call_id}, ${c.attempt}, ${reason})`;
 }
 
-async function dialOne(
-  config: Config,
-  sql: Sql,
-  lk: LiveKit,
-  c: Claim,
-  log: Logger,
-): Promise<Result> {
+async function dialOne(deps: Deps, c: Claim): Promise<Result> {
+  const { config, sql } = deps;
   await sleep(c.send_at.getTime() - DISPATCH_LEAD_MS - Date.now());
   let result;
   try {
-    result = await placeCall(config, sql, lk, {
+    result = await placeCall(deps, {
       ownerId: c.owner_id,
       assistantId: c.assistant_id,
       phoneNumberId: c.phone_number_id,
@@ -114,7 +107,7 @@ async function dialOne(
         campaignCallId: c.campaign_call_id,
         attempt: c.attempt,
       },
-    }, log);
+    });
   } catch (e) {
     if (!(e instanceof PreconditionError)) throw e;
     // Pause and cancel take effect at once, even for calls claimed a moment ago.
@@ -145,9 +138,11 @@ async function dialOne(
 }
 
 /** One tick: claim and dial until nothing is due, maxCalls is reached or the budget runs out. */
-export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOptions, log: Logger) {
+export async function tick(deps: Deps, opts: TickOptions) {
+  const { config, sql } = deps;
+  const lk = deps.liveKit;
   const tickId = crypto.randomUUID();
-  const l = log.child({ tickId, campaignId: opts.campaignId ?? null });
+  const l = deps.log.child({ tickId, campaignId: opts.campaignId ?? null });
   const deadline = Date.now() + (opts.budgetMs ?? 25_000);
   const maxCalls = opts.maxCalls ?? 10_000;
   const totals: Counts = { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
@@ -172,24 +167,25 @@ export async function tick(config: Config, sql: Sql, lk: LiveKit, opts: TickOpti
       claimedTotal += claims.length;
       for (const c of claims) {
         underWay++;
-        const p = dialOne(config, sql, lk, c, l).catch(async (e) => {
-          l.error("dial crashed", { campaignCallId: c.campaign_call_id, error: String(e) });
-          // With the database away the give-back fails too; the lease then returns the claim.
-          // This promise must never reject: nothing may be left without a handler.
-          await giveBack(sql, c, "internal error; requeued").catch((g) =>
-            l.error("give back failed", { campaignCallId: c.campaign_call_id, error: String(g) })
-          );
-          return "deferred" as const;
-        }).then((r) => {
-          totals[r]++;
-          const per = byCampaign.get(c.campaign_id) ??
-            { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
-          per[r]++;
-          byCampaign.set(c.campaign_id, per);
-        }).finally(() => {
-          underWay--;
-          inflight.delete(p);
-        });
+        const p = dialOne(withFields(deps, { tickId, campaignId: opts.campaignId ?? null }), c)
+          .catch(async (e) => {
+            l.error("dial crashed", { campaignCallId: c.campaign_call_id, error: String(e) });
+            // With the database away the give-back fails too; the lease then returns the claim.
+            // This promise must never reject: nothing may be left without a handler.
+            await giveBack(sql, c, "internal error; requeued").catch((g) =>
+              l.error("give back failed", { campaignCallId: c.campaign_call_id, error: String(g) })
+            );
+            return "deferred" as const;
+          }).then((r) => {
+            totals[r]++;
+            const per = byCampaign.get(c.campaign_id) ??
+              { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
+            per[r]++;
+            byCampaign.set(c.campaign_id, per);
+          }).finally(() => {
+            underWay--;
+            inflight.delete(p);
+          });
         inflight.add(p);
       }
       if (claims.length > 0) {

@@ -212,28 +212,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   };
 }
 
-let cached: Config | null = null;
-
-/** The process's config, parsed on first use (never at import time). */
-export function getConfig(): Config {
-  if (!cached) {
-    try {
-      cached = parseConfig(Deno.env.toObject());
-    } catch (e) {
-      if (e instanceof ConfigError) {
-        throw new NotConfiguredError(e.issues.map((i) => i.variable), "This function");
-      }
-      throw e;
-    }
-  }
-  return cached;
-}
-
-/** Drops the cached config (the local stack changes env between runs). */
-export function resetConfig(): void {
-  cached = null;
-}
-
 export function requireLiveKit(config: Config): NonNullable<Config["livekit"]> {
   if (!config.livekit) throw new NotConfiguredError(config.missing.livekit, "LiveKit");
   return config.livekit;

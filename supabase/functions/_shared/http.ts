@@ -2,9 +2,9 @@
 // failing field named), a request id (the x-request-id response header and every log line),
 // and errors mapped once to api.md's JSON (with Retry-After where waiting helps).
 import { z } from "zod";
-import { type Config, getConfig } from "./config.ts";
+import { type Deps, withFields } from "./deps.ts";
 import { AppError, MethodError, toErrorBody, ValidationError } from "./errors.ts";
-import { type Logger, logger } from "./log.ts";
+import { logger } from "./log.ts";
 
 export const CORS_HEADERS: Record<string, string> = {
   "Access-Control-Allow-Origin": "*",
@@ -43,21 +43,21 @@ export function json(body: unknown, status = 200, headers: Record<string, string
   });
 }
 
-export interface Ctx {
-  requestId: string;
-  log: Logger;
-  config: Config;
-}
+/** A request's deps: the function's, with a log naming the function and the request id. */
+export type Ctx = Deps;
 
 export type Handler = (req: Request) => Promise<Response>;
 
-/** Wraps a function body: OPTIONS, allowed methods, config, logging and error mapping. */
+/** A function: built from its deps (or a way to get them, read on the first request). */
+export type Fn = (deps: Deps | (() => Deps)) => Handler;
+
+/** Wraps a function body: OPTIONS, allowed methods, deps, logging and error mapping. */
 export function serve(
   name: string,
   methods: string[],
   fn: (req: Request, ctx: Ctx) => Promise<unknown>,
-): Handler {
-  return async (req) => {
+): Fn {
+  return (source) => async (req) => {
     const given = req.headers.get("x-request-id");
     const requestId = given && REQUEST_ID.test(given) ? given : crypto.randomUUID();
     if (req.method === "OPTIONS") {
@@ -66,12 +66,14 @@ export function serve(
         headers: { ...CORS_HEADERS, "x-request-id": requestId },
       });
     }
-    const log = logger({ fn: name, requestId });
+    let log = logger({ fn: name, requestId });
     const started = performance.now();
     try {
       if (!methods.includes(req.method)) throw new MethodError(req.method, methods);
-      const config = getConfig();
-      const result = await fn(req, { requestId, log, config });
+      const deps = typeof source === "function" ? source() : source;
+      const ctx = withFields(deps, { fn: name, requestId });
+      log = ctx.log;
+      const result = await fn(req, ctx);
       const res = result instanceof Response ? result : json(result);
       log.info("request done", { status: res.status, ms: Math.round(performance.now() - started) });
       return withHeaders(res, { "x-request-id": requestId });

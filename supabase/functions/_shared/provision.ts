@@ -1,11 +1,11 @@
 // Reconciles LiveKit and Twilio towards the database for one number: the row says which
 // assistant should own it; this makes exactly that exist and records where it stands.
-import { type Config, requireLiveKit } from "./config.ts";
-import { asService, type Sql, type Tx } from "./db.ts";
-import { AppError } from "./errors.ts";
-import { liveKit } from "./livekit.ts";
-import type { Logger } from "./log.ts";
-import { attachNumber, detachNumber, sipCredentials } from "./sip_trunk.ts";
+import { requireLiveKit } from "./config.ts";
+import { asService, asUser, type Tx } from "./db.ts";
+import type { Caller } from "./auth.ts";
+import { AppError, NotFoundError, UpstreamError } from "./errors.ts";
+import { attachNumber, detachNumber, sipCredentials } from "./carrier_trunk.ts";
+import { type Deps, withFields } from "./deps.ts";
 import {
   ensureDispatchRule,
   ensureInboundTrunk,
@@ -87,12 +87,8 @@ export interface ProvisionResult {
  * Makes LiveKit (and Twilio) match the row. Serialised per number (advisory lock plus the
  * row lock), so concurrent calls converge; a failure is recorded on the row, not lost.
  */
-export async function provisionNumber(
-  config: Config,
-  sql: Sql,
-  key: NumberKey,
-  log: Logger,
-): Promise<ProvisionResult> {
+export async function provisionNumber(deps: Deps, key: NumberKey): Promise<ProvisionResult> {
+  const { config, sql, log } = deps;
   const first = await asService(sql, (tx) => loadRow(tx, key, false));
   const e164 = first?.e164 ?? ("e164" in key ? key.e164 : undefined);
   if (!e164) return { row: null, error: null };
@@ -103,7 +99,7 @@ export async function provisionNumber(
   let credsError: AppError | null = null;
   if (first?.assistant_id) {
     try {
-      creds = await asService(sql, (tx) => sipCredentials(config, tx));
+      creds = await asService(sql, (tx) => sipCredentials(deps, tx));
     } catch (e) {
       if (!(e instanceof AppError)) throw e;
       credsError = e;
@@ -129,14 +125,14 @@ export async function provisionNumber(
     const l = log.child({ phoneNumberId: row?.id, e164, assistantId: owner?.assistantId ?? null });
     try {
       if (owner && credsError) throw credsError;
-      const lk = liveKit(config);
+      const lk = deps.liveKit;
       const existing = await findExisting(lk, e164);
       const removed = await removeStale(lk, e164, existing, owner);
       if (removed.rules + removed.inbound + removed.outbound > 0) {
         l.info("removed stale trunks", removed);
       }
       if (!owner) {
-        await detachNumber(config, tx, e164);
+        await detachNumber(deps, tx, e164);
         if (!row) return { row: null, error: null };
         const [done] = await tx<NumberRow[]>`
           update public.phone_number set trunk_status = 'released', trunk_error = null,
@@ -149,7 +145,7 @@ export async function provisionNumber(
       }
       const inbound = await ensureInboundTrunk(lk, owner, existing);
       const rule = await ensureDispatchRule(lk, owner, inbound.sipTrunkId, existing);
-      const twilioSid = await attachNumber(config, tx, e164);
+      const twilioSid = await attachNumber(deps, tx, e164);
       const { trunk: outbound, updated } = await ensureOutboundTrunk(
         lk,
         owner,
@@ -206,12 +202,11 @@ export function retryDelaySec(attempt: number): number {
 
 /** Runs one outbox job; returns null when another worker holds it or it is already done. */
 export async function runJob(
-  config: Config,
-  sql: Sql,
+  deps: Deps,
   jobId: string,
-  log: Logger,
   rounds = 5,
 ): Promise<(ProvisionResult & { job: Job }) | null> {
+  const sql = deps.sql;
   const [job] = await sql<Job[]>`
     update internal.provisioning_job set status = 'running', attempts = attempts + 1,
       locked_until = now() + interval '2 minutes'
@@ -223,7 +218,7 @@ export async function runJob(
     : { e164: job.e164 };
   let result: ProvisionResult;
   try {
-    result = await provisionNumber(config, sql, key, log.child({ jobId }));
+    result = await provisionNumber(withFields(deps, { jobId }), key);
   } catch (e) {
     await sql`update internal.provisioning_job set status = 'pending', locked_until = null,
       run_after = now() + make_interval(secs => ${
@@ -246,8 +241,69 @@ export async function runJob(
       locked_until = null, last_error = null, run_after = now(), attempts = 0
       where id = ${jobId} returning status`;
     if (after?.status === "pending" && rounds > 1) {
-      return await runJob(config, sql, jobId, log, rounds - 1) ?? { job, ...result };
+      return await runJob(deps, jobId, rounds - 1) ?? { job, ...result };
     }
   }
   return { job, ...result };
+}
+
+/** Provisions the numbers a requester names (a user reaches only their own, under RLS). */
+export async function provisionRequested(
+  deps: Deps,
+  caller: Caller,
+  body: { phoneNumberId: string } | { assistantId: string },
+) {
+  const sql = deps.sql;
+  // Which numbers: a user only reaches their own (RLS); the service reaches any.
+  const ids = await (caller.kind === "user"
+    ? asUser(sql, caller.claims, async (tx) => {
+      if ("assistantId" in body) {
+        const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
+        if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);
+        return (await tx<
+          { id: string }[]
+        >`select id from public.phone_number where assistant_id = ${body.assistantId}`)
+          .map((r) => r.id);
+      }
+      const [n] = await tx<
+        { id: string }[]
+      >`select id from public.phone_number where id = ${body.phoneNumberId}`;
+      if (!n) throw new NotFoundError(`Phone number ${body.phoneNumberId} does not exist.`);
+      return [n.id];
+    })
+    : "assistantId" in body
+    ? sql<
+      { id: string }[]
+    >`select id from public.phone_number where assistant_id = ${body.assistantId}`.then((r) =>
+      r.map((x) => x.id)
+    )
+    : Promise.resolve([body.phoneNumberId]));
+
+  const results = [];
+  for (const id of ids) {
+    results.push(await provisionNumber(deps, { phoneNumberId: id }));
+  }
+  const trunks = results.flatMap((r) => r.row ? [trunkView(r.row)] : []);
+  if ("phoneNumberId" in body && trunks.length === 0) {
+    throw new NotFoundError(`Phone number ${body.phoneNumberId} does not exist.`);
+  }
+  const failed = results.find((r) => r.error);
+  if (failed?.error) {
+    if (failed.error instanceof UpstreamError) {
+      failed.error.details!.trunks = trunks;
+    }
+    throw failed.error;
+  }
+  return { trunks };
+}
+
+/**
+ * Provisions a number just assigned through its open outbox job (so the trigger's poke finds
+ * it done instead of reconciling again); directly when no job is open or another worker holds it.
+ */
+export async function provisionAssigned(deps: Deps, row: NumberRow): Promise<ProvisionResult> {
+  const [job] = await deps.sql<{ id: string }[]>`
+    select id::text from internal.provisioning_job where e164 = ${row.e164} and status <> 'done'`;
+  const ran = job ? await runJob(deps, job.id) : null;
+  return ran ?? await provisionNumber(deps, { phoneNumberId: row.id });
 }

@@ -4,11 +4,10 @@
 // checked before LiveKit is called; the result is recorded on the call and as a call event.
 import { type CallCaller, callerLabel, requireRoom } from "./agent_auth.ts";
 import { type CallRow, checkDestinationAllowed } from "./calls.ts";
-import type { Config } from "./config.ts";
+import type { Deps } from "./deps.ts";
 import { asUser, type Sql, type Tx } from "./db.ts";
 import { ConflictError, NotFoundError, PreconditionError, UpstreamError } from "./errors.ts";
-import { describeLiveKitError, type LiveKit } from "./livekit.ts";
-import type { Logger } from "./log.ts";
+import { describeLiveKitError } from "./livekit.ts";
 import { normalise } from "./phone.ts";
 
 /** The call record with what this module adds to it. */
@@ -75,15 +74,14 @@ export interface TransferInput {
 
 /** Checks the call and the target, asks LiveKit to transfer, and records the result. */
 export async function transferCall(
-  config: Config,
-  sql: Sql,
-  lk: LiveKit,
+  deps: Deps,
   call: TransferCallRow,
   target: TransferTarget,
   input: TransferInput,
   caller: CallCaller,
-  log: Logger,
 ) {
+  const { config, sql, log } = deps;
+  const lk = deps.liveKit;
   if (call.status !== "in_progress") {
     throw new ConflictError(
       `Call ${call.id} is not in progress (${call.status}); only an answered, live call can be transferred.`,

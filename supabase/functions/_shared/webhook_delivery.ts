@@ -4,6 +4,7 @@
 // endpoint is disabled. Lanes run side by side (bounded), so a slow or dead endpoint only holds
 // up its own deliveries.
 import type { Config } from "./config.ts";
+import type { Deps } from "./deps.ts";
 import type { Sql } from "./db.ts";
 import { isDatabaseUnavailable } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -27,7 +28,7 @@ export interface DeliverOptions {
   maxLanes?: number;
 }
 
-export interface DeliverDeps {
+export interface Network {
   fetch: typeof fetch;
   resolve: Resolver;
 }
@@ -88,7 +89,7 @@ async function withDatabase<T>(fn: () => Promise<T>, tries = 6): Promise<T> {
 }
 
 async function send(
-  deps: DeliverDeps,
+  net: Network,
   lane: Lane,
   url: string,
   d: Pending,
@@ -97,7 +98,7 @@ async function send(
   const body = deliveryBody(d.type, d.timestamp, d.data);
   const started = performance.now();
   try {
-    const res = await deps.fetch(url, {
+    const res = await net.fetch(url, {
       method: "POST",
       headers: {
         "Content-Type": "application/json",
@@ -139,7 +140,7 @@ async function send(
 async function runLane(
   config: Config,
   sql: Sql,
-  deps: DeliverDeps,
+  net: Network,
   runId: string,
   lane: Lane,
   deadline: number,
@@ -164,7 +165,7 @@ async function runLane(
     // Checked again at send time: a name may have been pointed at a private address since.
     const target = await checkWebhookUrl(lane.url, {
       allowLocalhost: config.webhooksAllowLocalhost,
-      resolve: deps.resolve,
+      resolve: net.resolve,
     });
     if (!target.ok) {
       failure = {
@@ -186,7 +187,7 @@ async function runLane(
     client = createHttpClient?.({});
     for (const d of deliveries) {
       if (Date.now() >= deadline) break;
-      const attempt = await send(deps, lane, target.url, d, client);
+      const attempt = await send(net, lane, target.url, d, client);
       sent++;
       counts.sent++;
       const goOn = await record(d, attempt);
@@ -219,11 +220,9 @@ async function runLane(
 
 /** One run: claims lanes (up to maxLanes at once) and works them until nothing is due or the budget is spent. */
 export async function deliverWebhooks(
-  config: Config,
-  sql: Sql,
+  { config, sql, log }: Deps,
   opts: DeliverOptions,
-  log: Logger,
-  deps: DeliverDeps = { fetch, resolve: resolveWithDns },
+  net: Network = { fetch, resolve: resolveWithDns },
 ): Promise<DeliverCounts> {
   const runId = crypto.randomUUID();
   const deadline = Date.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS);
@@ -251,7 +250,7 @@ export async function deliverWebhooks(
     }
     for (const lane of claimed) {
       counts.lanes++;
-      const p: Promise<void> = runLane(config, sql, deps, runId, lane, deadline, counts, log)
+      const p: Promise<void> = runLane(config, sql, net, runId, lane, deadline, counts, log)
         .finally(() => inflight.delete(p));
       inflight.add(p);
     }

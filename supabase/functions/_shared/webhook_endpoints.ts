@@ -3,7 +3,7 @@
 // SQL functions that write what users cannot (the Vault secret, the queued deliveries) for the
 // verified caller only.
 import { z } from "zod";
-import type { Config } from "./config.ts";
+import type { Deps } from "./deps.ts";
 import { asUser, type Sql, type UserClaims } from "./db.ts";
 import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
 import { uuid } from "./schemas.ts";
@@ -60,8 +60,7 @@ export interface Owner {
 }
 
 export async function createEndpoint(
-  config: Config,
-  sql: Sql,
+  { config, sql }: Deps,
   owner: Owner,
   body: z.infer<typeof CreateBody>,
   resolve: Resolver,

@@ -1,14 +1,13 @@
 import { authenticateCallCaller, namedCall } from "../_shared/agent_auth.ts";
 import { findCall } from "../_shared/transfer.ts";
-import { db } from "../_shared/db.ts";
 import { readJson, serve } from "../_shared/http.ts";
 import { ReportBody, reportCall } from "../_shared/reports.ts";
 
-export const handler = serve("call-report", ["POST"], async (req, { config, log }) => {
-  const caller = await authenticateCallCaller(req, config, { users: false });
+export const handler = serve("call-report", ["POST"], async (req, ctx) => {
+  const { sql, log } = ctx;
+  const caller = await authenticateCallCaller(req, ctx, { users: false });
   const body = await readJson(req, ReportBody);
   const named = namedCall(caller, body);
-  const sql = db(config.dbUrl);
   const call = await findCall(sql, caller, named);
   const answer = await reportCall(sql, call.id, body, caller);
   log.info(answer.duplicate ? "call report repeated" : "call reported", {

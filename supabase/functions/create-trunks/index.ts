@@ -1,3 +1,4 @@
+import { platformDeps } from "../_shared/deps.ts";
 import { handler } from "./handler.ts";
 
-Deno.serve(handler);
+Deno.serve(handler(platformDeps));

@@ -1,11 +1,10 @@
 import { TokenVerifier, WebhookReceiver } from "livekit-server-sdk";
 import { recordWebhook } from "../_shared/calls.ts";
 import { requireLiveKit } from "../_shared/config.ts";
-import { db } from "../_shared/db.ts";
 import { AppError, AuthError, ValidationError } from "../_shared/errors.ts";
 import { MAX_BODY_BYTES, readBody, serve } from "../_shared/http.ts";
 
-export const handler = serve("livekit-webhook", ["POST"], async (req, { config, log }) => {
+export const handler = serve("livekit-webhook", ["POST"], async (req, { config, sql, log }) => {
   const { apiKey, apiSecret } = requireLiveKit(config);
   const auth = req.headers.get("authorization");
   if (!auth) throw new AuthError("Missing the LiveKit webhook signature (Authorization header).");
@@ -27,7 +26,7 @@ export const handler = serve("livekit-webhook", ["POST"], async (req, { config, 
     throw new AppError(400, "invalid_request", "The webhook has no id or event.");
   }
   const result = await recordWebhook(
-    db(config.dbUrl),
+    sql,
     event,
     log.child({ eventId: event.id, event: event.event }),
   );

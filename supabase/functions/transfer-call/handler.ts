@@ -1,9 +1,7 @@
 import { z } from "zod";
 import { authenticateCallCaller, namedCall } from "../_shared/agent_auth.ts";
-import { db } from "../_shared/db.ts";
 import { ValidationError } from "../_shared/errors.ts";
 import { readJson, serve } from "../_shared/http.ts";
-import { liveKit } from "../_shared/livekit.ts";
 import { uuid } from "../_shared/schemas.ts";
 import { findCall, parseTransferTarget, transferCall } from "../_shared/transfer.ts";
 
@@ -14,8 +12,8 @@ const Body = z.strictObject({
   playDialtone: z.boolean().optional(),
 });
 
-export const handler = serve("transfer-call", ["POST"], async (req, { config, log }) => {
-  const caller = await authenticateCallCaller(req, config, { users: true });
+export const handler = serve("transfer-call", ["POST"], async (req, ctx) => {
+  const caller = await authenticateCallCaller(req, ctx, { users: true });
   const body = await readJson(req, Body);
   const named = namedCall(caller, body);
   const target = parseTransferTarget(body.transferTo);
@@ -25,7 +23,6 @@ export const handler = serve("transfer-call", ["POST"], async (req, { config, lo
       { fields: { transferTo: "expected +E.164, tel:+E.164 or sip:user@host" } },
     );
   }
-  const sql = db(config.dbUrl);
-  const call = await findCall(sql, caller, named);
-  return await transferCall(config, sql, liveKit(config), call, target, body, caller, log);
+  const call = await findCall(ctx.sql, caller, named);
+  return await transferCall(ctx, call, target, body, caller);
 });

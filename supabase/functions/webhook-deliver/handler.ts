@@ -1,6 +1,5 @@
 import { z } from "zod";
 import { authenticate, requireService } from "../_shared/auth.ts";
-import { db } from "../_shared/db.ts";
 import { readJson, serve } from "../_shared/http.ts";
 import { uuid } from "../_shared/schemas.ts";
 import { deliverWebhooks } from "../_shared/webhook_delivery.ts";
@@ -11,12 +10,12 @@ const Body = z.strictObject({
   maxLanes: z.number().int().min(1).max(64).optional(),
 });
 
-export const handler = serve("webhook-deliver", ["POST"], async (req, { config, log }) => {
-  requireService(await authenticate(req, config));
+export const handler = serve("webhook-deliver", ["POST"], async (req, ctx) => {
+  requireService(await authenticate(req, ctx));
   const body = await readJson(req, Body);
-  return await deliverWebhooks(config, db(config.dbUrl), {
+  return await deliverWebhooks(ctx, {
     endpointId: body.endpointId,
     budgetMs: body.budgetSec === undefined ? undefined : body.budgetSec * 1000,
     maxLanes: body.maxLanes,
-  }, log);
+  });
 });

@@ -1,6 +1,5 @@
 import { z } from "zod";
 import { authenticate, requireUser } from "../_shared/auth.ts";
-import { db } from "../_shared/db.ts";
 import { json, readJson, readQuery, serve, validate } from "../_shared/http.ts";
 import {
   CreateBody,
@@ -16,10 +15,10 @@ import { resolveWithDns } from "../_shared/webhooks.ts";
 export const handler = serve(
   "webhook-endpoints",
   ["GET", "POST", "DELETE"],
-  async (req, { config }) => {
-    const user = requireUser(await authenticate(req, config));
+  async (req, ctx) => {
+    const user = requireUser(await authenticate(req, ctx));
     const owner = { userId: user.userId, claims: user.claims };
-    const sql = db(config.dbUrl);
+    const sql = ctx.sql;
     if (req.method === "GET") return await listEndpoints(sql, owner);
     if (req.method === "DELETE") {
       const body = new URL(req.url).searchParams.has("id")
@@ -33,7 +32,7 @@ export const handler = serve(
       return await replayEvents(sql, owner, validate(ReplayBody, raw));
     }
     return json(
-      await createEndpoint(config, sql, owner, validate(CreateBody, raw), resolveWithDns),
+      await createEndpoint(ctx, owner, validate(CreateBody, raw), resolveWithDns),
       201,
     );
   },

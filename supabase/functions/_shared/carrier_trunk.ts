@@ -5,12 +5,21 @@
 import { type Config, originationUrl } from "./config.ts";
 import type { Tx } from "./db.ts";
 import { NotConfiguredError, NotFoundError, UpstreamError } from "./errors.ts";
+import type { Deps } from "./deps.ts";
 import type { SipCredentials } from "./trunks.ts";
 import type { Twilio } from "twilio";
 
 type TwilioConfig = NonNullable<Config["twilio"]>;
 
-async function client(t: TwilioConfig): Promise<Twilio> {
+/** What the carrier side needs: the configuration and a Twilio client. */
+export type Carrier = Pick<Deps, "config" | "twilio">;
+
+/** The configured account's client (the real `twilio`, imported on first use). */
+export async function twilioClient(config: Config): Promise<Twilio> {
+  if (!config.twilio) {
+    throw new NotConfiguredError(config.missing.twilio, "Twilio");
+  }
+  const t = config.twilio;
   const { createTwilioClient } = await import("./twilio_client.ts");
   return createTwilioClient({
     accountSid: t.accountSid,
@@ -61,11 +70,11 @@ export function exactNumber<T extends { phoneNumber: string }>(
 
 /** Finds a number of the account by E.164 or PN SID; null when the account has no such number. */
 export async function findTwilioNumber(
-  config: Config,
+  carrier: Carrier,
   key: { e164: string } | { sid: string },
 ): Promise<TwilioNumber | null> {
-  if (!config.twilio) return null;
-  const tw = await client(config.twilio);
+  if (!carrier.config.twilio) return null;
+  const tw = await carrier.twilio();
   try {
     if ("sid" in key) {
       const n = await tw.incomingPhoneNumbers(key.sid).fetch();
@@ -170,7 +179,8 @@ interface SipTrunkRow {
  * The credentials LiveKit's outbound trunk uses. Static mode: from env. Twilio: ensures the
  * account's trunk step by step (each step finds before it creates) under a lock.
  */
-export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredentials> {
+export async function sipCredentials(carrier: Carrier, tx: Tx): Promise<SipCredentials> {
+  const config = carrier.config;
   const base = { transport: config.sipTransport, destinationCountry: config.destinationCountry };
   if (config.staticSip) {
     return { ...base, ...config.staticSip };
@@ -184,7 +194,7 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
   const t = config.twilio;
   // Checked before anything is made: a number on a trunk without origination is unreachable.
   const sipUrl = requireOrigination(config);
-  const tw = await client(t);
+  const tw = await carrier.twilio();
   await tx`select pg_advisory_xact_lock(hashtext(${"sip_trunk:" + t.accountSid}))`;
   await tx`insert into internal.sip_trunk (account_sid) values (${t.accountSid}) on conflict do nothing`;
   const [row] = await tx<
@@ -357,15 +367,16 @@ export async function sipCredentials(config: Config, tx: Tx): Promise<SipCredent
 }
 
 /** Puts the number on the account's trunk (Twilio mode); returns its PN SID. */
-export async function attachNumber(config: Config, tx: Tx, e164: string): Promise<string | null> {
+export async function attachNumber(carrier: Carrier, tx: Tx, e164: string): Promise<string | null> {
+  const config = carrier.config;
   if (!config.twilio || config.staticSip) return null;
-  const n = await findTwilioNumber(config, { e164 });
+  const n = await findTwilioNumber(carrier, { e164 });
   if (!n) throw new NotFoundError(`${e164} is not a number of the Twilio account.`);
   const [row] = await tx<
     { trunk_sid: string }[]
   >`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
   if (row?.trunk_sid && n.trunkSid !== row.trunk_sid) {
-    const tw = await client(config.twilio);
+    const tw = await carrier.twilio();
     await tw.trunking.v1.trunks(row.trunk_sid).phoneNumbers.create({ phoneNumberSid: n.sid }).catch(
       (e) => {
         throw twilioError(`attach ${e164} to the SIP trunk`, e);
@@ -376,15 +387,16 @@ export async function attachNumber(config: Config, tx: Tx, e164: string): Promis
 }
 
 /** Takes the number off the account's trunk, if it is on it (Twilio mode). */
-export async function detachNumber(config: Config, tx: Tx, e164: string): Promise<void> {
+export async function detachNumber(carrier: Carrier, tx: Tx, e164: string): Promise<void> {
+  const config = carrier.config;
   if (!config.twilio || config.staticSip) return;
-  const n = await findTwilioNumber(config, { e164 });
+  const n = await findTwilioNumber(carrier, { e164 });
   if (!n?.trunkSid) return;
   const [row] = await tx<
     { trunk_sid: string }[]
   >`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
   if (n.trunkSid !== row?.trunk_sid) return; // on someone else's trunk: not ours to change
-  const tw = await client(config.twilio);
+  const tw = await carrier.twilio();
   await tw.trunking.v1.trunks(n.trunkSid).phoneNumbers(n.sid).remove().catch((e) => {
     if (e?.status !== 404) throw twilioError(`detach ${e164} from the SIP trunk`, e);
   });

@@ -1,0 +1,81 @@
+// What a function's handler is built from. `index.ts` wires the platform's (the environment,
+// the pooled database, the LiveKit and Twilio clients, the wall clock, the log); the local
+// gateway, the tests and the benchmarks pass their own. Nothing in a handler reaches for a
+// global: a test can run any handler with any configuration side by side with others.
+import type { Twilio } from "twilio";
+import { type Config, ConfigError, parseConfig } from "./config.ts";
+import { db, type Sql } from "./db.ts";
+import { NotConfiguredError } from "./errors.ts";
+import { type LiveKit, liveKit } from "./livekit.ts";
+import { type Fields, type Logger, logger } from "./log.ts";
+import { twilioClient } from "./carrier_trunk.ts";
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const wallClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms))),
+};
+
+export interface Deps {
+  config: Config;
+  sql: Sql;
+  /** The LiveKit clients; reading it without LiveKit configured is a 503 naming the variables. */
+  readonly liveKit: LiveKit;
+  /** The Twilio client (loaded on first use); without Twilio configured, a 503. */
+  twilio(): Promise<Twilio>;
+  clock: Clock;
+  log: Logger;
+}
+
+/** Deps for a config: its database pool and clients, created when first used. */
+export function depsFor(config: Config, parts: Partial<Omit<Deps, "config">> = {}): Deps {
+  let lk: LiveKit | undefined = parts.liveKit;
+  return {
+    config,
+    sql: parts.sql ?? db(config.dbUrl),
+    get liveKit() {
+      return lk ??= liveKit(config);
+    },
+    twilio: parts.twilio ?? (() => twilioClient(config)),
+    clock: parts.clock ?? wallClock,
+    log: parts.log ?? logger(),
+  };
+}
+
+/** The same deps logging with more fields (LiveKit still created only when first used). */
+export function withFields(deps: Deps, fields: Fields): Deps {
+  return {
+    config: deps.config,
+    sql: deps.sql,
+    get liveKit() {
+      return deps.liveKit;
+    },
+    twilio: deps.twilio,
+    clock: deps.clock,
+    log: deps.log.child(fields),
+  };
+}
+
+/** Deps from variables like the platform's environment; a bad one is a 503 naming it. */
+export function depsFromEnv(env: Record<string, string | undefined>): Deps {
+  try {
+    return depsFor(parseConfig(env));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      throw new NotConfiguredError(e.issues.map((i) => i.variable), "This function");
+    }
+    throw e;
+  }
+}
+
+let platform: Deps | null = null;
+
+/** The deployed function's deps: its environment, read on the first request. */
+export function platformDeps(): Deps {
+  return platform ??= depsFromEnv(Deno.env.toObject());
+}

@@ -1,0 +1,173 @@
+// A requester's numbers: assigning one to an assistant (then provisioning it at once), and
+// listing the LiveKit trunks of their numbers with a check that LiveKit still has them.
+import { z } from "zod";
+import type { Caller } from "./auth.ts";
+import { findTwilioNumber } from "./carrier_trunk.ts";
+import { asUser } from "./db.ts";
+import { type Deps, withFields } from "./deps.ts";
+import { ConflictError, NotConfiguredError, NotFoundError, UpstreamError } from "./errors.ts";
+import { liveKitError } from "./livekit.ts";
+import { type NumberRow, numberView, provisionAssigned } from "./provision.ts";
+import { e164, phoneSid, uuid } from "./schemas.ts";
+
+type User = Extract<Caller, { kind: "user" }>;
+
+export const AssignBody = z.strictObject({
+  phoneNumber: e164.optional(),
+  phoneSid: phoneSid.optional(),
+  assistantId: uuid.nullable(),
+  label: z.string().max(200, "at most 200 characters").optional(),
+  force: z.boolean().optional(),
+}).refine((b) => (b.phoneNumber === undefined) !== (b.phoneSid === undefined), {
+  message: "give exactly one of phoneNumber or phoneSid",
+  path: ["phoneNumber"],
+  // Checked even when other fields fail, so one answer names every problem.
+  when: (p) => p.value !== null && typeof p.value === "object",
+});
+
+/** Assigns the number to the assistant (or none) and provisions it; 409 when another's. */
+export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof AssignBody>) {
+  const { config, sql } = deps;
+  // The number must be in the Twilio account (when Twilio is what we provision).
+  let number = body.phoneNumber;
+  let twilioSid: string | null = body.phoneSid ?? null;
+  if (config.twilio && !config.staticSip) {
+    const found = await findTwilioNumber(
+      deps,
+      number ? { e164: number } : { sid: body.phoneSid! },
+    );
+    if (!found) {
+      throw new NotFoundError(`${number ?? body.phoneSid} is not a number of the Twilio account.`);
+    }
+    number = found.e164;
+    twilioSid = found.sid;
+  } else if (!number) {
+    throw new NotConfiguredError(
+      ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
+      "Looking numbers up by SID",
+    );
+  }
+
+  const row = await asUser(sql, user.claims, async (tx) => {
+    if (body.assistantId) {
+      const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
+      if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);
+    }
+    /** The caller's row for this number, assigned as asked (409 when it is another assistant's). */
+    const assign = async (existing: NumberRow) => {
+      if (
+        existing.assistant_id && body.assistantId && existing.assistant_id !== body.assistantId &&
+        !body.force
+      ) {
+        throw new ConflictError(
+          `${number} is assigned to assistant ${existing.assistant_id}; send force: true to move it.`,
+          { assistantId: existing.assistant_id },
+        );
+      }
+      const [updated] = await tx<NumberRow[]>`
+        update public.phone_number set assistant_id = ${body.assistantId},
+          label = ${body.label ?? existing.label}
+        where id = ${existing.id} returning *`;
+      return updated;
+    };
+    const byNumber = async () =>
+      (await tx<NumberRow[]>`select * from public.phone_number where e164 = ${number!}`)[0];
+    const existing = await byNumber();
+    if (existing) return await assign(existing);
+    // Another account's number is invisible here; the unique key still refuses it.
+    const [inserted] = await tx<NumberRow[]>`
+      insert into public.phone_number (e164, twilio_sid, label, assistant_id)
+      values (${number!}, ${twilioSid}, ${body.label ?? null}, ${body.assistantId})
+      on conflict (e164) do nothing returning *`;
+    if (inserted) return inserted;
+    // Lost an insert race (a double-click): the winner's row, now committed, may be our own.
+    const winner = await byNumber();
+    if (!winner) throw new ConflictError(`${number} is registered to another account.`);
+    return await assign(winner);
+  });
+
+  // The assignment is committed with its outbox job; that job runs now, for this answer.
+  const result = await provisionAssigned(
+    withFields(deps, { userId: user.userId }),
+    row,
+  );
+  const phoneNumber = numberView(result.row ?? row);
+  if (result.error) {
+    if (result.error instanceof UpstreamError) result.error.details!.phoneNumber = phoneNumber;
+    throw result.error;
+  }
+  return { phoneNumber };
+}
+
+export const TrunkFilter = z.strictObject({
+  assistantId: uuid.optional(),
+  direction: z.enum(["inbound", "outbound"], { error: "must be inbound or outbound" }).optional(),
+});
+
+/** The user's numbers' LiveKit trunks, each with whether LiveKit still has it. */
+export async function listTrunks(deps: Deps, user: User, filter: z.infer<typeof TrunkFilter>) {
+  const rows = await asUser(deps.sql, user.claims, async (tx) => {
+    if (filter.assistantId) {
+      const [a] = await tx`select id from public.assistant where id = ${filter.assistantId}`;
+      if (!a) throw new NotFoundError(`Assistant ${filter.assistantId} does not exist.`);
+    }
+    return await tx<NumberRow[]>`
+      select * from public.phone_number
+      where (inbound_trunk_id is not null or outbound_trunk_id is not null)
+        ${filter.assistantId ? tx`and assistant_id = ${filter.assistantId}` : tx``}
+      order by e164`;
+  });
+  const want = (d: "inbound" | "outbound") => !filter.direction || filter.direction === d;
+  const inboundIds = want("inbound")
+    ? rows.flatMap((r) => r.inbound_trunk_id ? [r.inbound_trunk_id] : [])
+    : [];
+  const outboundIds = want("outbound")
+    ? rows.flatMap((r) => r.outbound_trunk_id ? [r.outbound_trunk_id] : [])
+    : [];
+
+  // Drift check: which of these trunks LiveKit actually has.
+  const present = new Set<string>();
+  if (inboundIds.length + outboundIds.length > 0) {
+    const lk = deps.liveKit;
+    try {
+      const [inb, outb] = await Promise.all([
+        inboundIds.length ? lk.sip.listSipInboundTrunk({ trunkIds: inboundIds }) : [],
+        outboundIds.length ? lk.sip.listSipOutboundTrunk({ trunkIds: outboundIds }) : [],
+      ]);
+      for (const t of [...inb, ...outb]) present.add(t.sipTrunkId);
+    } catch (e) {
+      throw liveKitError("list trunks", e);
+    }
+  }
+  const trunks = rows.flatMap((r) => {
+    const common = {
+      e164: r.e164,
+      phoneNumberId: r.id,
+      assistantId: r.assistant_id,
+      status: r.trunk_status,
+    };
+    const out = [];
+    if (want("inbound") && r.inbound_trunk_id) {
+      out.push({
+        direction: "inbound" as const,
+        trunkId: r.inbound_trunk_id,
+        name: r.inbound_trunk_name,
+        ...common,
+        dispatchRuleId: r.dispatch_rule_id,
+        inLiveKit: present.has(r.inbound_trunk_id),
+      });
+    }
+    if (want("outbound") && r.outbound_trunk_id) {
+      out.push({
+        direction: "outbound" as const,
+        trunkId: r.outbound_trunk_id,
+        name: r.outbound_trunk_name,
+        ...common,
+        carrierTrunk: r.carrier_trunk,
+        inLiveKit: present.has(r.outbound_trunk_id),
+      });
+    }
+    return out;
+  });
+  return { trunks };
+}
