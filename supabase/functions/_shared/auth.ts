@@ -7,7 +7,7 @@ import { AuthError, ForbiddenError } from "./errors.ts";
 import type { UserClaims } from "./db.ts";
 import type { Deps } from "./deps.ts";
 
-export type Caller =
+export type Requester =
   | { kind: "user"; userId: string; claims: UserClaims }
   | { kind: "service" };
 
@@ -43,11 +43,11 @@ export function bearer(req: Request): string | null {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Verifies the caller. Throws AuthError (401) for anything not proven. */
+/** Verifies the requester. Throws AuthError (401) for anything not proven. */
 export async function authenticate(
   req: Request,
   { config, sql }: Pick<Deps, "config" | "sql">,
-): Promise<Caller> {
+): Promise<Requester> {
   const token = bearer(req);
   if (!token) throw new AuthError("Missing Authorization: Bearer <token>.");
   if (constantTimeEqual(token, config.serviceKey)) return { kind: "service" };
@@ -94,15 +94,15 @@ export async function authenticate(
   return { kind: "user", userId: payload.sub, claims: payload as UserClaims };
 }
 
-export function requireUser(caller: Caller): Extract<Caller, { kind: "user" }> {
-  if (caller.kind !== "user") {
+export function requireUser(requester: Requester): Extract<Requester, { kind: "user" }> {
+  if (requester.kind !== "user") {
     throw new ForbiddenError("This call needs a user session, not the service key.");
   }
-  return caller;
+  return requester;
 }
 
-export function requireService(caller: Caller): void {
-  if (caller.kind !== "service") {
+export function requireService(requester: Requester): void {
+  if (requester.kind !== "service") {
     throw new ForbiddenError("Only the service may call this function.");
   }
 }

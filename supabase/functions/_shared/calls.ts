@@ -86,7 +86,7 @@ export interface DialInput {
   ownerId: string;
   /** The assistant whose agent talks; its ready outbound trunk dials. */
   assistantId?: string | null;
-  /** Service callers may name the outbound trunk instead. */
+  /** Service requesters may name the outbound trunk instead. */
   outboundTrunkId?: string | null;
   /** Campaigns dial from a chosen number of the assistant. */
   phoneNumberId?: string | null;
@@ -747,7 +747,7 @@ export async function moveCall(tx: Tx, call: CallRow, next: Transition, reason: 
   return row;
 }
 
-/** Resolves the caller's assistant under their own rights (another user's is simply not found). */
+/** Resolves the requester's assistant under their own rights (another user's is simply not found). */
 export async function requireAssistant(tx: Tx, assistantId: string) {
   const [a] = await tx<
     { id: string; owner_id: string }[]

@@ -76,16 +76,14 @@ export function dialPace(
 /** The dispatch goes out this long before the dial's slot, so the agent is in the room by then. */
 const DISPATCH_LEAD_MS = 1000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-
 /** Returns an undialed claim to the queue (or to cancelled, if its campaign was cancelled). */
 async function giveBack(sql: Sql, c: Claim, reason: string) {
   await sql`select internal.give_back(${c.campaign_call_id}, ${c.attempt}, ${reason})`;
 }
 
 async function dialOne(deps: Deps, c: Claim): Promise<Result> {
-  const { config, sql } = deps;
-  await sleep(c.send_at.getTime() - DISPATCH_LEAD_MS - Date.now());
+  const { config, sql, clock } = deps;
+  await clock.sleep(c.send_at.getTime() - DISPATCH_LEAD_MS - clock.now());
   let result;
   try {
     result = await placeCall(deps, {
@@ -139,11 +137,11 @@ async function dialOne(deps: Deps, c: Claim): Promise<Result> {
 
 /** One tick: claim and dial until nothing is due, maxCalls is reached or the budget runs out. */
 export async function tick(deps: Deps, opts: TickOptions) {
-  const { config, sql } = deps;
+  const { config, sql, clock } = deps;
   const lk = deps.liveKit;
   const tickId = crypto.randomUUID();
   const l = deps.log.child({ tickId, campaignId: opts.campaignId ?? null });
-  const deadline = Date.now() + (opts.budgetMs ?? 25_000);
+  const deadline = clock.now() + (opts.budgetMs ?? 25_000);
   const maxCalls = opts.maxCalls ?? 10_000;
   const totals: Counts = { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
   const byCampaign = new Map<string, Counts>();
@@ -153,12 +151,12 @@ export async function tick(deps: Deps, opts: TickOptions) {
   await sql`select internal.release_expired_leases()`;
   await reconcileCalls(config, sql, lk, l);
   try {
-    while (Date.now() < deadline && claimedTotal < maxCalls) {
+    while (clock.now() < deadline && claimedTotal < maxCalls) {
       // Claim only what this isolate can have under way: under overload the ticks wait for
       // their dials instead of taking slots and calls they cannot use.
       const room = Math.min(200, maxCalls - claimedTotal, ISOLATE_MAX_INFLIGHT - underWay);
       if (room <= 0) {
-        await (inflight.size > 0 ? Promise.race([...inflight]) : sleep(50));
+        await (inflight.size > 0 ? Promise.race([...inflight]) : clock.sleep(50));
         continue;
       }
       const claims = await sql<Claim[]>`
@@ -191,7 +189,9 @@ export async function tick(deps: Deps, opts: TickOptions) {
       if (claims.length > 0) {
         // Claim the next slots once these are nearly due (with time to dispatch their agents).
         const last = Math.max(...claims.map((c) => c.send_at.getTime()));
-        await sleep(Math.min(last - Date.now() - DISPATCH_LEAD_MS - 200, deadline - Date.now()));
+        await clock.sleep(
+          Math.min(last - clock.now() - DISPATCH_LEAD_MS - 200, deadline - clock.now()),
+        );
         continue;
       }
       // Nothing claimable: stop when nothing is due; else wait for a free line or slot.
@@ -206,7 +206,7 @@ export async function tick(deps: Deps, opts: TickOptions) {
         await Promise.all([...inflight]);
         continue;
       }
-      await sleep(Math.min(150, deadline - Date.now()));
+      await clock.sleep(Math.min(150, deadline - clock.now()));
     }
   } finally {
     // Even when a claim fails (the database went away), no dial is abandoned mid-way.

@@ -2,7 +2,7 @@
 // the service by assistantId or outboundTrunkId). Whose call it is, the per-user rate limit,
 // then the one dial path; a requester who does not wait gets the call once it was dialed.
 import { z } from "zod";
-import type { Caller } from "./auth.ts";
+import type { Requester } from "./auth.ts";
 import { type CallRow, callView, placeCall, requireAssistant } from "./calls.ts";
 import { asUser } from "./db.ts";
 import type { Deps } from "./deps.ts";
@@ -37,18 +37,22 @@ export const CallBody = z.strictObject({
 });
 
 /** Places the requester's call; answers once it is dialed, or with its outcome when asked to wait. */
-export async function requestCall(deps: Deps, caller: Caller, body: z.infer<typeof CallBody>) {
+export async function requestCall(
+  deps: Deps,
+  requester: Requester,
+  body: z.infer<typeof CallBody>,
+) {
   const { config, sql, log } = deps;
   let ownerId: string;
-  if (caller.kind === "user") {
+  if (requester.kind === "user") {
     if (body.outboundTrunkId) {
       throw new ValidationError("Users call by assistantId.", {
-        fields: { outboundTrunkId: "service callers only" },
+        fields: { outboundTrunkId: "service requesters only" },
       });
     }
-    await asUser(sql, caller.claims, (tx) => requireAssistant(tx, body.assistantId!));
-    ownerId = caller.userId;
-    // A user names a new room, never an existing one (another caller's inbound call, say).
+    await asUser(sql, requester.claims, (tx) => requireAssistant(tx, body.assistantId!));
+    ownerId = requester.userId;
+    // A user names a new room, never an existing one (another requester's inbound call, say).
     if (body.roomName) {
       const existing = await deps.liveKit.rooms.listRooms([body.roomName]).catch((e) => {
         throw liveKitError(`check room ${body.roomName}`, e);
@@ -98,7 +102,7 @@ export async function requestCall(deps: Deps, caller: Caller, body: z.infer<type
     maxCallDurationSec: body.maxCallDurationSec,
     onDialing: dialing,
   });
-  // The dial always waits for the answer (the only signal of it). A caller who does not want
+  // The dial always waits for the answer (the only signal of it). A requester who does not want
   // to wait gets the call as soon as it was dialed: once its SIP participant is in the room,
   // or with its outcome if that came first; the wait goes on in the background.
   let dialed = false;

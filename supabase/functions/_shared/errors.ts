@@ -43,7 +43,7 @@ export class ConflictError extends AppError {
     super(409, "conflict", message, details);
   }
 }
-/** A precondition the caller can fix (422); `code` names it, e.g. no_outbound_trunk. */
+/** A precondition the requester can fix (422); `code` names it, e.g. no_outbound_trunk. */
 export class PreconditionError extends AppError {
   constructor(code: string, message: string, details?: Record<string, unknown>) {
     super(422, code, message, details);
@@ -179,7 +179,7 @@ function fromDatabase(e: unknown): AppError | null {
     );
   }
   if (code.startsWith("22")) {
-    // Raised by the project's own SQL functions with a message meant for the caller.
+    // Raised by the project's own SQL functions with a message meant for the requester.
     if (code === "22023") return new ValidationError(pg.message, where);
     const why = DATA_EXCEPTIONS[code] ?? "was refused by the database";
     return new ValidationError(

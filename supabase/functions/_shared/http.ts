@@ -15,7 +15,7 @@ export const CORS_HEADERS: Record<string, string> = {
   "Access-Control-Max-Age": "86400",
 };
 
-/** A caller's own request id is kept when it is a plain token; otherwise a new one is made. */
+/** A requester's own request id is kept when it is a plain token; otherwise a new one is made. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 function withHeaders(res: Response, headers: Record<string, string>): Response {

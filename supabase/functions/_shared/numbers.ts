@@ -1,7 +1,7 @@
 // A requester's numbers: assigning one to an assistant (then provisioning it at once), and
 // listing the LiveKit trunks of their numbers with a check that LiveKit still has them.
 import { z } from "zod";
-import type { Caller } from "./auth.ts";
+import type { Requester } from "./auth.ts";
 import { findTwilioNumber } from "./carrier_trunk.ts";
 import { asUser } from "./db.ts";
 import { type Deps, withFields } from "./deps.ts";
@@ -10,7 +10,7 @@ import { liveKitError } from "./livekit.ts";
 import { type NumberRow, numberView, provisionAssigned } from "./provision.ts";
 import { e164, phoneSid, uuid } from "./schemas.ts";
 
-type User = Extract<Caller, { kind: "user" }>;
+type User = Extract<Requester, { kind: "user" }>;
 
 export const AssignBody = z.strictObject({
   phoneNumber: e164.optional(),
@@ -53,7 +53,7 @@ export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof 
       const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
       if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);
     }
-    /** The caller's row for this number, assigned as asked (409 when it is another assistant's). */
+    /** The requester's row for this number, assigned as asked (409 when it is another assistant's). */
     const assign = async (existing: NumberRow) => {
       if (
         existing.assistant_id && body.assistantId && existing.assistant_id !== body.assistantId &&

@@ -2,7 +2,7 @@
 // assistant should own it; this makes exactly that exist and records where it stands.
 import { requireLiveKit } from "./config.ts";
 import { asService, asUser, type Tx } from "./db.ts";
-import type { Caller } from "./auth.ts";
+import type { Requester } from "./auth.ts";
 import { AppError, NotFoundError, UpstreamError } from "./errors.ts";
 import { attachNumber, detachNumber, sipCredentials } from "./carrier_trunk.ts";
 import { type Deps, withFields } from "./deps.ts";
@@ -250,13 +250,13 @@ export async function runJob(
 /** Provisions the numbers a requester names (a user reaches only their own, under RLS). */
 export async function provisionRequested(
   deps: Deps,
-  caller: Caller,
+  requester: Requester,
   body: { phoneNumberId: string } | { assistantId: string },
 ) {
   const sql = deps.sql;
   // Which numbers: a user only reaches their own (RLS); the service reaches any.
-  const ids = await (caller.kind === "user"
-    ? asUser(sql, caller.claims, async (tx) => {
+  const ids = await (requester.kind === "user"
+    ? asUser(sql, requester.claims, async (tx) => {
       if ("assistantId" in body) {
         const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
         if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);

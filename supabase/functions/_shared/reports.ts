@@ -3,7 +3,7 @@
 // decided by the database (internal.report_call, internal.settle_contact and the outcome
 // table), in one transaction with the call's row lock.
 import { z } from "zod";
-import type { CallCaller } from "./agent_auth.ts";
+import type { CallRequester } from "./agent_auth.ts";
 import type { Sql } from "./db.ts";
 import { AppError, ConflictError, NotFoundError, PreconditionError } from "./errors.ts";
 import { uuid } from "./schemas.ts";
@@ -87,13 +87,13 @@ export async function reportCall(
   sql: Sql,
   callId: string,
   body: ReportRequest,
-  caller: CallCaller,
+  requester: CallRequester,
 ): Promise<ReportAnswer> {
   const data = body.transferTo ? { ...(body.data ?? {}), transferTo: body.transferTo } : body.data;
   const [{ r }] = await sql<{ r: Record<string, unknown> }[]>`
     select internal.report_call(${callId}, ${body.disposition}, ${body.callbackAt ?? null},
       ${body.summary ?? null}, ${data ? sql.json(data as never) : null},
-      ${caller.kind === "service" ? "service" : "agent"}) as r`;
+      ${requester.kind === "service" ? "service" : "agent"}) as r`;
   switch (r.error) {
     case undefined:
       break;

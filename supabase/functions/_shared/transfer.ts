@@ -2,7 +2,7 @@
 // REFER through LiveKit's TransferSIPParticipant. The destination allowlist and the owner's
 // do-not-call list apply to phone numbers (a sip: URI whose user part is one included) and are
 // checked before LiveKit is called; the result is recorded on the call and as a call event.
-import { type CallCaller, callerLabel, requireRoom } from "./agent_auth.ts";
+import { type CallRequester, requesterLabel, requireRoom } from "./agent_auth.ts";
 import { type CallRow, checkDestinationAllowed } from "./calls.ts";
 import type { Deps } from "./deps.ts";
 import { asUser, type Sql, type Tx } from "./db.ts";
@@ -16,25 +16,25 @@ export type TransferCallRow = CallRow & {
   disposition: string | null;
 };
 
-/** The call a request names (by id or room), as its caller may see it; 404 otherwise. */
+/** The call a request names (by id or room), as its requester may see it; 404 otherwise. */
 export async function findCall(
   sql: Sql,
-  caller: CallCaller,
+  requester: CallRequester,
   by: { callId?: string; roomName?: string },
 ): Promise<TransferCallRow> {
   const query = (q: Sql | Tx) =>
     q<TransferCallRow[]>`select * from public.outbound_calls where ${
       by.callId ? q`id = ${by.callId}` : q`room_name = ${by.roomName!}`
     }`;
-  const [call] = caller.kind === "user"
-    ? await asUser(sql, caller.claims, (tx) => query(tx))
+  const [call] = requester.kind === "user"
+    ? await asUser(sql, requester.claims, (tx) => query(tx))
     : await query(sql);
   const what = by.callId ? `Call ${by.callId}` : `No call in room ${by.roomName}`;
   if (!call) throw new NotFoundError(by.callId ? `${what} does not exist.` : `${what}.`);
   if (by.callId && by.roomName && call.room_name !== by.roomName) {
     throw new NotFoundError(`Call ${by.callId} is not the call in room ${by.roomName}.`);
   }
-  requireRoom(caller, call.room_name);
+  requireRoom(requester, call.room_name);
   return call;
 }
 
@@ -78,7 +78,7 @@ export async function transferCall(
   call: TransferCallRow,
   target: TransferTarget,
   input: TransferInput,
-  caller: CallCaller,
+  requester: CallRequester,
 ) {
   const { config, sql, log } = deps;
   const lk = deps.liveKit;
@@ -110,7 +110,7 @@ export async function transferCall(
       );
     }
   }
-  const by = callerLabel(caller);
+  const by = requesterLabel(requester);
   const l = log.child({ callId: call.id, roomName: call.room_name });
   try {
     await lk.sip.transferSipParticipant(call.room_name, call.participant_identity, target.uri, {
@@ -132,7 +132,7 @@ export async function transferCall(
       upstreamStatus: f.status,
       sipStatusCode: f.sipStatusCode,
     });
-    // The call ended or another transfer is under way: the caller's view is out of date.
+    // The call ended or another transfer is under way: the requester's view is out of date.
     if (
       (f.sipStatusCode === null && f.code === "failed_precondition") || f.code === "not_found" ||
       /already being transferred/.test(f.message)

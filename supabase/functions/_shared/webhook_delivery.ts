@@ -220,17 +220,17 @@ async function runLane(
 
 /** One run: claims lanes (up to maxLanes at once) and works them until nothing is due or the budget is spent. */
 export async function deliverWebhooks(
-  { config, sql, log }: Deps,
+  { config, sql, log, clock }: Deps,
   opts: DeliverOptions,
   net: Network = { fetch, resolve: resolveWithDns },
 ): Promise<DeliverCounts> {
   const runId = crypto.randomUUID();
-  const deadline = Date.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS);
+  const deadline = clock.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS);
   const maxLanes = opts.maxLanes ?? DEFAULT_MAX_LANES;
   const counts: DeliverCounts = { lanes: 0, sent: 0, delivered: 0, failed: 0 };
   const inflight = new Set<Promise<void>>();
   let idle = 0;
-  while (Date.now() < deadline) {
+  while (clock.now() < deadline) {
     let claimed: Lane[] = [];
     const free = maxLanes - inflight.size;
     if (free > 0) {
@@ -244,7 +244,7 @@ export async function deliverWebhooks(
         log.warn("database unavailable; webhook deliveries wait", {
           code: (e as { code?: string }).code,
         });
-        await sleep(500);
+        await clock.sleep(500);
         continue;
       }
     }
@@ -258,10 +258,10 @@ export async function deliverWebhooks(
       idle = 0;
     } else if (inflight.size === 0) {
       if (++idle > IDLE_POLLS) break;
-      await sleep(IDLE_POLL_MS);
+      await clock.sleep(IDLE_POLL_MS);
       continue;
     }
-    if (inflight.size > 0) await Promise.race([...inflight, sleep(IDLE_POLL_MS)]);
+    if (inflight.size > 0) await Promise.race([...inflight, clock.sleep(IDLE_POLL_MS)]);
   }
   await Promise.allSettled([...inflight]);
   return counts;

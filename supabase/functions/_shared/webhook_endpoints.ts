@@ -1,7 +1,7 @@
 // The webhook-endpoints function's work: a user's endpoints created (secret shown once), listed,
 // deleted, and replayed. Reads and deletes run under the user's RLS; creation and replay run
 // SQL functions that write what users cannot (the Vault secret, the queued deliveries) for the
-// verified caller only.
+// verified requester only.
 import { z } from "zod";
 import type { Deps } from "./deps.ts";
 import { asUser, type Sql, type UserClaims } from "./db.ts";

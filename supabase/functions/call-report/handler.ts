@@ -1,15 +1,15 @@
-import { authenticateCallCaller, namedCall } from "../_shared/agent_auth.ts";
+import { authenticateCallRequester, namedCall } from "../_shared/agent_auth.ts";
 import { findCall } from "../_shared/transfer.ts";
 import { readJson, serve } from "../_shared/http.ts";
 import { ReportBody, reportCall } from "../_shared/reports.ts";
 
 export const handler = serve("call-report", ["POST"], async (req, ctx) => {
   const { sql, log } = ctx;
-  const caller = await authenticateCallCaller(req, ctx, { users: false });
+  const requester = await authenticateCallRequester(req, ctx, { users: false });
   const body = await readJson(req, ReportBody);
-  const named = namedCall(caller, body);
-  const call = await findCall(sql, caller, named);
-  const answer = await reportCall(sql, call.id, body, caller);
+  const named = namedCall(requester, body);
+  const call = await findCall(sql, requester, named);
+  const answer = await reportCall(sql, call.id, body, requester);
   log.info(answer.duplicate ? "call report repeated" : "call reported", {
     callId: call.id,
     disposition: body.disposition,

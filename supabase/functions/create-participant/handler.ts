@@ -3,7 +3,7 @@ import { CallBody, requestCall } from "../_shared/direct_calls.ts";
 import { readJson, serve } from "../_shared/http.ts";
 
 export const handler = serve("create-participant", ["POST"], async (req, ctx) => {
-  const caller = await authenticate(req, ctx);
+  const requester = await authenticate(req, ctx);
   const body = await readJson(req, CallBody);
-  return await requestCall(ctx, caller, body);
+  return await requestCall(ctx, requester, body);
 });

@@ -14,12 +14,12 @@ const Body = z.union([
 ], { error: "send exactly one of phoneNumberId, assistantId or jobId" });
 
 export const handler = serve("create-trunks", ["POST"], async (req, ctx) => {
-  const caller = await authenticate(req, ctx);
+  const requester = await authenticate(req, ctx);
   // Validated as sent: a z.record pass first would drop a "__proto__" key, so the strict
   // schemas below would never see (and refuse) it.
   const body = await readJson(req, Body);
-  if (!("jobId" in body)) return await provisionRequested(ctx, caller, body);
-  if (caller.kind !== "service") {
+  if (!("jobId" in body)) return await provisionRequested(ctx, requester, body);
+  if (requester.kind !== "service") {
     throw new ForbiddenError("Only the service may run provisioning jobs.");
   }
   const job = { id: String(body.jobId), ran: false };

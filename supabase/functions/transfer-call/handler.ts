@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { authenticateCallCaller, namedCall } from "../_shared/agent_auth.ts";
+import { authenticateCallRequester, namedCall } from "../_shared/agent_auth.ts";
 import { ValidationError } from "../_shared/errors.ts";
 import { readJson, serve } from "../_shared/http.ts";
 import { uuid } from "../_shared/schemas.ts";
@@ -13,9 +13,9 @@ const Body = z.strictObject({
 });
 
 export const handler = serve("transfer-call", ["POST"], async (req, ctx) => {
-  const caller = await authenticateCallCaller(req, ctx, { users: true });
+  const requester = await authenticateCallRequester(req, ctx, { users: true });
   const body = await readJson(req, Body);
-  const named = namedCall(caller, body);
+  const named = namedCall(requester, body);
   const target = parseTransferTarget(body.transferTo);
   if (!target) {
     throw new ValidationError(
@@ -23,6 +23,6 @@ export const handler = serve("transfer-call", ["POST"], async (req, ctx) => {
       { fields: { transferTo: "expected +E.164, tel:+E.164 or sip:user@host" } },
     );
   }
-  const call = await findCall(ctx.sql, caller, named);
-  return await transferCall(ctx, call, target, body, caller);
+  const call = await findCall(ctx.sql, requester, named);
+  return await transferCall(ctx, call, target, body, requester);
 });
