@@ -1,7 +1,7 @@
 // Row 7: time to first response of each function in a fresh Deno process (its own
 // index.ts, as deployed), divided by a hello-world Deno.serve started the same way; with
 // each function's module graph and whether it can load the Twilio SDK.
-import { freePort } from "../stack/postgres.ts";
+import { freePort } from "../stack/supabase/postgres.ts";
 import { fmt, type Json, median, ROOT, type Row } from "./lib.ts";
 
 const FUNCTIONS = [

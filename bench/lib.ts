@@ -2,8 +2,8 @@
 // own paths (map-number, the import trigger), bulk queues, a function host in a fresh
 // process, and small statistics.
 import postgres from "postgres";
-import { mintUserToken } from "../stack/keys.ts";
-import { freePort } from "../stack/postgres.ts";
+import { mintUserToken } from "../stack/supabase/keys.ts";
+import { freePort } from "../stack/supabase/postgres.ts";
 import type { Stack, StackInfo } from "../stack/stack.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -178,7 +178,7 @@ export async function createCampaign(
   return c.id;
 }
 
-/** Callee endings the emulators' outcome table fails (stack/livekit/call_outcomes.ts). */
+/** Callee endings the emulators' outcome table fails (stack/emulators/livekit/call_outcomes.ts). */
 export const FAILING_SUFFIXES = ["401", "403", "404", "408", "480", "486", "503", "603"];
 
 /**

@@ -2,20 +2,20 @@
 // the functions gateway, pg_net's worker, and the LiveKit and Twilio emulators when no
 // real credentials are given. `deno task dev` and `deno task test` both start it.
 import postgres from "postgres";
-import { type Cluster, freePort, restartCluster, startCluster } from "./postgres.ts";
-import { applyMigrations } from "./migrate.ts";
-import { createKeys, type Keys } from "./keys.ts";
-import { discoverFunctions, type Gateway, startGateway } from "./gateway.ts";
-import { type NetWorker, startNetWorker } from "./net.ts";
+import { type Cluster, freePort, restartCluster, startCluster } from "./supabase/postgres.ts";
+import { applyMigrations } from "./supabase/migrate.ts";
+import { createKeys, type Keys } from "./supabase/keys.ts";
+import { discoverFunctions, type Gateway, startGateway } from "./supabase/gateway.ts";
+import { type NetWorker, startNetWorker } from "./supabase/net.ts";
 import { authHandler } from "./supabase/auth.ts";
 import { restHandler } from "./supabase/rest.ts";
-import { type LiveKitEmulator, startLiveKit } from "./livekit/server.ts";
-import { startTwilio, type TwilioEmulator } from "./twilio/server.ts";
+import { type LiveKitEmulator, startLiveKit } from "./emulators/livekit/server.ts";
+import { startTwilio, type TwilioEmulator } from "./emulators/twilio/server.ts";
 import { setLogSink } from "../supabase/functions/_shared/log.ts";
 import { type Deps, depsFromEnv } from "../supabase/functions/_shared/deps.ts";
 import { guardClosedSocketWrites } from "../supabase/functions/_shared/db.ts";
 
-import { ROOT } from "./migrate.ts";
+import { ROOT } from "./supabase/migrate.ts";
 export { ROOT };
 
 /** What a client of the stack needs; written to <state>/stack.json. */

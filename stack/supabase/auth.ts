@@ -6,7 +6,7 @@
 // Sources for each behaviour: stack/supabase/README.md.
 import * as jose from "jose";
 import type postgres from "postgres";
-import type { Keys } from "../keys.ts";
+import type { Keys } from "./keys.ts";
 import { bearerToken, type Claims, randomToken, TokenError, tokenVerifier } from "./jwt.ts";
 
 export interface AuthOptions {

@@ -1,7 +1,7 @@
 // Token checks shared by the Auth and REST stand-ins: the stack's ES256 session tokens
 // (verified against its JWKS) and the legacy HS256 anon and service keys.
 import * as jose from "jose";
-import type { Keys } from "../keys.ts";
+import type { Keys } from "./keys.ts";
 
 export type Claims = jose.JWTPayload & {
   role?: string;

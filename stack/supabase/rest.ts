@@ -6,7 +6,7 @@
 // the catalogue and quoted; every value is a bound parameter. Requests outside the covered
 // subset get a 400 naming what is not supported. Sources: stack/supabase/README.md.
 import type postgres from "postgres";
-import type { Keys } from "../keys.ts";
+import type { Keys } from "./keys.ts";
 import { isConnectionError } from "./auth.ts";
 import { bearerToken, type Claims, TokenError, tokenVerifier } from "./jwt.ts";
 

@@ -10,9 +10,9 @@ import {
   sql,
   stack,
 } from "../helpers/stack.ts";
-import { createKeys, mintUserToken } from "../../stack/keys.ts";
-import { startGateway } from "../../stack/gateway.ts";
-import { freePort } from "../../stack/postgres.ts";
+import { createKeys, mintUserToken } from "../../stack/supabase/keys.ts";
+import { startGateway } from "../../stack/supabase/gateway.ts";
+import { freePort } from "../../stack/supabase/postgres.ts";
 import { RateLimitError, toErrorBody } from "../../supabase/functions/_shared/errors.ts";
 import { serve } from "../../supabase/functions/_shared/http.ts";
 import { setLogSink } from "../../supabase/functions/_shared/log.ts";

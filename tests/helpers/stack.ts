@@ -3,7 +3,7 @@
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import * as jose from "jose";
 import postgres from "postgres";
-import { mintUserToken } from "../../stack/keys.ts";
+import { mintUserToken } from "../../stack/supabase/keys.ts";
 import type { StackInfo } from "../../stack/stack.ts";
 import { type Deps, depsFromEnv } from "../../supabase/functions/_shared/deps.ts";
 
@@ -195,7 +195,7 @@ export async function readyAssistant(label: string) {
   };
 }
 
-/** The calls-per-second budget the stack starts with (stack/test.ts). */
+/** The calls-per-second budget the stack starts with (stack/commands/test.ts). */
 export const DEFAULT_CARRIER_CPS = 50;
 
 /**

@@ -33,7 +33,7 @@ import {
   type LiveKitKnobs,
   type RequestLogEntry,
   startLiveKit,
-} from "../../stack/livekit/server.ts";
+} from "../../stack/emulators/livekit/server.ts";
 
 type DispatchRuleArg = Parameters<SipClient["createSipDispatchRule"]>[0];
 

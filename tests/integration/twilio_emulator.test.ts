@@ -4,13 +4,13 @@ import assert from "node:assert/strict";
 import twilio from "twilio";
 import { DisconnectReason, SIPTransport } from "@livekit/protocol";
 import { SipCallError, SipClient } from "livekit-server-sdk";
-import { startLiveKit } from "../../stack/livekit/server.ts";
+import { startLiveKit } from "../../stack/emulators/livekit/server.ts";
 import { createTwilioClient } from "../../supabase/functions/_shared/twilio_client.ts";
 import {
   startTwilio,
   type TwilioEmulator,
   type TwilioEmulatorOptions,
-} from "../../stack/twilio/server.ts";
+} from "../../stack/emulators/twilio/server.ts";
 
 const ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef";
 const AUTH_TOKEN = "emulator-auth-token";

@@ -15,7 +15,7 @@ import {
   stack,
   type TestUser,
 } from "../helpers/stack.ts";
-import { mintUserToken } from "../../stack/keys.ts";
+import { mintUserToken } from "../../stack/supabase/keys.ts";
 import {
   addSummary,
   asUser,

@@ -5,8 +5,8 @@
 // /auth/v1/.well-known/jwks.json.
 import * as jose from "jose";
 import type { Keys } from "./keys.ts";
-import type { Deps } from "../supabase/functions/_shared/deps.ts";
-import { logger } from "../supabase/functions/_shared/log.ts";
+import type { Deps } from "../../supabase/functions/_shared/deps.ts";
+import { logger } from "../../supabase/functions/_shared/log.ts";
 
 export type Handler = (req: Request) => Promise<Response>;
 

@@ -5,7 +5,7 @@
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { demoReceiver } from "./demo_webhooks.ts";
-import type { StackInfo } from "./stack.ts";
+import type { StackInfo } from "../stack.ts";
 
 // Callees chosen by the LiveKit emulator's outcome table (last three digits).
 const CONTACTS = [

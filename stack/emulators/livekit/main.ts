@@ -1,7 +1,7 @@
 /**
  * Runs the LiveKit emulator on its own.
  *
- *   LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret deno run -A stack/livekit/main.ts
+ *   LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret deno run -A stack/emulators/livekit/main.ts
  *
  * Optional: PORT (default 7880, LiveKit's own), WEBHOOK_URL, LIVEKIT_TIME_SCALE (default 1),
  * LIVEKIT_REGIONS (extra listeners listed by /settings/regions, default 0).

@@ -1,7 +1,7 @@
 // `deno task test`: boots an isolated stack (its own cluster and ports), runs the pgTAP
 // files and every Deno test against it, tears it all down, and prints `N passed, N failed`.
-import { psql } from "./postgres.ts";
-import { ROOT, startStack } from "./stack.ts";
+import { psql } from "../supabase/postgres.ts";
+import { ROOT, startStack } from "../stack.ts";
 
 const filter = Deno.args;
 let passed = 0;

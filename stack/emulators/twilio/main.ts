@@ -1,6 +1,6 @@
 // Runs the Twilio emulator on its own:
 //   TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... PORT=4010 TWILIO_NUMBERS=+15550100,+15550101 \
-//     deno run -A stack/twilio/main.ts
+//     deno run -A stack/emulators/twilio/main.ts
 
 import { z } from "zod";
 import { startTwilio } from "./server.ts";

@@ -3,10 +3,10 @@
 // idempotent load), then supabase/seed.sql.
 import { psql } from "./postgres.ts";
 
-export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+export const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 export async function applyMigrations(dbUrl: string, log: (line: string) => void = () => {}) {
-  await psql({ url: dbUrl }, { file: `${ROOT}/stack/supabase.sql` });
+  await psql({ url: dbUrl }, { file: `${ROOT}/stack/supabase/platform.sql` });
   await psql({ url: dbUrl }, {
     sql: `create schema if not exists supabase_migrations;
           create table if not exists supabase_migrations.schema_migrations

@@ -2,7 +2,7 @@
 // and stops cleanly on Ctrl-C. `--once` exits after the demo's summary; `--no-demo` skips it.
 // One dev stack per checkout: a second start prints where the running one is and exits 1.
 import { runDemo } from "./demo.ts";
-import { lockState, type StackLock, StackLockedError, startStack } from "./stack.ts";
+import { lockState, type StackLock, StackLockedError, startStack } from "../stack.ts";
 
 const once = Deno.args.includes("--once");
 const demo = !Deno.args.includes("--no-demo");
