@@ -2,7 +2,7 @@
 // own paths (map-number, the import trigger), bulk queues, a function host in a fresh
 // process, and small statistics.
 import postgres from "postgres";
-import { mintUserToken } from "../stack/supabase/keys.ts";
+import * as fixtures from "../stack/fixtures.ts";
 import { freePort } from "../stack/supabase/postgres.ts";
 import type { Stack, StackInfo } from "../stack/stack.ts";
 
@@ -32,25 +32,9 @@ export function superuser(info: StackInfo, max = 4): postgres.Sql {
   return postgres(info.dbUrl, { max, onnotice: () => {}, prepare: false });
 }
 
-export interface User {
-  id: string;
-  token: string;
-}
+export type User = fixtures.FixtureUser;
 
-export async function createUser(ctx: Ctx, label: string): Promise<User> {
-  const email = `${label}-${crypto.randomUUID().slice(0, 8)}@example.com`;
-  const [{ id }] = await ctx.sql<
-    { id: string }[]
-  >`insert into auth.users (email) values (${email}) returning id`;
-  return { id, token: await mintUserToken(ctx.info, { id, email }) };
-}
-
-export async function createAssistant(ctx: Ctx, user: User, agentName: string): Promise<string> {
-  const [a] = await ctx.sql<{ id: string }[]>`
-    insert into public.assistant (owner_id, name, agent_name)
-    values (${user.id}, ${agentName}, ${agentName}) returning id`;
-  return a.id;
-}
+export { createAssistant, createUser } from "../stack/fixtures.ts";
 
 /** POSTs to a function through the gateway; status and parsed body. */
 export async function callFunction(
@@ -87,11 +71,7 @@ export async function eventually<T>(
   throw new Error(`timed out waiting for ${what}`);
 }
 
-export interface Line {
-  id: string;
-  e164: string;
-  outboundTrunkId: string;
-}
+export type Line = fixtures.ReadyNumber;
 
 /**
  * Assigns `count` free seeded numbers to the assistant through map-number (the product's
@@ -104,38 +84,8 @@ export async function provisionLines(
   count: number,
   cps: number,
 ): Promise<Line[]> {
-  const taken = new Set(
-    (await ctx.sql<{ e164: string }[]>`
-      select e164 from public.phone_number union select e164 from internal.provisioning_job`)
-      .map((r) => r.e164),
-  );
-  const free = ctx.info.numbers.filter((n) => !taken.has(n)).slice(0, count);
-  if (free.length < count) throw new Error(`only ${free.length} free seeded numbers left`);
-  const lines: Line[] = [];
-  // A few at a time: each assignment provisions LiveKit and Twilio under a per-number lock.
-  for (let i = 0; i < free.length; i += 4) {
-    const batch = await Promise.all(
-      free.slice(i, i + 4).map(async (e164) => {
-        const r = await callFunction(ctx.info, "map-number", user.token, {
-          phoneNumber: e164,
-          assistantId,
-        });
-        if (r.status !== 200 || r.body.phoneNumber.trunkStatus !== "ready") {
-          throw new Error(`map-number ${e164}: ${r.status} ${JSON.stringify(r.body)}`);
-        }
-        const n = r.body.phoneNumber;
-        return { id: n.id, e164: n.e164, outboundTrunkId: n.outboundTrunkId } as Line;
-      }),
-    );
-    lines.push(...batch);
-  }
+  const lines: Line[] = await fixtures.readyNumbers(ctx, user, assistantId, count);
   const ids = lines.map((l) => l.id);
-  await eventually(async () => {
-    const [j] = await ctx.sql<{ open: number }[]>`
-      select count(*)::int as open from internal.provisioning_job
-      where e164 in ${ctx.sql(lines.map((l) => l.e164))} and status <> 'done'`;
-    return j.open === 0;
-  }, "the provisioning outbox to drain");
   // Budgets belong to the carrier trunk that every number sits on: `cps` per number in all.
   await ctx.sql`insert into internal.carrier_pacing (carrier_trunk, cps)
     select distinct coalesce(carrier_trunk, 'default'), ${cps * lines.length}::numeric

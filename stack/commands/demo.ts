@@ -5,6 +5,7 @@
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { demoReceiver } from "./demo_webhooks.ts";
+import { assignNumber } from "../fixtures.ts";
 import type { StackInfo } from "../stack.ts";
 
 // Callees chosen by the LiveKit emulator's outcome table (last three digits).
@@ -37,12 +38,13 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
   const supabase = createClient(info.supabaseUrl, info.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false },
   });
-  // The superuser connection only nudges the tick each second: locally pg_cron 1.4 runs it
-  // once a minute, where Supabase's pg_cron runs it every 5 s.
+  // The superuser connection waits for the number's provisioning outbox (stack/fixtures.ts) and
+  // nudges the tick each second: locally pg_cron 1.4 runs it once a minute, where Supabase's
+  // pg_cron runs it every 5 s.
   const sql = postgres(info.dbUrl, { max: 1, onnotice: () => {} });
   try {
     const email = `demo-${Date.now()}@example.com`;
-    const { user } = must(
+    const { user, session } = must(
       "sign up",
       await supabase.auth.signUp({ email, password: crypto.randomUUID() }),
     );
@@ -61,16 +63,15 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
     }
 
     say(`demo: assigning ${number} to the assistant through map-number ...`);
-    const mapped = await supabase.functions.invoke("map-number", {
-      body: { phoneNumber: number, assistantId: assistant.id, label: "Demo line" },
-    });
-    if (mapped.error) {
-      const body = await mapped.error.context?.json?.().catch(() => null);
-      throw new Error(`map-number failed: ${JSON.stringify(body ?? mapped.error.message)}`);
-    }
-    const n = mapped.data.phoneNumber;
+    const n = await assignNumber(
+      { info, sql },
+      session!.access_token,
+      assistant.id,
+      number,
+      "Demo line",
+    );
     say(
-      `demo: ${n.e164} is ${n.trunkStatus}: inbound ${n.inboundTrunkId}, rule ${n.dispatchRuleId}, outbound ${n.outboundTrunkId}`,
+      `demo: ${n.e164} is ready: inbound ${n.inboundTrunkId}, rule ${n.dispatchRuleId}, outbound ${n.outboundTrunkId}`,
     );
 
     const campaign = must(

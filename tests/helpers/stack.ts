@@ -3,7 +3,7 @@
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import * as jose from "jose";
 import postgres from "postgres";
-import { mintUserToken } from "../../stack/supabase/keys.ts";
+import * as fixtures from "../../stack/fixtures.ts";
 import type { StackInfo } from "../../stack/stack.ts";
 import { type Deps, depsFromEnv } from "../../supabase/functions/_shared/deps.ts";
 
@@ -21,13 +21,12 @@ export interface TestUser {
   client: SupabaseClient;
 }
 
+/** The stack as the shared fixtures (stack/fixtures.ts) see it. */
+export const fixture: fixtures.Fixture = { info: stack, sql };
+
 export async function createUser(label = "user"): Promise<TestUser> {
-  const email = `${label}-${crypto.randomUUID().slice(0, 8)}@example.com`;
-  const [{ id }] = await sql<
-    { id: string }[]
-  >`insert into auth.users (email) values (${email}) returning id`;
-  const token = await mintUserToken(stack, { id, email });
-  return { id, email, token, client: userClient(token) };
+  const user = await fixtures.createUser(fixture, label);
+  return { ...user, client: userClient(user.token) };
 }
 
 export function userClient(token: string): SupabaseClient {
@@ -80,20 +79,12 @@ export async function createAssistant(
   name = "Receptionist",
   agentName = "receptionist",
 ) {
-  const [a] = await sql<{ id: string }[]>`
-    insert into public.assistant (owner_id, name, agent_name) values (${user.id}, ${name}, ${agentName}) returning id`;
-  return a.id;
+  return await fixtures.createAssistant(fixture, user, agentName, name);
 }
 
 /** A seeded number of the Twilio emulator that no other test has taken. */
 export async function freeNumber(): Promise<string> {
-  const [row] = await sql<{ n: string }[]>`
-    select n from unnest(${stack.numbers}::text[]) n
-    where not exists (select from public.phone_number p where p.e164 = n)
-      and not exists (select from internal.provisioning_job j where j.e164 = n)
-    order by random() limit 1`;
-  if (!row) throw new Error("no free seeded number left");
-  return row.n;
+  return (await fixtures.freeNumbers(fixture, 1))[0];
 }
 
 /** The LiveKit emulator's state and request log. */
@@ -137,11 +128,7 @@ export async function eventually<T>(
 
 /** Waits until no provisioning job is open for the number (the trigger's own run is done). */
 export async function outboxDrained(e164: string) {
-  await eventually(async () => {
-    const [j] =
-      await sql`select count(*)::int as open from internal.provisioning_job where e164 = ${e164} and status <> 'done'`;
-    return j.open === 0;
-  }, `the provisioning outbox of ${e164} to drain`);
+  await fixtures.outboxDrained(fixture, [e164]);
 }
 
 /** Runs `fn` in a transaction as the user under RLS, as PostgREST does. */
@@ -177,22 +164,8 @@ export async function webhookToken(
 export async function readyAssistant(label: string) {
   const user = await createUser(label);
   const assistantId = await createAssistant(user, `${label} assistant`, `${label}-agent`);
-  const e164 = await freeNumber();
-  const res = await call("map-number", {
-    token: user.token,
-    body: { phoneNumber: e164, assistantId },
-  });
-  if (res.status !== 200) {
-    throw new Error(`map-number answered ${res.status}: ${JSON.stringify(res.body)}`);
-  }
-  await outboxDrained(e164);
-  return {
-    user,
-    assistantId,
-    e164,
-    numberId: res.body.phoneNumber.id as string,
-    outboundTrunkId: res.body.phoneNumber.outboundTrunkId as string,
-  };
+  const n = await fixtures.assignNumber(fixture, user.token, assistantId, await freeNumber());
+  return { user, assistantId, e164: n.e164, numberId: n.id, outboundTrunkId: n.outboundTrunkId };
 }
 
 /** The calls-per-second budget the stack starts with (stack/commands/test.ts). */
@@ -302,16 +275,13 @@ export async function addTwilioNumber(e164: string) {
 
 /** Assigns a number (a free seeded one unless given) to the user's assistant, provisioned and settled. */
 export async function readyNumber(user: TestUser, assistantId: string, e164?: string) {
-  const number = e164 ?? await freeNumber();
-  const res = await call("map-number", {
-    token: user.token,
-    body: { phoneNumber: number, assistantId },
-  });
-  if (res.status !== 200) {
-    throw new Error(`map-number answered ${res.status}: ${JSON.stringify(res.body)}`);
-  }
-  await outboxDrained(number);
-  return { e164: number, numberId: res.body.phoneNumber.id as string };
+  const n = await fixtures.assignNumber(
+    fixture,
+    user.token,
+    assistantId,
+    e164 ?? await freeNumber(),
+  );
+  return { e164: n.e164, numberId: n.id };
 }
 
 /** Number health's thresholds (internal.number_health_settings); returns the previous ones. */
