@@ -8,7 +8,7 @@ import { CsvReader } from "./csv.ts";
 import { asUser, type Tx } from "./db.ts";
 import type { Deps } from "./deps.ts";
 import { AppError, NotFoundError, ValidationError } from "./errors.ts";
-import { readBody, validate } from "./http.ts";
+import { parseJson, readBody, validate } from "./http.ts";
 import { uuid } from "./schemas.ts";
 
 export const MAX_IMPORT_BYTES = 10 * 1024 * 1024;
@@ -361,16 +361,7 @@ export async function importContacts(
   }
 
   if (type === "application/json") {
-    const bytes = await readBody(req, MAX_IMPORT_BYTES);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-    } catch {
-      throw new ValidationError("The body is not valid JSON.", {
-        fields: { "(body)": "invalid JSON" },
-      });
-    }
-    const body = validate(JsonBody, parsed);
+    const body = validate(JsonBody, parseJson(await readBody(req, MAX_IMPORT_BYTES)));
     if (body.contacts.length > MAX_IMPORT_ROWS) {
       throw tooLarge(`The import has more than ${MAX_IMPORT_ROWS} rows; split it into several.`);
     }

@@ -198,6 +198,17 @@ export function validate<S extends z.ZodType>(schema: S, input: unknown): z.infe
   return parsed.data;
 }
 
+/** A body's bytes as JSON (strict UTF-8); a 400 naming the body when they are not. */
+export function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new ValidationError("The body is not valid JSON.", {
+      fields: { "(body)": "invalid JSON" },
+    });
+  }
+}
+
 /** Reads a JSON object body (bounded in size) and validates it. */
 export async function readJson<S extends z.ZodType>(req: Request, schema: S): Promise<z.infer<S>> {
   const type = req.headers.get("content-type") ?? "";
@@ -206,15 +217,7 @@ export async function readJson<S extends z.ZodType>(req: Request, schema: S): Pr
   }
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > MAX_BODY_BYTES) throw tooLarge();
-  const bytes = await readBody(req);
-  let body: unknown;
-  try {
-    body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  } catch {
-    throw new ValidationError("The body is not valid JSON.", {
-      fields: { "(body)": "invalid JSON" },
-    });
-  }
+  const body = parseJson(await readBody(req));
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new ValidationError("The body must be a JSON object.", {
       fields: { "(body)": "expected an object" },
