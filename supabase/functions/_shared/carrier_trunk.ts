@@ -3,7 +3,8 @@
 // Vault) and the number attached to it. Or, in static mode, the operator's own SIP provider.
 // `twilio` is imported lazily so functions that never provision do not load it.
 import { type Config, originationUrl } from "./config.ts";
-import type { Tx } from "./db.ts";
+import type { Sql } from "./db.ts";
+import { withLease } from "./lease.ts";
 import { NotConfiguredError, NotFoundError, UpstreamError } from "./errors.ts";
 import type { Deps } from "./deps.ts";
 import type { SipCredentials } from "./trunks.ts";
@@ -179,7 +180,7 @@ interface SipTrunkRow {
  * The credentials LiveKit's outbound trunk uses. Static mode: from env. Twilio: ensures the
  * account's trunk step by step (each step finds before it creates) under a lock.
  */
-export async function sipCredentials(carrier: Carrier, tx: Tx): Promise<SipCredentials> {
+export async function sipCredentials(carrier: Carrier, sql: Sql): Promise<SipCredentials> {
   const config = carrier.config;
   const base = { transport: config.sipTransport, destinationCountry: config.destinationCountry };
   if (config.staticSip) {
@@ -195,13 +196,28 @@ export async function sipCredentials(carrier: Carrier, tx: Tx): Promise<SipCrede
   // Checked before anything is made: a number on a trunk without origination is unreachable.
   const sipUrl = requireOrigination(config);
   const tw = await carrier.twilio();
-  await tx`select pg_advisory_xact_lock(hashtext(${"sip_trunk:" + t.accountSid}))`;
-  await tx`insert into internal.sip_trunk (account_sid) values (${t.accountSid}) on conflict do nothing`;
-  const [row] = await tx<
+  return await withLease(
+    sql,
+    `sip_trunk:${t.accountSid}`,
+    () => ensureCarrierTrunk(config, t, sipUrl, tw, sql),
+  );
+}
+
+/** The account's trunk, origination and credential, each found before it is made (under the lease). */
+async function ensureCarrierTrunk(
+  config: Config,
+  t: TwilioConfig,
+  sipUrl: string,
+  tw: Twilio,
+  sql: Sql,
+): Promise<SipCredentials> {
+  const base = { transport: config.sipTransport, destinationCountry: config.destinationCountry };
+  await sql`insert into internal.sip_trunk (account_sid) values (${t.accountSid}) on conflict do nothing`;
+  const [row] = await sql<
     SipTrunkRow[]
   >`select * from internal.sip_trunk where account_sid = ${t.accountSid}`;
   const save = (fields: Partial<SipTrunkRow>) =>
-    tx`update internal.sip_trunk set ${tx(fields as Record<string, unknown>)}, updated_at = now()
+    sql`update internal.sip_trunk set ${sql(fields as Record<string, unknown>)}, updated_at = now()
        where account_sid = ${t.accountSid}`;
   const call = async <T>(action: string, fn: () => Promise<T>): Promise<T> => {
     try {
@@ -302,7 +318,7 @@ export async function sipCredentials(carrier: Carrier, tx: Tx): Promise<SipCrede
   );
   let username = row.sip_username;
   let password = row.password_secret_id
-    ? (await tx<{ v: string | null }[]>`select internal.secret(${
+    ? (await sql<{ v: string | null }[]>`select internal.secret(${
       "sip_password:" + t.accountSid
     }) as v`)[0].v
     : null;
@@ -333,7 +349,7 @@ export async function sipCredentials(carrier: Carrier, tx: Tx): Promise<SipCrede
     await removeAll();
     username = `lk${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
     password = generatePassword();
-    const [{ id }] = await tx<{ id: string }[]>`select internal.put_secret(${
+    const [{ id }] = await sql<{ id: string }[]>`select internal.put_secret(${
       "sip_password:" + t.accountSid
     }, ${password}) as id`;
     await call(
@@ -345,7 +361,7 @@ export async function sipCredentials(carrier: Carrier, tx: Tx): Promise<SipCrede
         }),
     );
     await save({ sip_username: username, password_secret_id: id });
-    await tx`
+    await sql`
       insert into internal.provisioning_job (phone_number_id, e164, owner_id)
       select id, e164, owner_id from public.phone_number where assistant_id is not null and outbound_trunk_id is not null
       on conflict (e164) where status <> 'done' do update
@@ -367,12 +383,16 @@ export async function sipCredentials(carrier: Carrier, tx: Tx): Promise<SipCrede
 }
 
 /** Puts the number on the account's trunk (Twilio mode); returns its PN SID. */
-export async function attachNumber(carrier: Carrier, tx: Tx, e164: string): Promise<string | null> {
+export async function attachNumber(
+  carrier: Carrier,
+  sql: Sql,
+  e164: string,
+): Promise<string | null> {
   const config = carrier.config;
   if (!config.twilio || config.staticSip) return null;
   const n = await findTwilioNumber(carrier, { e164 });
   if (!n) throw new NotFoundError(`${e164} is not a number of the Twilio account.`);
-  const [row] = await tx<
+  const [row] = await sql<
     { trunk_sid: string }[]
   >`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
   if (row?.trunk_sid && n.trunkSid !== row.trunk_sid) {
@@ -387,12 +407,12 @@ export async function attachNumber(carrier: Carrier, tx: Tx, e164: string): Prom
 }
 
 /** Takes the number off the account's trunk, if it is on it (Twilio mode). */
-export async function detachNumber(carrier: Carrier, tx: Tx, e164: string): Promise<void> {
+export async function detachNumber(carrier: Carrier, sql: Sql, e164: string): Promise<void> {
   const config = carrier.config;
   if (!config.twilio || config.staticSip) return;
   const n = await findTwilioNumber(carrier, { e164 });
   if (!n?.trunkSid) return;
-  const [row] = await tx<
+  const [row] = await sql<
     { trunk_sid: string }[]
   >`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
   if (n.trunkSid !== row?.trunk_sid) return; // on someone else's trunk: not ours to change

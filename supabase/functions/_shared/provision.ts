@@ -1,7 +1,8 @@
 // Reconciles LiveKit and Twilio towards the database for one number: the row says which
 // assistant should own it; this makes exactly that exist and records where it stands.
 import { requireLiveKit } from "./config.ts";
-import { asService, asUser, type Tx } from "./db.ts";
+import { asUser, type Sql } from "./db.ts";
+import { withLease } from "./lease.ts";
 import type { Requester } from "./auth.ts";
 import { AppError, NotFoundError, UpstreamError } from "./errors.ts";
 import { attachNumber, detachNumber, sipCredentials } from "./carrier_trunk.ts";
@@ -12,7 +13,6 @@ import {
   ensureOutboundTrunk,
   findExisting,
   removeStale,
-  type SipCredentials,
   type TrunkOwner,
 } from "./trunks.ts";
 
@@ -70,11 +70,9 @@ export function trunkView(r: NumberRow) {
 
 export type NumberKey = { phoneNumberId: string; e164?: string } | { e164: string };
 
-async function loadRow(tx: Tx, key: NumberKey, lock: boolean): Promise<NumberRow | null> {
-  const where = "phoneNumberId" in key ? tx`id = ${key.phoneNumberId}` : tx`e164 = ${key.e164}`;
-  const [row] = lock
-    ? await tx<NumberRow[]>`select * from public.phone_number where ${where} for update`
-    : await tx<NumberRow[]>`select * from public.phone_number where ${where}`;
+async function loadRow(sql: Sql, key: NumberKey): Promise<NumberRow | null> {
+  const where = "phoneNumberId" in key ? sql`id = ${key.phoneNumberId}` : sql`e164 = ${key.e164}`;
+  const [row] = await sql<NumberRow[]>`select * from public.phone_number where ${where}`;
   return row ?? null;
 }
 
@@ -84,33 +82,19 @@ export interface ProvisionResult {
 }
 
 /**
- * Makes LiveKit (and Twilio) match the row. Serialised per number (advisory lock plus the
- * row lock), so concurrent calls converge; a failure is recorded on the row, not lost.
+ * Makes LiveKit (and Twilio) match the row. Serialised per number by a lease (no transaction
+ * is held across the HTTP calls), so concurrent calls converge; a change made meanwhile bumps
+ * the number's outbox job, which runs again; a failure is recorded on the row, not lost.
  */
 export async function provisionNumber(deps: Deps, key: NumberKey): Promise<ProvisionResult> {
   const { config, sql, log } = deps;
-  const first = await asService(sql, (tx) => loadRow(tx, key, false));
+  const first = await loadRow(sql, key);
   const e164 = first?.e164 ?? ("e164" in key ? key.e164 : undefined);
   if (!e164) return { row: null, error: null };
-
-  // Carrier credentials are ensured in their own committed transaction: what Twilio
-  // holds and what Vault holds must never diverge because a later step rolled back.
-  let creds: SipCredentials | null = null;
-  let credsError: AppError | null = null;
-  if (first?.assistant_id) {
-    try {
-      creds = await asService(sql, (tx) => sipCredentials(deps, tx));
-    } catch (e) {
-      if (!(e instanceof AppError)) throw e;
-      credsError = e;
-    }
-  }
-
-  return await asService(sql, async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext(${"provision:" + e164}))`;
-    const row = first ? await loadRow(tx, { phoneNumberId: first.id }, true) : null;
+  return await withLease(sql, `provision:${e164}`, async () => {
+    const row = first ? await loadRow(sql, { phoneNumberId: first.id }) : null;
     const assistant = row?.assistant_id
-      ? (await tx<{ id: string; agent_name: string }[]>`
+      ? (await sql<{ id: string; agent_name: string }[]>`
           select id, agent_name from public.assistant where id = ${row.assistant_id}`)[0]
       : undefined;
     const owner: TrunkOwner | null = row && assistant
@@ -124,7 +108,9 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
       : null;
     const l = log.child({ phoneNumberId: row?.id, e164, assistantId: owner?.assistantId ?? null });
     try {
-      if (owner && credsError) throw credsError;
+      // Each step commits as it goes: what Twilio holds and what Vault holds never diverge
+      // because a later step failed.
+      const creds = owner ? await sipCredentials(deps, sql) : null;
       const lk = deps.liveKit;
       const existing = await findExisting(lk, e164);
       const removed = await removeStale(lk, e164, existing, owner);
@@ -132,9 +118,9 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
         l.info("removed stale trunks", removed);
       }
       if (!owner) {
-        await detachNumber(deps, tx, e164);
+        await detachNumber(deps, sql, e164);
         if (!row) return { row: null, error: null };
-        const [done] = await tx<NumberRow[]>`
+        const [done] = await sql<NumberRow[]>`
           update public.phone_number set trunk_status = 'released', trunk_error = null,
             inbound_trunk_id = null, inbound_trunk_name = null, outbound_trunk_id = null,
             outbound_trunk_name = null, dispatch_rule_id = null, provisioned_assistant_id = null,
@@ -145,7 +131,7 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
       }
       const inbound = await ensureInboundTrunk(lk, owner, existing);
       const rule = await ensureDispatchRule(lk, owner, inbound.sipTrunkId, existing);
-      const twilioSid = await attachNumber(deps, tx, e164);
+      const twilioSid = await attachNumber(deps, sql, e164);
       const { trunk: outbound, updated } = await ensureOutboundTrunk(
         lk,
         owner,
@@ -156,7 +142,7 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
       if (updated.length > 0) {
         l.info("outbound trunk updated", { outboundTrunkId: outbound.sipTrunkId, fields: updated });
       }
-      const [done] = await tx<NumberRow[]>`
+      const [done] = await sql<NumberRow[]>`
         update public.phone_number set trunk_status = 'ready', trunk_error = null,
           twilio_sid = coalesce(${twilioSid}, twilio_sid),
           inbound_trunk_id = ${inbound.sipTrunkId}, inbound_trunk_name = ${inbound.name},
@@ -177,7 +163,7 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
       // were there a moment ago. The error is still shown and the job retries.
       const stillReady = row.trunk_status === "ready" &&
         row.provisioned_assistant_id === row.assistant_id;
-      const [failed] = await tx<NumberRow[]>`
+      const [failed] = await sql<NumberRow[]>`
         update public.phone_number set trunk_status = ${
         stillReady ? "ready" : "error"
       }, trunk_error = ${e.message}
