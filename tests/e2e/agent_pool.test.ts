@@ -6,13 +6,12 @@ import {
   asUser,
   call,
   configureLiveKit,
-  eventually,
   livekitState,
   readyAssistant,
   sql,
-  stack,
   type TestUser,
 } from "../helpers/stack.ts";
+import { explain, settled } from "../helpers/campaigns.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -47,46 +46,6 @@ async function campaignOf(label: string, numbers: string[], settings: Record<str
       })`,
   );
   return { user, assistantId, campaignId: c.id as string };
-}
-
-async function progress(campaignId: string) {
-  const [p] = await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
-  return p;
-}
-
-async function runUntil(campaignId: string, status: string, tries = 300) {
-  try {
-    return await eventually(
-      async () => {
-        await serviceTick(campaignId);
-        const p = await progress(campaignId);
-        return p.status === status ? p : null;
-      },
-      `campaign ${campaignId} to be ${status}`,
-      tries,
-    );
-  } catch (e) {
-    await explain(campaignId);
-    throw e;
-  }
-}
-
-/** Where a campaign stands, for a failure to be read from the log alone. */
-async function explain(campaignId: string) {
-  const calls = await sql`select status, outcome, abandoned, count(*)::int as n
-    from public.outbound_calls where campaign_id = ${campaignId} group by 1, 2, 3`;
-  const [c] =
-    await sql`select status, status_reason, throttle_reason, agent_limit, abandon_slowed_at
-    from public.campaigns where id = ${campaignId}`;
-  console.log(JSON.stringify({ campaign: c, progress: await progress(campaignId), calls }));
-}
-
-async function serviceTick(campaignId: string) {
-  const res = await call("campaign-tick", {
-    token: stack.serviceKey,
-    body: { campaignId, budgetSec: 10 },
-  });
-  assert.equal(res.status, 200, JSON.stringify(res.body));
 }
 
 async function start(campaignId: string) {
@@ -126,7 +85,7 @@ Deno.test("a campaign whose agents never join pauses with the reason and counts 
   let p;
   try {
     await start(f.campaignId);
-    p = await runUntil(f.campaignId, "paused", 60);
+    p = await settled(f.campaignId, "paused", { tick: { budgetSec: 10 } });
   } finally {
     await configureLiveKit({ agentWorkers: -1 });
   }
@@ -150,16 +109,12 @@ Deno.test("with fewer agents than lines, nobody is dialed before an agent is in 
   const limits: number[] = [];
   try {
     await start(f.campaignId);
-    p = await eventually(
-      async () => {
-        await serviceTick(f.campaignId);
-        const x = await progress(f.campaignId);
+    p = await settled(f.campaignId, "completed", {
+      tick: { budgetSec: 10 },
+      each: (x) => {
         if (x.concurrency_limit !== null) limits.push(x.concurrency_limit);
-        return x.status === "completed" ? x : null;
       },
-      "the campaign to complete",
-      400,
-    );
+    });
   } finally {
     await configureLiveKit({ agentWorkers: -1, timeScale: 0.001 });
   }
@@ -204,7 +159,7 @@ Deno.test("the abandonment rate shown matches an independent count, and past the
   let p;
   try {
     await start(f.campaignId);
-    p = await runUntil(f.campaignId, "paused", 400);
+    p = await settled(f.campaignId, "paused", { tick: { budgetSec: 10 } });
   } finally {
     await configureLiveKit({ agentSilentRate: 0 });
   }

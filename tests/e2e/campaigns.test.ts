@@ -16,6 +16,7 @@ import {
   type TestUser,
   twilioState,
 } from "../helpers/stack.ts";
+import { answering, importAs, settled, startQuietly, tick } from "../helpers/campaigns.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -53,75 +54,10 @@ async function campaign(
   return { user, assistantId, numberId, campaignId: c.id };
 }
 
-/** The RPC a client calls, run under the user's RLS. */
-async function importAs(user: TestUser, campaignId: string, contacts: Json[]) {
-  const [r] = await asUser(
-    user,
-    (tx) => tx`select public.add_campaign_calls(${campaignId}, ${tx.json(contacts)}) as r`,
-  );
-  return r.r;
-}
-
-/** Starts the campaign without the trigger's poke, so the test decides when ticks run. */
-async function startQuietly(campaignId: string) {
-  await sql.begin(async (tx) => {
-    await tx`alter table public.campaigns disable trigger changed`;
-    await tx`update public.campaigns set status = 'running' where id = ${campaignId}`;
-    await tx`alter table public.campaigns enable trigger changed`;
-  });
-}
-
-function tick(body: Record<string, unknown>) {
-  return call("campaign-tick", { token: stack.serviceKey, body });
-}
-
 /** Emulator call records for these callees. */
 async function dialed(numbers: string[]) {
   const set = new Set(numbers);
   return (await livekitState()).calls.filter((c: Json) => set.has(c.toNumber));
-}
-
-const SPECIAL = new Set(["401", "403", "404", "408", "480", "486", "503", "603"]);
-/** Callees that answer (per the emulator's table), unique per test run. */
-function answering(prefix: string, count: number): string[] {
-  const out: string[] = [];
-  for (let i = 0; out.length < count; i++) {
-    const line = String(i).padStart(4, "0");
-    if (SPECIAL.has(line.slice(1)) || line.slice(1) >= "900") continue;
-    out.push(`+1${prefix}${line}`);
-  }
-  return out;
-}
-
-/**
- * Waits for the campaign to reach `status`, failing when it makes no progress (no call ends)
- * for `stallSec`, not on a total deadline: a loaded machine is slow, a stuck engine is stuck.
- */
-async function settled(campaignId: string, status = "completed", stallSec = 60) {
-  let last = -1;
-  let lastChange = Date.now();
-  const capAt = Date.now() + 15 * 60_000;
-  while (Date.now() < capAt) {
-    const [p] = await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
-    if (p.status === status) return p;
-    const ended = p.completed + p.busy + p.no_answer + p.failed + p.skipped + p.cancelled +
-      p.retrying;
-    if (ended !== last) {
-      last = ended;
-      lastChange = Date.now();
-    } else if (Date.now() - lastChange > stallSec * 1000) {
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  // Say where it stands, so a failure can be read from the log alone.
-  const [p] = await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
-  const calls = await sql`select status, outcome, count(*)::int as n from public.outbound_calls
-    where campaign_id = ${campaignId} group by 1, 2 order by 3 desc`;
-  const stuck = await sql`select status, lease_until, last_error from public.campaign_calls
-    where campaign_id = ${campaignId} and status in ('dialing', 'in_progress', 'queued') limit 5`;
-  console.log(JSON.stringify({ progress: p, calls, stuck }));
-  throw new Error(`campaign ${campaignId} is not ${status} and made no progress for ${stallSec} s`);
 }
 
 Deno.test("8 ticks at once over 2,000 queued calls dial each exactly once within concurrency and pacing", async () => {
@@ -368,16 +304,7 @@ Deno.test("carrier CPS rejections requeue the call without counting the attempt"
   await configureTwilio({ cps: 1 });
   try {
     await startQuietly(f.campaignId);
-    const p = await eventually(
-      async () => {
-        await tick({ campaignId: f.campaignId, budgetSec: 5 });
-        const [x] =
-          await sql`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
-        return x.status === "completed" ? x : null;
-      },
-      "the campaign to complete",
-      60,
-    );
+    const p = await settled(f.campaignId, "completed", { tick: { budgetSec: 5 } });
     assert.equal(p.completed, 6, "every callee answered in the end, with max_attempts 1");
     assert.equal(p.attempts, 6, "rejected attempts did not count");
     const [{ limited }] = await sql`select count(*)::int as limited from public.outbound_calls
@@ -398,16 +325,7 @@ Deno.test("with 30 % of webhooks dropped every call still ends and no answered c
   await configureLiveKit({ webhookDropRate: 0.3 });
   try {
     await startQuietly(f.campaignId);
-    await eventually(
-      async () => {
-        await tick({ campaignId: f.campaignId, budgetSec: 5 });
-        const [x] =
-          await sql`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
-        return x.status === "completed" ? x : null;
-      },
-      "the campaign to complete",
-      60,
-    );
+    await settled(f.campaignId, "completed", { tick: { budgetSec: 5 } });
   } finally {
     await configureLiveKit({ webhookDropRate: 0 });
   }
@@ -547,16 +465,7 @@ Deno.test("failures in a burst pause the campaign with a visible reason", async 
     max_concurrent: 1,
   });
   await startQuietly(f.campaignId);
-  const p = await eventually(
-    async () => {
-      await tick({ campaignId: f.campaignId, maxCalls: 1 });
-      const [x] =
-        await sql`select * from public.campaign_progress where campaign_id = ${f.campaignId}`;
-      return x.status === "paused" ? x : null;
-    },
-    "the breaker to trip",
-    40,
-  );
+  const p = await settled(f.campaignId, "paused", { tick: { maxCalls: 1 } });
   assert.match(p.status_reason, /failure breaker/);
   const [{ failed }] = await sql`select count(*)::int as failed from public.outbound_calls
     where campaign_id = ${f.campaignId} and status = 'failed'`;

@@ -7,15 +7,14 @@ import {
   createAssistant,
   createUser,
   DEFAULT_CARRIER_CPS,
-  eventually,
   readyNumber,
   setCarrierCps,
   setNumberHealth,
   sql,
-  stack,
   type TestUser,
   twilioState,
 } from "../helpers/stack.ts";
+import { settled, startQuietly, tick } from "../helpers/campaigns.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -87,38 +86,6 @@ async function campaign(
       })`,
   );
   return c.id;
-}
-
-/** Starts the campaign without the trigger's poke, so the test decides when ticks run. */
-async function startQuietly(campaignId: string) {
-  await sql.begin(async (tx) => {
-    await tx`alter table public.campaigns disable trigger changed`;
-    await tx`update public.campaigns set status = 'running' where id = ${campaignId}`;
-    await tx`alter table public.campaigns enable trigger changed`;
-  });
-}
-
-function tick(body: Record<string, unknown>) {
-  return call("campaign-tick", { token: stack.serviceKey, body });
-}
-
-/** Waits until the campaign is `status` with nothing live; fails with where it stands. */
-async function settled(campaignId: string, status = "completed") {
-  try {
-    return await eventually(
-      async () => {
-        const [p] =
-          await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
-        return p.status === status && p.dialing + p.in_progress === 0 ? p : null;
-      },
-      `campaign ${campaignId} ${status}`,
-      1200,
-    );
-  } catch (e) {
-    const [p] = await sql`select * from public.campaign_progress where campaign_id = ${campaignId}`;
-    console.log(JSON.stringify(p));
-    throw e;
-  }
 }
 
 /** Every dial of the campaign: callee, caller id, attempt, in order. */
