@@ -35,7 +35,9 @@ export async function hostedLimits(ctx: Ctx): Promise<Row[]> {
   const counter = startPgCounter(ctx.info.dbUrl);
   try {
     return await quietly(ctx, async () => {
-      const host = await startFunctionHost("campaign-tick", [], { SUPABASE_DB_URL: counter.url });
+      const host = await startFunctionHost(ctx, "campaign-tick", [], {
+        SUPABASE_DB_URL: counter.url,
+      });
       try {
         const tick = async (body: Record<string, unknown>) => {
           const cpu0 = cpuSeconds(host.pid);

@@ -252,6 +252,7 @@ export interface FunctionHost {
 }
 
 export async function startFunctionHost(
+  ctx: Ctx,
   name: string,
   flags: string[] = [],
   env: Record<string, string> = {},
@@ -260,7 +261,8 @@ export async function startFunctionHost(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...flags, `${ROOT}/bench/fn_host.ts`, name, String(port)],
     cwd: ROOT,
-    env,
+    // The function's own environment, as a deployment's secrets give it.
+    env: { ...ctx.stack.functionEnv, ...env },
     stdout: Deno.env.get("BENCH_FN_LOG") ? "inherit" : "null",
     stderr: "inherit",
   }).spawn();

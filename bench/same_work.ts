@@ -123,7 +123,7 @@ export async function tickRun(ctx: Ctx, cps: number, calls: number): Promise<Mea
   const f = await dialFixture(ctx);
   const ids = await campaigns(ctx, f, `tick at ${cps}`, calls);
   return await quietly(ctx, async () => {
-    const host = await startFunctionHost("campaign-tick");
+    const host = await startFunctionHost(ctx, "campaign-tick");
     try {
       await setBudget(ctx, f.lines, cps);
       const before = await seen(ctx);

@@ -124,7 +124,7 @@ export async function scale(ctx: Ctx): Promise<Row[]> {
           await only(which);
           await resetPacing();
           const before = new Set((await emulatedCalls(ctx.info)).map((c) => c.sipCallId));
-          const host = await startFunctionHost("campaign-tick");
+          const host = await startFunctionHost(ctx, "campaign-tick");
           try {
             const r = await callFunction(ctx.info, "campaign-tick", ctx.info.serviceKey, {
               ...(which === "single" ? { campaignId: single } : {}),

@@ -36,6 +36,8 @@ export interface StackInfo {
 
 export interface Stack {
   info: StackInfo;
+  /** The environment the functions are built from (a deployment's function secrets). */
+  functionEnv: Record<string, string>;
   cluster: Cluster;
   livekit: LiveKitEmulator | null;
   twilio: TwilioEmulator | null;
@@ -251,7 +253,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       stateDir,
     };
     await Deno.writeTextFile(`${stateDir}/stack.json`, JSON.stringify(info, null, 2));
-    return { info, cluster, livekit, twilio, net, stop };
+    const fnEnv = Object.fromEntries(
+      Object.entries(given).filter((e): e is [string, string] => e[1] !== undefined),
+    );
+    return { info, functionEnv: fnEnv, cluster, livekit, twilio, net, stop };
   } catch (e) {
     await stop();
     throw e;
