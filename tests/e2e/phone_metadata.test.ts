@@ -13,6 +13,7 @@ import {
   zoneOf,
 } from "../../supabase/data/phone_metadata.ts";
 import { DATA_FILE, parseDataFile, render } from "../../supabase/data/generate.ts";
+import { NANP_STATES } from "../../supabase/data/nanp_states.ts";
 import { sql } from "../helpers/stack.ts";
 
 const derived = await derivePhoneMetadata();
@@ -152,6 +153,16 @@ Deno.test("a shared calling code is told apart as libphonenumber-js does", async
     assert.equal(numberCountry(n), country, `TS ${n}`);
     assert.equal(db.get(n)!.country, country, `SQL ${n}`);
   }
+});
+
+Deno.test("the NANP states are loaded with the data: a number's region is its area code's state", async () => {
+  const rows = await sql<{ area_code: string; region: string }[]>`
+    select area_code, region from internal.nanp_state order by area_code`;
+  assert.deepEqual(Object.fromEntries(rows.map((r) => [r.area_code, r.region])), NANP_STATES);
+  const [{ ny, toronto }] = await sql<{ ny: string; toronto: string }[]>`
+    select internal.number_region('+16465550100') as ny,
+      internal.number_region('+14165550100') as toronto`;
+  assert.deepEqual([ny, toronto], ["New York", "Ontario"]);
 });
 
 const tables = ["phone_calling_code", "phone_region", "phone_number_type", "phone_zone"];
