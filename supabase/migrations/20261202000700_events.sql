@@ -501,25 +501,6 @@ language sql security definer set search_path = '' as $$
 $$;
 comment on function internal.cleanup_webhooks is 'Daily: events and deliveries are kept 30 days (replays reach that far back).';
 
-create or replace function internal.schedule_jobs() returns setof cron.job
-language plpgsql security definer set search_path = '' as $$
-declare
-  seconds boolean := (select (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= '{1,5}'::int[]
-                      from pg_extension where extname = 'pg_cron');
-begin
-  perform cron.schedule('provisioning-sweep', case when seconds then '15 seconds' else '* * * * *' end,
-    'select internal.sweep_provisioning()');
-  perform cron.schedule('campaign-tick', case when seconds then '5 seconds' else '* * * * *' end,
-    'select internal.tick_campaigns()');
-  perform cron.schedule('cleanup', '17 3 * * *', 'select internal.cleanup()');
-  perform cron.schedule('webhook-deliver', case when seconds then '5 seconds' else '* * * * *' end,
-    'select internal.sweep_webhooks()');
-  perform cron.schedule('webhook-cleanup', '29 3 * * *', 'select internal.cleanup_webhooks()');
-  return query select * from cron.job
-    where jobname in ('provisioning-sweep', 'campaign-tick', 'cleanup', 'webhook-deliver', 'webhook-cleanup')
-    order by jobname;
-end $$;
-
 -- Triggers -------------------------------------------------------------------------------------
 create trigger emit_events after insert or delete on public.outbound_calls
   for each row execute function internal.emit_call_events();
@@ -578,10 +559,3 @@ revoke all on function internal.poke_webhook_delivery, internal.emit_event, inte
   internal.record_webhook_attempt, internal.release_webhook_lane, internal.sweep_webhooks,
   internal.cleanup_webhooks from public;
 
--- A project configured before this migration gets the new jobs now (otherwise configure does it).
-do $$
-begin
-  if exists (select from vault.decrypted_secrets where name = 'project_url') then
-    perform internal.schedule_jobs();
-  end if;
-end $$;

@@ -1,14 +1,13 @@
--- Phone metadata from its source: which country a number belongs to and the time zone it most
--- likely rings in now come from tables that internal.load_phone_metadata fills from
--- supabase/data/phone_metadata.sql (generated from libphonenumber-js and Google libphonenumber's
--- time zone map by supabase/data/generate.ts). No migration holds the data: a new area code is a
--- regenerated data file, loaded again, not a migration. The lookups decide as libphonenumber-js
--- does at dial time, so import and dial agree on a number's country.
---
--- The frozen tables of 20261124000200_callee_time.sql are dropped; until the data is loaded,
--- number_country and number_timezone answer null (and normalise_number refuses national and
--- non-NANP numbers). The local stack loads it after the migrations; a deployed project runs
--- `psql "$SUPABASE_DB_URL" -f supabase/data/phone_metadata.sql` after `supabase db push`.
+-- Phone metadata: which country a number belongs to, the time zone it most likely rings in and,
+-- under +1, the state, province or territory of its area code. The tables are created empty and
+-- filled by supabase/data/phone_metadata.sql (generated from libphonenumber-js and Google
+-- libphonenumber's time zone map by supabase/data/generate.ts), loaded after the migrations: a new
+-- area code is a regenerated data file, loaded again, not a migration. The lookups decide as
+-- libphonenumber-js does at dial time, so import and dial agree on a number's country. Until the
+-- data is loaded, number_country, number_timezone and number_region answer null (and
+-- normalise_number refuses national and non-NANP numbers). The local stack loads it after the
+-- migrations; a deployed project runs `psql "$SUPABASE_DB_URL" -f supabase/data/phone_metadata.sql`
+-- after `supabase db push`.
 
 -- Tables ---------------------------------------------------------------------------------
 create table internal.phone_calling_code (
@@ -57,6 +56,12 @@ create table internal.phone_metadata_source (
 );
 comment on table internal.phone_metadata_source is
   'The library versions the loaded phone metadata was generated from, and when it was loaded.';
+
+create table internal.nanp_state (
+  area_code text primary key check (area_code ~ '^[2-9][0-9]{2}$'),
+  region text not null
+);
+comment on table internal.nanp_state is 'NANP area code -> the state, province or territory it serves (local presence: a 646 callee is in the same state as a 212 number).';
 
 -- Loader -----------------------------------------------------------------------------------
 create function internal.load_phone_metadata(metadata jsonb) returns jsonb
@@ -132,9 +137,8 @@ comment on function internal.load_phone_metadata is
   'set naming a time zone the database does not know. Returns the row counts.';
 
 -- Lookups ------------------------------------------------------------------------------------
--- Same signatures and roles as before; the security definer lets authenticated callers use them
--- without reading the tables.
-create or replace function internal.number_country(e164 text) returns text
+-- The security definer lets authenticated callers use them without reading the tables.
+create function internal.number_country(e164 text) returns text
 language plpgsql stable security definer set search_path = '' as $$
 declare
   cc internal.phone_calling_code;
@@ -183,7 +187,7 @@ comment on function internal.number_country is
   'null when none does (an unknown NANP area code, a non-geographic code). Used on import to check a '
   'campaign''s allowed countries.';
 
-create or replace function internal.number_timezone(e164 text) returns text
+create function internal.number_timezone(e164 text) returns text
 language sql stable security definer set search_path = '' as $$
   select z.timezone
   from internal.phone_zone z
@@ -197,7 +201,7 @@ comment on function internal.number_timezone is
   'Best-guess IANA zone of an E.164 number: that of its longest prefix in phone_zone; null when unknown. '
   'The campaign tick falls back to it when a callee has no explicit time zone (ported and mobile numbers move).';
 
-create or replace function internal.normalise_number(input text, default_country text default 'US') returns text
+create function internal.normalise_number(input text, default_country text default 'US') returns text
 language plpgsql stable security definer set search_path = '' as $$
 declare
   -- "+44 (0)20 ..." keeps the national trunk prefix in brackets; it is never dialed.
@@ -251,7 +255,14 @@ comment on function internal.normalise_number is
   '(spaces, dots, dashes, brackets) are ignored; the number must belong to a country. Used on campaign '
   'import and wherever a person types a number.';
 
-drop table internal.calling_code, internal.nanp_area_code;
+create function internal.number_region(e164 text) returns text
+language sql stable security definer set search_path = '' as $$
+  select coalesce(
+    (select s.region from internal.nanp_state s
+     where number_region.e164 like '+1%' and s.area_code = substr(number_region.e164, 3, 3)),
+    internal.number_timezone(number_region.e164))
+$$;
+comment on function internal.number_region is 'The region a number rings in, for local presence: the state, province or territory of a NANP area code, else the number''s time zone (the mapping that gives callees theirs); null when unknown.';
 
 -- Policies -------------------------------------------------------------------------------------
 -- No policies: only service_role (which bypasses RLS) and the functions above read them.
@@ -260,6 +271,7 @@ alter table internal.phone_region enable row level security;
 alter table internal.phone_number_type enable row level security;
 alter table internal.phone_zone enable row level security;
 alter table internal.phone_metadata_source enable row level security;
+alter table internal.nanp_state enable row level security;
 
 -- Grants ---------------------------------------------------------------------------------------
 revoke all on table internal.phone_calling_code, internal.phone_region, internal.phone_number_type,
@@ -267,3 +279,9 @@ revoke all on table internal.phone_calling_code, internal.phone_region, internal
 grant select on table internal.phone_calling_code, internal.phone_region, internal.phone_number_type,
   internal.phone_zone, internal.phone_metadata_source to service_role;
 revoke all on function internal.load_phone_metadata from public, anon, authenticated, service_role;
+revoke all on table internal.nanp_state from public, anon, authenticated;
+grant all on table internal.nanp_state to service_role;
+revoke all on function internal.number_country, internal.number_timezone, internal.normalise_number from public;
+grant execute on function internal.number_country, internal.number_timezone, internal.normalise_number
+  to authenticated, service_role;
+revoke all on function internal.number_region from public;
