@@ -90,18 +90,29 @@ function heldFor(state: Json, e164: string) {
   return { inbound, outbound, rules };
 }
 
-/** Makes every open provisioning job due now (time passes instead of sleeping) and sweeps. */
+/**
+ * Makes every open provisioning job due now (time passes instead of sleeping) and sweeps, until
+ * every number is settled; fails when nothing about them changed for 30 s (a slow machine
+ * takes more sweeps, a stuck one makes no progress).
+ */
 async function sweepUntilSettled(e164s: string[]) {
-  for (let round = 0; round < 12; round++) {
+  let seen = "";
+  let movedAt = Date.now();
+  for (let round = 0; round < 1000 && Date.now() - movedAt < 30_000; round++) {
     await netIdle();
-    const open = await sql`select e164 from internal.provisioning_job
-      where status <> 'done' and e164 in ${sql(e164s)}`;
-    const rows = await sql`select e164, trunk_status, assistant_id from public.phone_number
-      where e164 in ${sql(e164s)}`;
+    const open = await sql`select e164, attempts, generation from internal.provisioning_job
+      where status <> 'done' and e164 in ${sql(e164s)} order by e164`;
+    const rows = await sql`select e164, trunk_status, assistant_id, trunk_error
+      from public.phone_number where e164 in ${sql(e164s)} order by e164`;
     const settled = rows.every((r) =>
       r.assistant_id ? r.trunk_status === "ready" : r.trunk_status === "released"
     );
     if (open.length === 0 && settled) return round;
+    const now = JSON.stringify([open, rows]);
+    if (now !== seen) {
+      seen = now;
+      movedAt = Date.now();
+    }
     // A job whose worker died (its request failed mid-way) stays locked for two minutes.
     await sql`update internal.provisioning_job set run_after = now(),
       locked_until = case when locked_until > now() then now() - interval '1 second' else locked_until end
@@ -109,7 +120,15 @@ async function sweepUntilSettled(e164s: string[]) {
     await sql`select internal.sweep_provisioning()`;
     await sleep(100);
   }
-  throw new Error("provisioning did not settle after 12 sweeps");
+  // Say where each number stands, so a failure can be read from the log alone.
+  const rows =
+    await sql`select e164, assistant_id, trunk_status, trunk_error from public.phone_number
+    where e164 in ${sql(e164s)}`;
+  const jobs = await sql`select e164, status, attempts, generation, locked_until, last_error
+    from internal.provisioning_job where status <> 'done' and e164 in ${sql(e164s)}`;
+  const leases = await sql`select key, until from internal.lease`;
+  console.log(JSON.stringify({ rows, jobs, leases }));
+  throw new Error("provisioning made no progress for 30 s");
 }
 
 /** `n` seeded Twilio numbers nobody has taken (freeNumber picks at random). */

@@ -19,7 +19,7 @@ export async function withLease<T>(
 ): Promise<T> {
   const holder = crypto.randomUUID();
   const until = Date.now() + waitMs;
-  for (let pause = 20;; pause = Math.min(pause * 2, 250)) {
+  for (let pause = 10;; pause = Math.min(pause * 2, 100)) {
     const [taken] = await sql<{ ok: boolean | null }[]>`
       select internal.take_lease(${key}, ${holder}, ${LEASE_SEC}) as ok`;
     if (taken?.ok) break;
