@@ -168,6 +168,13 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
         stillReady ? "ready" : "error"
       }, trunk_error = ${e.message}
         where id = ${row.id} returning *`;
+      // A run outside the outbox (a direct request, or one that found the job taken) leaves a
+      // job to retry it, with the outbox's backoff; one already open retries it anyway.
+      await sql`insert into internal.provisioning_job
+          (phone_number_id, e164, owner_id, attempts, run_after, last_error)
+        values (${row.id}, ${e164}, ${row.owner_id}, 1,
+          now() + make_interval(secs => ${retryDelaySec(1)}), ${e.message})
+        on conflict (e164) where status <> 'done' do nothing`;
       return { row: failed, error: e };
     }
   });
