@@ -477,6 +477,28 @@ Deno.test("the carrier hook can reject a call the way the carrier would", async 
   }
 });
 
+Deno.test("the carrier's verdict takes no simulated time: a slow hook does not run out the ringing timeout", async () => {
+  // 60 ms is 60 simulated seconds at this scale: past the 20 s ringing timeout.
+  const lk = await startLiveKit({
+    apiKey: KEY,
+    apiSecret: SECRET,
+    timeScale: FAST,
+    carrier: () => new Promise((r) => setTimeout(() => r(null), 60)),
+  });
+  try {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const p = await sip.createSipParticipant(trunk.sipTrunkId, "+15550000902", "room-slow", {
+      participantIdentity: "callee",
+      waitUntilAnswered: true,
+      ringingTimeout: 20,
+    });
+    assert.match(p.sipCallId, /^SCL_/);
+  } finally {
+    await lk.close();
+  }
+});
+
 Deno.test("an answered call without waiting returns at once; signed webhooks report the join and the track at dial time, nothing at answer", async () => {
   await withWebhookSink(async (hookUrl, received) => {
     await withEmulator({ webhookUrl: hookUrl }, async (lk) => {

@@ -156,6 +156,8 @@ interface Call {
   /** Pending events in simulated-time order; only the first has a timer. */
   timeline: TimelineEvent[];
   cancelNext: (() => void) | null;
+  /** While the carrier decides on the INVITE: simulated time stands still, no event runs. */
+  held?: boolean;
   waiter?: { resolve(): void; reject(err: TwirpError): void };
   /** The transfer in progress: livekit/sip keeps one per call (service.go pendingTransfers). */
   transfer?: {
@@ -392,7 +394,7 @@ export class Calls {
     call.cancelNext?.();
     call.cancelNext = null;
     const next = call.timeline[0];
-    if (call.ended || !next) return;
+    if (call.ended || call.held || !next) return;
     const msPerS = this.#deps.scaledMs(1);
     if (msPerS !== call.clock.msPerS) {
       call.clock = { realMs: Date.now(), simS: this.#simulatedNow(call), msPerS };
@@ -465,6 +467,7 @@ export class Calls {
       requestId: req.requestId,
       region: req.region,
     });
+    call.held = true;
     // The ringing timeout and the call's max duration both run from the INVITE.
     this.#at(call, Math.min(req.ringingTimeoutS, req.maxCallDurationS), () => {
       if (!call.answered) this.#noAnswer(call);
@@ -490,9 +493,11 @@ export class Calls {
       }
       if (verdict) behaviour = { kind: "reject", ringS: 0, ...verdict };
     }
+    call.held = false;
     if (call.ended) return;
-    // The carrier's verdict takes no simulated time: the emulator's own work on it must not
-    // eat into the ringing timeout at small time scales.
+    // The carrier's verdict takes no simulated time: the emulator's own work on it (hashing
+    // the INVITE's credentials, which a starved CPU can stretch past a 20 ms ringing timeout
+    // at small time scales) must not run the call's timers.
     call.clock = { realMs: Date.now(), simS: 0, msPerS: this.#deps.scaledMs(1) };
     this.#pump(call);
     behaviour ??= calleeBehaviour(req.toNumber);
