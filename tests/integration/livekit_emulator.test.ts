@@ -440,7 +440,13 @@ Deno.test("a carrier 503 fails as failed_precondition carrying SIP status 503", 
 });
 
 Deno.test("the carrier hook can reject a call the way the carrier would", async () => {
-  const seen: { address: string; username: string; fromNumber: string; toNumber: string }[] = [];
+  const seen: {
+    address: string;
+    username: string;
+    fromNumber: string;
+    toNumber: string;
+    invitedAt: number;
+  }[] = [];
   const lk = await startLiveKit({
     apiKey: KEY,
     apiSecret: SECRET,
@@ -464,6 +470,7 @@ Deno.test("the carrier hook can reject a call the way the carrier would", async 
     assert.ok(err instanceof SipCallError);
     assert.equal(err.code, "permission_denied");
     assert.equal(err.sipStatusCode, 403);
+    assert.equal(typeof seen[0]?.invitedAt, "number");
     assert.deepEqual(seen, [{
       address: "demo.pstn.twilio.com",
       username: "lk-user",
@@ -471,7 +478,38 @@ Deno.test("the carrier hook can reject a call the way the carrier would", async 
       fromNumber: CALLER,
       toNumber: "+15550001234",
       transport: "auto",
+      invitedAt: seen[0]?.invitedAt,
     }]);
+  } finally {
+    await lk.close();
+  }
+});
+
+Deno.test("the INVITE is dated from when the request reached the emulator, plus its latency and the join", async () => {
+  const dated: { invitedAt: number; decidedAt: number }[] = [];
+  const lk = await startLiveKit({
+    apiKey: KEY,
+    apiSecret: SECRET,
+    timeScale: FAST,
+    latencyMs: 40,
+    joinDelayMs: 20_000, // 20 ms at this scale
+    carrier: ({ invitedAt }) => {
+      dated.push({ invitedAt, decidedAt: Date.now() });
+      return Promise.resolve(null);
+    },
+  });
+  try {
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const trunk = await outboundTrunk(sip);
+    const sent = Date.now();
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000902", "room-dated", {
+      participantIdentity: "callee",
+    });
+    assert.equal(dated.length, 1);
+    const [{ invitedAt, decidedAt }] = dated;
+    assert.ok(invitedAt >= sent + 60, `${invitedAt - sent} ms after the request was sent`);
+    assert.ok(invitedAt <= decidedAt);
+    assert.equal(lk.state().invites[0].at, invitedAt);
   } finally {
     await lk.close();
   }

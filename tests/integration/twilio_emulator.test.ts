@@ -488,6 +488,42 @@ Deno.test("termination above the trunk's calls per second is refused with 503", 
   });
 });
 
+Deno.test("termination counts INVITEs by when they arrived, whatever order they are decided in", async () => {
+  const clock = Date.parse("2025-01-01T00:00:00Z");
+  await withTwilio({ now: () => clock + 5000, cps: 2 }, async (emulator, client) => {
+    await provisionTrunk(client, "term-order.pstn.twilio.com");
+    const call = (invitedAt: number) => ({
+      address: "term-order.pstn.twilio.com",
+      username: "livekit",
+      password: STRONG_PASSWORD,
+      fromNumber: CALLER,
+      toNumber: "+442071234567",
+      invitedAt,
+    });
+    assert.equal(await emulator.terminate(call(clock + 900)), null);
+    assert.equal(await emulator.terminate(call(clock)), null, "arrived first, decided second");
+    // Three inside 900 ms: over the budget, though decided after the later one.
+    assert.equal((await emulator.terminate(call(clock + 500)))?.errorCode, 32001);
+    assert.equal(await emulator.terminate(call(clock + 1900)), null);
+    assert.equal(await emulator.terminate(call(clock + 3500)), null);
+    assert.equal(await emulator.terminate(call(clock + 3600)), null);
+    // Arrived before those two and shares no sliding second with both and another.
+    assert.equal(await emulator.terminate(call(clock + 2400)), null);
+    assert.equal((await emulator.terminate(call(clock + 3000)))?.errorCode, 32001);
+    const times = emulator.state().terminations.map((t) => [Date.parse(t.time) - clock, t.outcome]);
+    assert.deepEqual(times, [
+      [900, "accepted"],
+      [0, "accepted"],
+      [500, "refused"],
+      [1900, "accepted"],
+      [3500, "accepted"],
+      [3600, "accepted"],
+      [2400, "accepted"],
+      [3000, "refused"],
+    ]);
+  });
+});
+
 Deno.test("LiveKit sees Twilio's CPS refusal as a carrier rate limit", async () => {
   await withTwilio({ cps: 1 }, async (emulator, client) => {
     await provisionTrunk(client, "lk-cps.pstn.twilio.com");

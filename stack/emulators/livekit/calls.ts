@@ -31,6 +31,8 @@ export type CarrierCheck = (call: {
   fromNumber: string;
   toNumber: string;
   transport: string;
+  /** When the INVITE reached the carrier (ms since the epoch). */
+  invitedAt: number;
 }) => Promise<{ sipStatusCode: number; sipStatus: string } | null>;
 
 /**
@@ -83,6 +85,8 @@ export interface DialRequest {
   password: string;
   fromNumber: string;
   toNumber: string;
+  /** When the request reached LiveKit (CallContext.receivedAt): the INVITE is its join later. */
+  receivedAt?: number;
   ringingTimeoutS: number;
   maxCallDurationS: number;
   waitUntilAnswered: boolean;
@@ -273,7 +277,12 @@ export class Calls {
     this.#deps.rooms.publishAudio(req.room, req.identity);
 
     const answered = req.waitUntilAnswered ? this.#waitForAnswer(call) : null;
-    this.#invite(call).catch(() => this.#fail(call, 500, "Server Internal Error"));
+    // Dated from the request, not from when this process got to it (see CallContext.receivedAt).
+    const invitedAt = Math.min(
+      Date.now(),
+      (req.receivedAt ?? Date.now()) + this.#deps.scaledMs(Math.max(0, joinS)),
+    );
+    this.#invite(call, invitedAt).catch(() => this.#fail(call, 500, "Server Internal Error"));
     if (answered) {
       // livekit-server stops waiting at its limit, counted from the request; the call goes on.
       this.#at(call, limitS - joinS, () => {
@@ -438,11 +447,10 @@ export class Calls {
     }
   }
 
-  /** Admits an INVITE under the per-address calls-per-second limit (real seconds). */
-  #admitInvite(address: string): boolean {
+  /** Admits an INVITE sent at `now` under the per-address calls-per-second limit (real seconds). */
+  #admitInvite(address: string, now: number): boolean {
     const cps = this.#deps.trunkCps();
     if (cps <= 0) return true;
-    const now = Date.now();
     const key = address.toLowerCase();
     const recent = (this.#invites.get(key) ?? []).filter((t) => now - t < 1000);
     if (recent.length >= cps) {
@@ -454,10 +462,10 @@ export class Calls {
     return true;
   }
 
-  async #invite(call: Call): Promise<void> {
+  async #invite(call: Call, invitedAt: number): Promise<void> {
     const { req } = call;
     call.clock = { realMs: Date.now(), simS: 0, msPerS: this.#deps.scaledMs(1) };
-    call.record.invitedAt = Date.now();
+    call.record.invitedAt = invitedAt;
     this.#inviteLog.push({
       at: call.record.invitedAt,
       sipCallId: call.record.sipCallId,
@@ -475,7 +483,7 @@ export class Calls {
     this.#at(call, req.maxCallDurationS, () => this.#hangup(call, "max_call_duration"));
 
     let behaviour: CalleeBehaviour | null = null;
-    if (!this.#admitInvite(req.address)) {
+    if (!this.#admitInvite(req.address, invitedAt)) {
       behaviour = { kind: "reject", ringS: 0, ...CPS_LIMIT_STATUS };
     } else if (this.#deps.carrier) {
       let verdict: { sipStatusCode: number; sipStatus: string } | null;
@@ -487,6 +495,7 @@ export class Calls {
           fromNumber: req.fromNumber,
           toNumber: req.toNumber,
           transport: req.transport,
+          invitedAt,
         });
       } catch {
         verdict = { sipStatusCode: 503, sipStatus: "Service Unavailable" };

@@ -4,13 +4,15 @@
  * that pipes each connection to one internal Deno.serve. A handler can then drop the
  * client's connection before any byte of the answer, the way a lost or reset connection
  * looks to a client (a transport error, not an HTTP status). The fronts also tell the
- * handler which listener (region) a request arrived at.
+ * handler which listener (region) a request arrived at, and when its bytes did.
  */
 
 interface Pipe {
   client: Deno.Conn;
   upstream: Deno.Conn;
   region: string;
+  /** When the latest bytes from the client arrived (ms since the epoch). */
+  receivedAt: number;
 }
 
 export interface Fronts {
@@ -18,6 +20,11 @@ export interface Fronts {
   open(region: string, hostname: string, port: number): string;
   /** The region of the connection whose far end the internal server sees at `port`. */
   regionOf(remotePort: number): string | undefined;
+  /**
+   * When the latest bytes from the client behind `remotePort` arrived: for a request whose
+   * body has been read, when the request reached the emulator (clients do not pipeline).
+   */
+  receivedAt(remotePort: number): number | undefined;
   /** Closes the client connection behind the internal server's peer `remotePort`. */
   drop(remotePort: number): void;
   close(): Promise<void>;
@@ -47,10 +54,17 @@ export function createFronts(upstreamPort: number): Fronts {
       return;
     }
     const key = (upstream.localAddr as Deno.NetAddr).port;
-    pipes.set(key, { client, upstream, region });
+    const pipe: Pipe = { client, upstream, region, receivedAt: Date.now() };
+    pipes.set(key, pipe);
+    const stamp = new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        pipe.receivedAt = Date.now();
+        out.enqueue(chunk);
+      },
+    });
     try {
       await Promise.race([
-        client.readable.pipeTo(upstream.writable).catch(() => {}),
+        client.readable.pipeThrough(stamp).pipeTo(upstream.writable).catch(() => {}),
         upstream.readable.pipeTo(client.writable).catch(() => {}),
       ]);
     } finally {
@@ -85,6 +99,7 @@ export function createFronts(upstreamPort: number): Fronts {
       return `http://${addr.hostname}:${addr.port}`;
     },
     regionOf: (remotePort) => pipes.get(remotePort)?.region,
+    receivedAt: (remotePort) => pipes.get(remotePort)?.receivedAt,
     drop(remotePort) {
       const pipe = pipes.get(remotePort);
       if (!pipe) return;

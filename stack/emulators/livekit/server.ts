@@ -173,6 +173,8 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
   interface Origin {
     region: string;
     drop(): Response;
+    /** When the request's bytes reached the emulator's listener. */
+    receivedAt(): number;
   }
 
   async function handleTwirp(req: Request, url: URL, origin: Origin): Promise<Response> {
@@ -182,6 +184,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     const pkgService = segments[2] ?? "";
     const methodName = segments[3] ?? "";
     const bytes = new Uint8Array(await req.arrayBuffer());
+    const receivedAt = origin.receivedAt();
     const contentType = req.headers.get("Content-Type") ?? "";
     const mediaType = contentType.split(";")[0].trim().toLowerCase();
     let logged: unknown = null;
@@ -202,7 +205,8 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
     };
 
     // Knobs act before anything else, so a failed request changed nothing and can be retried.
-    if (knobs.latencyMs > 0 && !(await scheduler.sleep(knobs.latencyMs))) {
+    const latencyMs = knobs.latencyMs;
+    if (latencyMs > 0 && !(await scheduler.sleep(latencyMs))) {
       return fail(new TwirpError("unavailable", "service shutting down"));
     }
     if (Math.random() < knobs.failureRate) {
@@ -259,7 +263,12 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
       return fail(new TwirpError("malformed", "the json request could not be decoded"));
     }
 
-    const ctx: CallContext = { grants: auth.grants, requestId, region };
+    const ctx: CallContext = {
+      grants: auth.grants,
+      requestId,
+      region,
+      receivedAt: receivedAt + Math.max(0, latencyMs),
+    };
     let result: ProtoMessage | null = null;
     let error: TwirpError | null = null;
     try {
@@ -340,6 +349,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
           fronts.drop(peer);
           return new Response(null, { status: 502 });
         },
+        receivedAt: () => fronts.receivedAt(peer) ?? Date.now(),
       };
       try {
         if (url.pathname.startsWith("/twirp/")) return await handleTwirp(req, url, origin);

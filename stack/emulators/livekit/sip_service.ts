@@ -506,6 +506,7 @@ export function sipService(deps: SipServiceDeps): Service {
           waitUntilAnswered: req.waitUntilAnswered,
           requestId: ctx.requestId,
           region: ctx.region,
+          receivedAt: ctx.receivedAt,
         });
         return new SIPParticipantInfo({
           participantId: joined.participantId,

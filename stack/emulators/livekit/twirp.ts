@@ -118,6 +118,12 @@ export interface CallContext {
   requestId: string | null;
   /** The emulator listener (region) the request arrived at. */
   region: string;
+  /**
+   * When the request reached the emulator, plus the latency knob (ms since the epoch). What it
+   * sets off is dated from then: this process, which the stack shares with the functions,
+   * getting to it late under load is no time LiveKit would take.
+   */
+  receivedAt: number;
 }
 
 export interface Method {

@@ -100,6 +100,12 @@ export interface TerminationCall {
   password: string;
   fromNumber: string;
   toNumber: string;
+  /**
+   * When the INVITE arrived (ms since the epoch; default: now). Twilio counts INVITEs as they
+   * reach its edge; an emulator that shares a starved process with its caller gets to them
+   * later, and its own work on one (hashing the credentials) takes time Twilio's edge does not.
+   */
+  invitedAt?: number;
 }
 
 /** The SIP final response a real termination would give, and Twilio's error code for it. */
@@ -709,11 +715,12 @@ export class TwilioStore {
 
   /** Decides a termination INVITE the way Twilio's edge would; null means accepted. */
   async terminate(call: TerminationCall): Promise<TerminationRefusal | null> {
+    const at = call.invitedAt ?? this.opts.now();
     const domain = terminationDomain(call.address);
     const trunk = [...this.trunks.values()].find((t) => t.domainName === domain) ?? null;
-    const refusal = await this.decide(call, domain, trunk);
+    const refusal = await this.decide(call, domain, trunk, at);
     this.terminations.push({
-      time: new Date(this.opts.now()).toISOString(),
+      time: new Date(at).toISOString(),
       address: call.address,
       username: call.username,
       fromNumber: call.fromNumber,
@@ -731,6 +738,7 @@ export class TwilioStore {
     call: TerminationCall,
     domain: string,
     trunk: TrunkRecord | null,
+    at: number,
   ): Promise<TerminationRefusal | null> {
     if (!trunk) {
       return {
@@ -786,7 +794,7 @@ export class TwilioStore {
         reason: `Destination ${call.toNumber} is not an E.164 number`,
       };
     }
-    if (!this.withinCps(trunk.sid)) {
+    if (!this.withinCps(trunk.sid, at)) {
       // Twilio's reason phrase for error 32001; LiveKit SIP recognises a carrier rate limit by it.
       return {
         sipStatusCode: 503,
@@ -814,16 +822,24 @@ export class TwilioStore {
     return false;
   }
 
-  private withinCps(trunkSid: string): boolean {
-    if (this.opts.cps <= 0) return true;
-    const now = this.opts.now();
-    const recent = (this.acceptedCalls.get(trunkSid) ?? []).filter((t) => now - t < 1000);
-    if (recent.length >= this.opts.cps) {
-      this.acceptedCalls.set(trunkSid, recent);
-      return false;
+  /**
+   * Whether an INVITE that arrived at `at` keeps every sliding second around it within the
+   * trunk's CPS. INVITEs are decided in the order their checks finish, which need not be the
+   * order they arrived in, so accepted ones on both sides of `at` count.
+   */
+  private withinCps(trunkSid: string, at: number): boolean {
+    const cps = this.opts.cps;
+    if (cps <= 0) return true;
+    const kept = (this.acceptedCalls.get(trunkSid) ?? []).filter((t) => at - t < 2000);
+    this.acceptedCalls.set(trunkSid, kept);
+    const before = kept.filter((t) => t <= at).sort((a, b) => a - b);
+    const times = [...before, at, ...kept.filter((t) => t > at).sort((a, b) => a - b)];
+    const self = before.length;
+    // Every run of cps + 1 INVITEs that includes this one must span a second or more.
+    for (let i = Math.max(0, self - cps); i <= self && i + cps < times.length; i++) {
+      if (times[i + cps] - times[i] < 1000) return false;
     }
-    recent.push(now);
-    this.acceptedCalls.set(trunkSid, recent);
+    kept.push(at);
     return true;
   }
 }
