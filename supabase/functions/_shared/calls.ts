@@ -214,11 +214,45 @@ async function takeSlot(sql: Sql, config: Config, carrier: string, horizonSec: n
   return slots[0] ?? null;
 }
 
+/**
+ * How much of an earlier dial's lateness a dial need not make up: slots are 40 ms more than a
+ * second apart per cps, and the rest covers what happens after the check (signing the request,
+ * connecting, the network), which no check sees.
+ */
+const SLOT_SHRINK_MS = 10;
+/** This isolate's dials per carrier trunk in the last 2 s, as they went: slot and lateness (ms). */
+const sentDials = new Map<string, { slot: number; late: number }[]>();
+function sentOn(carrier: string) {
+  const sent = (sentDials.get(carrier) ?? []).filter((d) => d.slot > Date.now() - 2000);
+  sentDials.set(carrier, sent);
+  return sent;
+}
+
+/**
+ * How long after its slot a dial waits so that it is no closer to an earlier dial of this
+ * isolate than their slots are apart, less SLOT_SHRINK_MS: a dial that went out late pushes
+ * back the ones that may share a sliding second with it, those up to 1.04 s later (5 ms more
+ * for slots rounded to the ms), by its lateness.
+ */
+export function carriedLateness(sent: readonly { slot: number; late: number }[], slot: number) {
+  let wait = 0;
+  for (const d of sent) {
+    if (d.slot < slot && slot - d.slot <= 1045) wait = Math.max(wait, d.late - SLOT_SHRINK_MS);
+  }
+  return wait;
+}
+
 /** Waits for the slot; a dial that would go out late takes a new slot instead (false: none). */
 async function awaitSlot(sql: Sql, config: Config, carrier: string, slot: Date) {
   for (let tries = 0; tries < 5; tries++) {
     await sleep(slot.getTime() - Date.now());
-    if (Date.now() <= slot.getTime() + SLOT_TOLERANCE_MS) return true;
+    const wait = carriedLateness(sentOn(carrier), slot.getTime());
+    if (wait > 0) await sleep(slot.getTime() + wait - Date.now());
+    const late = Date.now() - slot.getTime();
+    if (late <= SLOT_TOLERANCE_MS) {
+      sentOn(carrier).push({ slot: slot.getTime(), late });
+      return true;
+    }
     const next = await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
     if (!next) return false;
     slot = next;
