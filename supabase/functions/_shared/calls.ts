@@ -167,16 +167,21 @@ async function refused(sql: Sql, input: DialInput): Promise<DialResult> {
   throw new Error("the call could not be written, for no reason found");
 }
 
+/** The requester's numbers a dial may go out from: ready, and the ones the input names. */
+function dialableNumbers(sql: Sql, input: DialInput) {
+  return sql`p.owner_id = ${input.ownerId}
+    and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
+    ${input.assistantId ? sql`and a.id = ${input.assistantId}` : sql``}
+    ${input.outboundTrunkId ? sql`and p.outbound_trunk_id = ${input.outboundTrunkId}` : sql``}
+    ${input.phoneNumberId ? sql`and p.id = ${input.phoneNumberId}` : sql``}`;
+}
+
 async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
   const rows = await sql<Trunk[]>`
     select p.id as phone_number_id, p.e164, p.outbound_trunk_id, p.owner_id, a.id as assistant_id, a.agent_name, p.carrier_trunk,
       exists (select from public.do_not_call d where d.owner_id = p.owner_id and d.e164 = ${input.to}) as dnc
     from public.phone_number p join public.assistant a on a.id = p.assistant_id
-    where p.owner_id = ${input.ownerId}
-      and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
-      ${input.assistantId ? sql`and a.id = ${input.assistantId}` : sql``}
-      ${input.outboundTrunkId ? sql`and p.outbound_trunk_id = ${input.outboundTrunkId}` : sql``}
-      ${input.phoneNumberId ? sql`and p.id = ${input.phoneNumberId}` : sql``}
+    where ${dialableNumbers(sql, input)}
     order by p.e164 limit 1`;
   const trunk = rows[0];
   if (trunk?.dnc) {
@@ -286,11 +291,7 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
     input.participantIdentity ?? `sip-${id}`
   }, p.outbound_trunk_id, coalesce(p.carrier_trunk, 'default')
     from public.phone_number p join public.assistant a on a.id = p.assistant_id
-    where p.owner_id = ${input.ownerId}
-      and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
-      ${input.assistantId ? sql`and a.id = ${input.assistantId}` : sql``}
-      ${input.outboundTrunkId ? sql`and p.outbound_trunk_id = ${input.outboundTrunkId}` : sql``}
-      ${input.phoneNumberId ? sql`and p.id = ${input.phoneNumberId}` : sql``}
+    where ${dialableNumbers(sql, input)}
       and not exists (select from public.do_not_call d where d.owner_id = p.owner_id and d.e164 = ${input.to})
       ${
     input.campaign
