@@ -8,6 +8,7 @@ import type { Deps } from "./deps.ts";
 import { asService, type Sql, type Tx } from "./db.ts";
 import {
   AppError,
+  isDatabaseUnavailable,
   NotFoundError,
   PreconditionError,
   RateLimitError,
@@ -258,7 +259,15 @@ async function awaitSlot(sql: Sql, config: Config, carrier: string, slot: Date) 
       sentOn(carrier).push({ slot: slot.getTime(), late });
       return true;
     }
-    const next = await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
+    let next: Date | null;
+    try {
+      next = await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
+    } catch (e) {
+      // The database restarting: nothing has gone out yet, so ask again shortly.
+      if (!isDatabaseUnavailable(e) || tries === 4) throw e;
+      await sleep(250 * (tries + 1));
+      continue;
+    }
     if (!next) return false;
     slot = next;
   }
