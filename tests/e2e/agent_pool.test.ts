@@ -163,6 +163,7 @@ Deno.test("the abandonment rate shown matches an independent count, and past the
   } finally {
     await configureLiveKit({ agentSilentRate: 0 });
   }
+  assert.equal(p.status, "paused");
   assert.match(p.status_reason, /abandoned calls at [\d.]+ % of answered/);
   const [slowed] =
     await sql`select abandon_slowed_at, throttle_reason from public.campaigns where id = ${f.campaignId}`;
