@@ -15,6 +15,11 @@ type TwilioConfig = NonNullable<Config["twilio"]>;
 /** What the carrier side needs: the configuration and a Twilio client. */
 export type Carrier = Pick<Deps, "config" | "twilio">;
 
+/** The carrier's Twilio client: the one given, else the configured account's. */
+function twilioOf(carrier: Carrier): Promise<Twilio> {
+  return carrier.twilio ? carrier.twilio() : twilioClient(carrier.config);
+}
+
 /** The configured account's client (the real `twilio`, imported on first use). */
 export async function twilioClient(config: Config): Promise<Twilio> {
   if (!config.twilio) {
@@ -75,7 +80,7 @@ export async function findTwilioNumber(
   key: { e164: string } | { sid: string },
 ): Promise<TwilioNumber | null> {
   if (!carrier.config.twilio) return null;
-  const tw = await carrier.twilio();
+  const tw = await twilioOf(carrier);
   try {
     if ("sid" in key) {
       const n = await tw.incomingPhoneNumbers(key.sid).fetch();
@@ -195,7 +200,7 @@ export async function sipCredentials(carrier: Carrier, sql: Sql): Promise<SipCre
   const t = config.twilio;
   // Checked before anything is made: a number on a trunk without origination is unreachable.
   const sipUrl = requireOrigination(config);
-  const tw = await carrier.twilio();
+  const tw = await twilioOf(carrier);
   return await withLease(
     sql,
     `sip_trunk:${t.accountSid}`,
@@ -396,7 +401,7 @@ export async function attachNumber(
     { trunk_sid: string }[]
   >`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
   if (row?.trunk_sid && n.trunkSid !== row.trunk_sid) {
-    const tw = await carrier.twilio();
+    const tw = await twilioOf(carrier);
     await tw.trunking.v1.trunks(row.trunk_sid).phoneNumbers.create({ phoneNumberSid: n.sid }).catch(
       (e) => {
         throw twilioError(`attach ${e164} to the SIP trunk`, e);
@@ -416,7 +421,7 @@ export async function detachNumber(carrier: Carrier, sql: Sql, e164: string): Pr
     { trunk_sid: string }[]
   >`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;
   if (n.trunkSid !== row?.trunk_sid) return; // on someone else's trunk: not ours to change
-  const tw = await carrier.twilio();
+  const tw = await twilioOf(carrier);
   await tw.trunking.v1.trunks(n.trunkSid).phoneNumbers(n.sid).remove().catch((e) => {
     if (e?.status !== 404) throw twilioError(`detach ${e164} from the SIP trunk`, e);
   });

@@ -8,7 +8,6 @@ import { db, type Sql } from "./db.ts";
 import { NotConfiguredError } from "./errors.ts";
 import { type LiveKit, liveKit } from "./livekit.ts";
 import { type Fields, type Logger, logger } from "./log.ts";
-import { twilioClient } from "./carrier_trunk.ts";
 
 export interface Clock {
   /** Milliseconds since the epoch. */
@@ -26,8 +25,11 @@ export interface Deps {
   sql: Sql;
   /** The LiveKit clients; reading it without LiveKit configured is a 503 naming the variables. */
   readonly liveKit: LiveKit;
-  /** The Twilio client (loaded on first use); without Twilio configured, a 503. */
-  twilio(): Promise<Twilio>;
+  /**
+   * A Twilio client in place of the configured account's (tests); unset, the carrier side makes
+   * its own on first use, so functions that never provision never load `twilio`.
+   */
+  twilio?: () => Promise<Twilio>;
   clock: Clock;
   log: Logger;
 }
@@ -41,7 +43,7 @@ export function depsFor(config: Config, parts: Partial<Omit<Deps, "config">> = {
     get liveKit() {
       return lk ??= liveKit(config);
     },
-    twilio: parts.twilio ?? (() => twilioClient(config)),
+    twilio: parts.twilio,
     clock: parts.clock ?? wallClock,
     log: parts.log ?? logger(),
   };

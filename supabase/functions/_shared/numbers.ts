@@ -1,12 +1,10 @@
-// A requester's numbers: assigning one to an assistant (then provisioning it at once), and
-// listing the LiveKit trunks of their numbers with a check that LiveKit still has them.
+// A requester's numbers: assigning one to an assistant, then provisioning it at once.
 import { z } from "zod";
 import type { Requester } from "./auth.ts";
 import { findTwilioNumber } from "./carrier_trunk.ts";
 import { asUser } from "./db.ts";
 import { type Deps, withFields } from "./deps.ts";
 import { ConflictError, NotConfiguredError, NotFoundError, UpstreamError } from "./errors.ts";
-import { liveKitError } from "./livekit.ts";
 import { type NumberRow, numberView, provisionAssigned } from "./provision.ts";
 import { e164, phoneSid, uuid } from "./schemas.ts";
 
@@ -97,77 +95,4 @@ export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof 
     throw result.error;
   }
   return { phoneNumber };
-}
-
-export const TrunkFilter = z.strictObject({
-  assistantId: uuid.optional(),
-  direction: z.enum(["inbound", "outbound"], { error: "must be inbound or outbound" }).optional(),
-});
-
-/** The user's numbers' LiveKit trunks, each with whether LiveKit still has it. */
-export async function listTrunks(deps: Deps, user: User, filter: z.infer<typeof TrunkFilter>) {
-  const rows = await asUser(deps.sql, user.claims, async (tx) => {
-    if (filter.assistantId) {
-      const [a] = await tx`select id from public.assistant where id = ${filter.assistantId}`;
-      if (!a) throw new NotFoundError(`Assistant ${filter.assistantId} does not exist.`);
-    }
-    return await tx<NumberRow[]>`
-      select * from public.phone_number
-      where (inbound_trunk_id is not null or outbound_trunk_id is not null)
-        ${filter.assistantId ? tx`and assistant_id = ${filter.assistantId}` : tx``}
-      order by e164`;
-  });
-  const want = (d: "inbound" | "outbound") => !filter.direction || filter.direction === d;
-  const inboundIds = want("inbound")
-    ? rows.flatMap((r) => r.inbound_trunk_id ? [r.inbound_trunk_id] : [])
-    : [];
-  const outboundIds = want("outbound")
-    ? rows.flatMap((r) => r.outbound_trunk_id ? [r.outbound_trunk_id] : [])
-    : [];
-
-  // Drift check: which of these trunks LiveKit actually has.
-  const present = new Set<string>();
-  if (inboundIds.length + outboundIds.length > 0) {
-    const lk = deps.liveKit;
-    try {
-      const [inb, outb] = await Promise.all([
-        inboundIds.length ? lk.sip.listSipInboundTrunk({ trunkIds: inboundIds }) : [],
-        outboundIds.length ? lk.sip.listSipOutboundTrunk({ trunkIds: outboundIds }) : [],
-      ]);
-      for (const t of [...inb, ...outb]) present.add(t.sipTrunkId);
-    } catch (e) {
-      throw liveKitError("list trunks", e);
-    }
-  }
-  const trunks = rows.flatMap((r) => {
-    const common = {
-      e164: r.e164,
-      phoneNumberId: r.id,
-      assistantId: r.assistant_id,
-      status: r.trunk_status,
-    };
-    const out = [];
-    if (want("inbound") && r.inbound_trunk_id) {
-      out.push({
-        direction: "inbound" as const,
-        trunkId: r.inbound_trunk_id,
-        name: r.inbound_trunk_name,
-        ...common,
-        dispatchRuleId: r.dispatch_rule_id,
-        inLiveKit: present.has(r.inbound_trunk_id),
-      });
-    }
-    if (want("outbound") && r.outbound_trunk_id) {
-      out.push({
-        direction: "outbound" as const,
-        trunkId: r.outbound_trunk_id,
-        name: r.outbound_trunk_name,
-        ...common,
-        carrierTrunk: r.carrier_trunk,
-        inLiveKit: present.has(r.outbound_trunk_id),
-      });
-    }
-    return out;
-  });
-  return { trunks };
 }
