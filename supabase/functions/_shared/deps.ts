@@ -1,5 +1,5 @@
 // What a function's handler is built from. `index.ts` wires the platform's (the environment,
-// the pooled database, the LiveKit and Twilio clients, the wall clock, the log); the local
+// the pooled database, the LiveKit clients, the wall clock, the log); the local
 // gateway, the tests and the benchmarks pass their own. Nothing in a handler reaches for a
 // global: a test can run any handler with any configuration side by side with others.
 import type { Twilio } from "twilio";
