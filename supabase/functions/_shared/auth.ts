@@ -94,7 +94,10 @@ export async function authenticate(
   return { kind: "user", userId: payload.sub, claims: payload as UserClaims };
 }
 
-export function requireUser(requester: Requester): Extract<Requester, { kind: "user" }> {
+/** A requester with a user session. */
+export type User = Extract<Requester, { kind: "user" }>;
+
+export function requireUser(requester: Requester): User {
   if (requester.kind !== "user") {
     throw new ForbiddenError("This call needs a user session, not the service key.");
   }

@@ -140,7 +140,8 @@ export async function tick(deps: Deps, opts: TickOptions) {
   const { config, sql, clock } = deps;
   const lk = deps.liveKit;
   const tickId = crypto.randomUUID();
-  const l = deps.log.child({ tickId, campaignId: opts.campaignId ?? null });
+  const scoped = withFields(deps, { tickId, campaignId: opts.campaignId ?? null });
+  const l = scoped.log;
   const deadline = clock.now() + (opts.budgetMs ?? 25_000);
   const maxCalls = opts.maxCalls ?? 10_000;
   const totals: Counts = { dialed: 0, failed: 0, skipped: 0, deferred: 0 };
@@ -165,7 +166,7 @@ export async function tick(deps: Deps, opts: TickOptions) {
       claimedTotal += claims.length;
       for (const c of claims) {
         underWay++;
-        const p = dialOne(withFields(deps, { tickId, campaignId: opts.campaignId ?? null }), c)
+        const p = dialOne(scoped, c)
           .catch(async (e) => {
             l.error("dial crashed", { campaignCallId: c.campaign_call_id, error: String(e) });
             // With the database away the give-back fails too; the lease then returns the claim.

@@ -3,7 +3,7 @@
 // de-duplication, do-not-call, destination and time-zone rules all live there. Here the file is
 // read within its bounds, the header is mapped, and rows that cannot even be read are named.
 import { z } from "zod";
-import type { Requester } from "./auth.ts";
+import type { User } from "./auth.ts";
 import { CsvReader } from "./csv.ts";
 import { asUser, type Tx } from "./db.ts";
 import type { Deps } from "./deps.ts";
@@ -325,7 +325,7 @@ async function requireCampaign(tx: Tx, campaignId: string) {
  */
 export async function importContacts(
   deps: Deps,
-  user: Extract<Requester, { kind: "user" }>,
+  user: User,
   req: Request,
   query: z.infer<typeof ImportQuery>,
 ): Promise<ImportResult> {

@@ -43,9 +43,6 @@ export function json(body: unknown, status = 200, headers: Record<string, string
   });
 }
 
-/** A request's deps: the function's, with a log naming the function and the request id. */
-export type Ctx = Deps;
-
 export type Handler = (req: Request) => Promise<Response>;
 
 /** A function: built from its deps (or a way to get them, read on the first request). */
@@ -55,7 +52,8 @@ export type Fn = (deps: Deps | (() => Deps)) => Handler;
 export function serve(
   name: string,
   methods: string[],
-  fn: (req: Request, ctx: Ctx) => Promise<unknown>,
+  /** Gets the function's deps, with a log naming the function and the request id. */
+  fn: (req: Request, ctx: Deps) => Promise<unknown>,
 ): Fn {
   return (source) => async (req) => {
     const given = req.headers.get("x-request-id");

@@ -1,14 +1,12 @@
 // A requester's numbers: assigning one to an assistant, then provisioning it at once.
 import { z } from "zod";
-import type { Requester } from "./auth.ts";
+import type { User } from "./auth.ts";
 import { findTwilioNumber } from "./carrier_trunk.ts";
 import { asUser } from "./db.ts";
 import { type Deps, withFields } from "./deps.ts";
 import { ConflictError, NotConfiguredError, NotFoundError, UpstreamError } from "./errors.ts";
 import { type NumberRow, numberView, provisionAssigned } from "./provision.ts";
 import { e164, phoneSid, uuid } from "./schemas.ts";
-
-type User = Extract<Requester, { kind: "user" }>;
 
 export const AssignBody = z.strictObject({
   phoneNumber: e164.optional(),

@@ -1,15 +1,13 @@
 // The LiveKit trunks of a user's numbers, each with whether LiveKit still has it (drift).
 // Imports nothing of the carrier side, so list-trunks never loads `twilio`.
 import { z } from "zod";
-import type { Requester } from "./auth.ts";
+import type { User } from "./auth.ts";
 import { asUser } from "./db.ts";
 import type { Deps } from "./deps.ts";
 import { NotFoundError } from "./errors.ts";
 import { liveKitError } from "./livekit.ts";
 import type { NumberRow } from "./provision.ts";
 import { uuid } from "./schemas.ts";
-
-type User = Extract<Requester, { kind: "user" }>;
 
 export const TrunkFilter = z.strictObject({
   assistantId: uuid.optional(),
