@@ -46,6 +46,11 @@ async function runDenoTests(stackFile: string) {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  await countDenoTests(child, "deno test");
+}
+
+/** Echoes a `deno test` run and adds its counts (a run that ends without them is a failure). */
+async function countDenoTests(child: Deno.ChildProcess, label: string) {
   let tail = "";
   const decoder = new TextDecoder();
   for await (const chunk of child.stdout) {
@@ -61,8 +66,34 @@ async function runDenoTests(stackFile: string) {
   }
   if (!m || (!status.success && Number(m[2]) === 0)) {
     failed++;
-    console.log(`not ok - deno test exited with code ${status.code}`);
+    console.log(`not ok - ${label} exited with code ${status.code}`);
   }
+}
+
+/** The tests must not depend on today's date: the unit tests run again with the clock a year ahead. */
+const AHEAD = "+366d";
+
+async function runUnitTestsAhead() {
+  const faketime = "/usr/bin/faketime";
+  try {
+    await Deno.stat(faketime);
+  } catch {
+    failed++;
+    console.log(
+      "not ok - the unit tests could not run a year ahead: faketime is missing. Run: apt-get install -y faketime",
+    );
+    return;
+  }
+  console.log(`\nunit tests again with the clock ${AHEAD} ahead (faketime)`);
+  const child = new Deno.Command(faketime, {
+    args: ["-f", AHEAD, Deno.execPath(), "test", "-A", "--no-check", "tests/unit/"],
+    cwd: ROOT,
+    // tests/unit/clock.test.ts checks against it that the clock really is ahead.
+    env: { CLOCK_AHEAD_OF: String(Date.now()) },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  await countDenoTests(child, "unit tests a year ahead");
 }
 
 /** Tests append `{"metric": value}` lines to <state>/summary.jsonl; the sums are printed at the end. */
@@ -102,6 +133,7 @@ Deno.addSignalListener("SIGTERM", onSignal);
 try {
   if (filter.length === 0) await runPgTap(stack.info.dbUrl);
   if (!interrupted) await runDenoTests(`${stack.info.stateDir}/stack.json`);
+  if (!interrupted && filter.length === 0) await runUnitTestsAhead();
 } catch (e) {
   failed++;
   console.log(`not ok - test run aborted: ${e instanceof Error ? e.stack : e}`);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { callbackProblem, ReportBody } from "../../supabase/functions/_shared/reports.ts";
+import { callbackProblem, reportBody } from "../../supabase/functions/_shared/reports.ts";
 import { parseTransferTarget } from "../../supabase/functions/_shared/transfer.ts";
 
 Deno.test("transfer targets: E.164, tel: and sip: URIs; phone numbers inside SIP URIs are found", () => {
@@ -29,7 +29,8 @@ Deno.test("transfer targets: E.164, tel: and sip: URIs; phone numbers inside SIP
 });
 
 Deno.test("reports: a callback needs a time with an offset; other dispositions take none", () => {
-  const ok = (b: unknown) => ReportBody.safeParse(b).success;
+  // A fixed clock: the day before the callback times below.
+  const ok = (b: unknown) => reportBody(Date.parse("2026-12-01T12:00:00Z")).safeParse(b).success;
   assert.ok(ok({ disposition: "voicemail" }));
   assert.ok(ok({ disposition: "callback", callbackAt: "2026-12-02T10:00:00-05:00" }));
   assert.ok(ok({ disposition: "callback", callbackAt: "2026-12-02T15:00:00Z" }));

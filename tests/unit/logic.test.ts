@@ -1,4 +1,5 @@
 import type { Config } from "../../supabase/functions/_shared/config.ts";
+import { wallClock } from "../../supabase/functions/_shared/clock.ts";
 import assert from "node:assert/strict";
 import { dialPace } from "../../supabase/functions/_shared/campaign.ts";
 import { retryDelaySec } from "../../supabase/functions/_shared/provision.ts";
@@ -10,6 +11,7 @@ import { logger, setLogSink } from "../../supabase/functions/_shared/log.ts";
 const carrier = (config: Config) => ({
   config,
   twilio: () => Promise.reject(new Error("no Twilio client in this test")),
+  clock: wallClock,
 });
 
 Deno.test("provisioning retries back off from 10 s doubling to an hour", () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { wallClock } from "../../supabase/functions/_shared/clock.ts";
 import { SIPOutboundTrunkInfo, SIPTransport } from "@livekit/protocol";
 import {
   type Config,
@@ -25,6 +26,7 @@ import {
 const carrier = (config: Config) => ({
   config,
   twilio: () => Promise.reject(new Error("no Twilio client in this test")),
+  clock: wallClock,
 });
 
 const base = {

@@ -124,14 +124,14 @@ Deno.test("a delivery's signature is the spec's HMAC-SHA256 over id.timestamp.bo
 });
 
 Deno.test("2xx is delivered; 3xx, 4xx and 5xx are failures; 410 asks to stop; Retry-After is read", () => {
-  assert.deepEqual(classifyAnswer(204, null), { ok: true, gone: false, retryAfterSec: null });
-  assert.equal(classifyAnswer(301, null).ok, false);
-  assert.equal(classifyAnswer(500, null).ok, false);
-  assert.deepEqual(classifyAnswer(410, null), { ok: false, gone: true, retryAfterSec: null });
-  assert.equal(classifyAnswer(429, "120").retryAfterSec, 120);
   const now = Date.parse("2026-12-01T10:00:00Z");
+  assert.deepEqual(classifyAnswer(204, null, now), { ok: true, gone: false, retryAfterSec: null });
+  assert.equal(classifyAnswer(301, null, now).ok, false);
+  assert.equal(classifyAnswer(500, null, now).ok, false);
+  assert.deepEqual(classifyAnswer(410, null, now), { ok: false, gone: true, retryAfterSec: null });
+  assert.equal(classifyAnswer(429, "120", now).retryAfterSec, 120);
   assert.equal(classifyAnswer(503, "Tue, 01 Dec 2026 10:01:00 GMT", now).retryAfterSec, 60);
-  assert.equal(classifyAnswer(503, "soon").retryAfterSec, null);
+  assert.equal(classifyAnswer(503, "soon", now).retryAfterSec, null);
 });
 
 Deno.test("a failed send is described without its URL", () => {

@@ -4,6 +4,7 @@
 import { DisconnectReason, ParticipantInfo_Kind, TrackType } from "@livekit/protocol";
 import type { ParticipantInfo, WebhookEvent } from "livekit-server-sdk";
 import type { Config } from "./config.ts";
+import type { Clock } from "./clock.ts";
 import type { Deps } from "./deps.ts";
 import { asService, type Sql, type Tx } from "./db.ts";
 import {
@@ -17,7 +18,6 @@ import {
 import {
   describeLiveKitError,
   DIAL_TIMEOUT_SEC,
-  type LiveKit,
   type LiveKitFailure,
 } from "./livekit.ts";
 import type { Logger } from "./log.ts";
@@ -204,8 +204,6 @@ async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
   );
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-
 /** A dial sent later than this after its slot takes a new one (internal.take_carrier_slots). */
 export const SLOT_TOLERANCE_MS = 30;
 /** How long before its slot a dial first looks for its agent. */
@@ -228,8 +226,8 @@ async function takeSlot(sql: Sql, config: Config, carrier: string, horizonSec: n
 const SLOT_SHRINK_MS = 10;
 /** This isolate's dials per carrier trunk in the last 2 s, as they went: slot and lateness (ms). */
 const sentDials = new Map<string, { slot: number; late: number }[]>();
-function sentOn(carrier: string) {
-  const sent = (sentDials.get(carrier) ?? []).filter((d) => d.slot > Date.now() - 2000);
+function sentOn(clock: Clock, carrier: string) {
+  const sent = (sentDials.get(carrier) ?? []).filter((d) => d.slot > clock.now() - 2000);
   sentDials.set(carrier, sent);
   return sent;
 }
@@ -249,14 +247,15 @@ export function carriedLateness(sent: readonly { slot: number; late: number }[],
 }
 
 /** Waits for the slot; a dial that would go out late takes a new slot instead (false: none). */
-async function awaitSlot(sql: Sql, config: Config, carrier: string, slot: Date) {
+async function awaitSlot(deps: Deps, carrier: string, slot: Date) {
+  const { sql, config, clock } = deps;
   for (let tries = 0; tries < 5; tries++) {
-    await sleep(slot.getTime() - Date.now());
-    const wait = carriedLateness(sentOn(carrier), slot.getTime());
-    if (wait > 0) await sleep(slot.getTime() + wait - Date.now());
-    const late = Date.now() - slot.getTime();
+    await clock.sleep(slot.getTime() - clock.now());
+    const wait = carriedLateness(sentOn(clock, carrier), slot.getTime());
+    if (wait > 0) await clock.sleep(slot.getTime() + wait - clock.now());
+    const late = clock.now() - slot.getTime();
     if (late <= SLOT_TOLERANCE_MS) {
-      sentOn(carrier).push({ slot: slot.getTime(), late });
+      sentOn(clock, carrier).push({ slot: slot.getTime(), late });
       return true;
     }
     let next: Date | null;
@@ -265,7 +264,7 @@ async function awaitSlot(sql: Sql, config: Config, carrier: string, slot: Date) 
     } catch (e) {
       // The database restarting: nothing has gone out yet, so ask again shortly.
       if (!isDatabaseUnavailable(e) || tries === 4) throw e;
-      await sleep(250 * (tries + 1));
+      await clock.sleep(250 * (tries + 1));
       continue;
     }
     if (!next) return false;
@@ -282,7 +281,7 @@ type DialAnswer =
 
 /** Writes the call record, dispatches the agent, waits for a carrier slot, dials, and records. */
 export async function placeCall(deps: Deps, input: DialInput): Promise<DialResult> {
-  const { config, sql, log } = deps;
+  const { config, sql, log, clock } = deps;
   const lk = deps.liveKit;
   checkDestinationAllowed(config, input.to, input.allowedCountries);
   const id = crypto.randomUUID();
@@ -321,7 +320,7 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
   // when the carrier trunk has nothing free soon.
   let slot = input.slot ?? null;
   if (!slot) {
-    const busy = await carrierBusy(sql, carrier);
+    const busy = await carrierBusy(deps, carrier);
     if (busy.retryAfterSec! > DIRECT_SLOT_WAIT_SEC) {
       await sql`delete from public.outbound_calls where id = ${inserted.id}`;
       throw busy;
@@ -371,8 +370,8 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
   if (dispatchId !== null) {
     // No silent answers: the callee's phone rings only once the agent is in the room. It has
     // until just before the slot to join unseen (one look then usually finds it).
-    if (slot) await sleep(slot.getTime() - AGENT_LOOK_AHEAD_MS - Date.now());
-    agent = await awaitAgent(lk, call.room_name, config.agentJoinTimeoutSec);
+    if (slot) await clock.sleep(slot.getTime() - AGENT_LOOK_AHEAD_MS - clock.now());
+    agent = await awaitAgent(deps, call.room_name, config.agentJoinTimeoutSec);
     if (!agent) {
       await lk.dispatch.deleteDispatch(dispatchId, call.room_name).catch(() => {});
       await sql`delete from public.outbound_calls where id = ${call.id}`;
@@ -390,7 +389,7 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
       };
     }
     slot ??= await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
-    if (!slot || !(await awaitSlot(sql, config, carrier, slot))) {
+    if (!slot || !(await awaitSlot(deps, carrier, slot))) {
       // Never dialed: the record goes, so the attempt's room can be used when it comes back.
       await sql`delete from public.outbound_calls where id = ${call.id}`;
       lk.rooms.deleteRoom(call.room_name).catch(() => {});
@@ -399,11 +398,11 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
         call,
         duplicate: false,
         notDialed: true,
-        error: await carrierBusy(sql, carrier),
+        error: await carrierBusy(deps, carrier),
         mapped: null,
       };
     }
-    dialedAt = new Date();
+    dialedAt = new Date(clock.now());
     input.onDialing?.(call);
     // Always waits for the answer: LiveKit sends no webhook when a call is answered, and only
     // the dial's own error carries the carrier's exact SIP status.
@@ -435,12 +434,12 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
       const failure = describeLiveKitError(e);
       answer = failure.status === null
         // The request may have reached LiveKit and the phone may be ringing: find out.
-        ? await settleLostAnswer(lk, call, ringingTimeout, failure)
+        ? await settleLostAnswer(deps, call, ringingTimeout, failure)
         : { kind: "failed", failure, mapped: outcomeFromError(failure), step: "dial" };
     }
   }
   answer ??= { kind: "unknown", failure: describeLiveKitError(null) };
-  return await recordAnswer(sql, lk, call, {
+  return await recordAnswer(deps, call, {
     answer,
     dispatchId,
     dialedAt,
@@ -460,23 +459,23 @@ export class AgentUnavailableError extends AppError {
 }
 
 /** The assistant's agent once it is in the room (LiveKit's participants say so), or null. */
-async function awaitAgent(lk: LiveKit, room: string, waitSec: number) {
-  const until = Date.now() + waitSec * 1000;
+async function awaitAgent({ liveKit: lk, clock }: Deps, room: string, waitSec: number) {
+  const until = clock.now() + waitSec * 1000;
   for (let pause = 25;; pause = Math.min(pause * 2, 250)) {
     const found = await lk.rooms.listParticipants(room).then(
       (ps) => ps.find((p) => p.kind === ParticipantInfo_Kind.AGENT) ?? null,
       () => null,
     );
     if (found) return found;
-    if (Date.now() + pause > until) return null;
-    await sleep(pause);
+    if (clock.now() + pause > until) return null;
+    await clock.sleep(pause);
   }
 }
 
 /** 429 with the wait until the carrier trunk's next slot. */
-async function carrierBusy(sql: Sql, carrier: string) {
+async function carrierBusy({ sql, clock }: Deps, carrier: string) {
   const [{ at }] = await sql<{ at: Date }[]>`select internal.carrier_next_slot(${carrier}) as at`;
-  const wait = Math.max(1, Math.ceil((at.getTime() - Date.now()) / 1000));
+  const wait = Math.max(1, Math.ceil((at.getTime() - clock.now()) / 1000));
   return new RateLimitError(
     `The carrier trunk's calls-per-second budget is used up; try again in ${wait} s.`,
     wait,
@@ -488,14 +487,14 @@ async function carrierBusy(sql: Sql, carrier: string) {
  * was replayed; LiveKit's participants say whether the call exists and how it stands.
  */
 async function settleLostAnswer(
-  lk: LiveKit,
+  { liveKit: lk, clock }: Deps,
   call: CallRow,
   ringingTimeoutSec: number,
   failure: LiveKitFailure,
 ): Promise<DialAnswer> {
-  const until = Date.now() + (ringingTimeoutSec + 10) * 1000;
+  const until = clock.now() + (ringingTimeoutSec + 10) * 1000;
   let seen = false;
-  while (Date.now() < until) {
+  while (clock.now() < until) {
     const p = await lk.rooms.getParticipant(call.room_name, call.participant_identity).catch(
       () => null,
     );
@@ -514,15 +513,14 @@ async function settleLostAnswer(
       // Never joined (the request did nothing) or already gone: the webhooks, if any, tell.
       break;
     }
-    await sleep(1000);
+    await clock.sleep(1000);
   }
   return { kind: "unknown", failure };
 }
 
 /** Records the dial's answer; a database that is briefly away is retried (what this misses the reconciliation fills in). */
 async function recordAnswer(
-  sql: Sql,
-  lk: LiveKit,
+  { sql, liveKit: lk, clock }: Deps,
   call: CallRow,
   r: {
     answer: DialAnswer;
@@ -535,7 +533,7 @@ async function recordAnswer(
   },
 ): Promise<DialResult> {
   const { answer, l } = r;
-  const agentJoinedAt = r.agent ? new Date(Number(r.agent.joinedAtMs) || Date.now()) : null;
+  const agentJoinedAt = r.agent ? new Date(Number(r.agent.joinedAtMs) || clock.now()) : null;
   const agentAudioAt = r.agent?.tracks.some((t) => t.type === TrackType.AUDIO) ? r.dialedAt : null;
   for (let attempt = 1; attempt <= 3; attempt++) {
     try {
@@ -589,7 +587,7 @@ async function recordAnswer(
             status: answer.mapped.status,
             outcome: answer.mapped.outcome,
             answeredAt: cur.answered_at,
-            endedAt: cur.ended_at ?? new Date(),
+            endedAt: cur.ended_at ?? new Date(clock.now()),
           };
         } else {
           // Unknown: what the webhooks said while waiting, else the call is written off as lost
@@ -605,7 +603,7 @@ async function recordAnswer(
             status: x.status,
             outcome: x.outcome,
             answeredAt: cur.answered_at,
-            endedAt: cur.ended_at ?? new Date(),
+            endedAt: cur.ended_at ?? new Date(clock.now()),
           };
         }
         const [row] = await tx<CallRow[]>`
@@ -639,7 +637,7 @@ async function recordAnswer(
         error: e instanceof Error ? e.message : String(e),
       });
       if (attempt === 3) break;
-      await sleep(250 * attempt);
+      await clock.sleep(250 * attempt);
     }
   }
 
@@ -684,8 +682,9 @@ function currentOf(c: CallRow) {
 export function eventFor(
   call: Pick<CallRow, "participant_identity">,
   ev: WebhookEvent,
+  now: number,
 ): CallEvent | null {
-  const at = new Date(Number(ev.createdAt ?? 0n) * 1000 || Date.now());
+  const at = new Date(Number(ev.createdAt ?? 0n) * 1000 || now);
   const p = ev.participant;
   // track_published carries only sid and identity, and fires when the SIP participant
   // joins, before the phone rings: it says nothing about an answer.
@@ -713,7 +712,7 @@ export function eventFor(
 const FAILURE_REASONS = new Set(["USER_REJECTED", "USER_UNAVAILABLE", "SIP_TRUNK_FAILURE"]);
 
 /** Stores a verified webhook once (by event id) and moves its call forward. */
-export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
+export async function recordWebhook({ sql, log, clock }: Deps, ev: WebhookEvent) {
   const room = ev.room?.name ?? "";
   return await asService(sql, async (tx) => {
     const [call] = room
@@ -746,13 +745,13 @@ export async function recordWebhook(sql: Sql, ev: WebhookEvent, log: Logger) {
     }
     if (ev.event === "track_published" && p && p.identity !== call.participant_identity) {
       // Only the agent shares the call's room with the SIP participant: it can be heard now.
-      const at = new Date(Number(ev.createdAt ?? 0n) * 1000 || Date.now());
+      const at = new Date(Number(ev.createdAt ?? 0n) * 1000 || clock.now());
       await tx`update public.outbound_calls set agent_audio_at = coalesce(agent_audio_at, ${at}),
           agent_identity = coalesce(agent_identity, ${p.identity})
         where id = ${call.id}`;
       return { duplicate: false, callId: call.id, status: call.status };
     }
-    const event = eventFor(call, ev);
+    const event = eventFor(call, ev, clock.now());
     const next = event && applyEvent(stateOf(call), event);
     if (!next) return { duplicate: false, callId: call.id, status: call.status };
     const reason = event?.kind === "left" ? event.reason : null;

@@ -59,14 +59,13 @@ let underWay = 0;
  * missed and taken again. Otherwise (or with too few dials to judge) the budget alone spaces them.
  */
 const sent: { at: number; late: boolean }[] = [];
-function noteSent(slot: Date) {
-  const now = Date.now();
+function noteSent(now: number, slot: Date) {
   sent.push({ at: now, late: now > slot.getTime() + SLOT_TOLERANCE_MS });
   while (sent.length > 0 && sent[0].at < now - 2000) sent.shift();
 }
 export function dialPace(
-  recent: readonly { at: number; late: boolean }[] = sent,
-  now = Date.now(),
+  recent: readonly { at: number; late: boolean }[],
+  now: number,
 ): number | null {
   const window = recent.filter((d) => d.at >= now - 2000);
   const late = window.filter((d) => d.late).length;
@@ -96,7 +95,7 @@ async function dialOne(deps: Deps, c: Claim): Promise<Result> {
       participantName: c.name ?? c.e164,
       metadata: c.metadata,
       slot: c.send_at,
-      onDialing: () => noteSent(c.send_at),
+      onDialing: () => noteSent(clock.now(), c.send_at),
       ringingTimeoutSec: c.ringing_timeout_sec,
       maxCallDurationSec: c.max_call_duration_sec,
       allowedCountries: c.allowed_countries,
@@ -138,7 +137,8 @@ async function dialOne(deps: Deps, c: Claim): Promise<Result> {
 /** One tick: claim and dial until nothing is due, maxCalls is reached or the budget runs out. */
 export async function tick(deps: Deps, opts: TickOptions) {
   const { config, sql, clock } = deps;
-  const lk = deps.liveKit;
+  // Without LiveKit configured this is the 503 naming it, before anything is claimed.
+  void deps.liveKit;
   const tickId = crypto.randomUUID();
   const scoped = withFields(deps, { tickId, campaignId: opts.campaignId ?? null });
   const l = scoped.log;
@@ -150,7 +150,7 @@ export async function tick(deps: Deps, opts: TickOptions) {
   let claimedTotal = 0;
 
   await sql`select internal.release_expired_leases()`;
-  await reconcileCalls(config, sql, lk, l);
+  await reconcileCalls(scoped);
   try {
     while (clock.now() < deadline && claimedTotal < maxCalls) {
       // Claim only what this isolate can have under way: under overload the ticks wait for
@@ -162,7 +162,7 @@ export async function tick(deps: Deps, opts: TickOptions) {
       }
       const claims = await sql<Claim[]>`
         select * from internal.claim_calls(${opts.campaignId ?? null}, ${room}, ${tickId},
-          ${config.carrierCps}, ${CLAIM_HORIZON_SEC}, 120, ${dialPace()})`;
+          ${config.carrierCps}, ${CLAIM_HORIZON_SEC}, 120, ${dialPace(sent, clock.now())})`;
       claimedTotal += claims.length;
       for (const c of claims) {
         underWay++;

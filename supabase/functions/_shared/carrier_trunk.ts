@@ -185,7 +185,10 @@ interface SipTrunkRow {
  * The credentials LiveKit's outbound trunk uses. Static mode: from env. Twilio: ensures the
  * account's trunk step by step (each step finds before it creates) under a lock.
  */
-export async function sipCredentials(carrier: Carrier, sql: Sql): Promise<SipCredentials> {
+export async function sipCredentials(
+  carrier: Carrier & Pick<Deps, "clock">,
+  sql: Sql,
+): Promise<SipCredentials> {
   const config = carrier.config;
   const base = { transport: config.sipTransport, destinationCountry: config.destinationCountry };
   if (config.staticSip) {
@@ -202,7 +205,7 @@ export async function sipCredentials(carrier: Carrier, sql: Sql): Promise<SipCre
   const sipUrl = requireOrigination(config);
   const tw = await twilioOf(carrier);
   return await withLease(
-    sql,
+    { sql, clock: carrier.clock },
     `sip_trunk:${t.accountSid}`,
     () => ensureCarrierTrunk(config, t, sipUrl, tw, sql),
   );

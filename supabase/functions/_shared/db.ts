@@ -2,6 +2,7 @@
 // with `role` = authenticated and `request.jwt.claims` set; service work runs as the owner.
 import postgres from "postgres";
 import { isDatabaseUnavailable } from "./errors.ts";
+import { type Clock, wallClock } from "./clock.ts";
 import { logger } from "./log.ts";
 
 export type Sql = postgres.Sql;
@@ -61,18 +62,18 @@ interface Pool {
  * 100 ms), so later queries never meet connections the driver cannot bring back; the old pool
  * finishes what it runs and its connections idle out.
  */
-function resilient(open: () => Sql): Sql {
+function resilient(open: () => Sql, clock: Clock): Sql {
   const start = (): Pool => {
     const sql = open();
     // A query that is never run, for its pool's dispatcher.
     const { handler } = sql.unsafe("") as unknown as QueryInternals;
-    return { sql, dispatch: handler, openedAt: Date.now() };
+    return { sql, dispatch: handler, openedAt: clock.now() };
   };
   let pool = start();
   // Left to finish their work and idle out; the latest are kept for `end`.
   const retired: Sql[] = [];
   const renew = (failed: Pool) => {
-    if (failed !== pool || Date.now() - failed.openedAt < 100) return;
+    if (failed !== pool || clock.now() - failed.openedAt < 100) return;
     pool = start();
     if (retired.push(failed.sql) > 10) retired.shift();
   };
@@ -129,10 +130,10 @@ function resilient(open: () => Sql): Sql {
 }
 
 /** One pool per database URL; `prepare: false` so Supabase's transaction pooler works. */
-export function db(url: string): Sql {
+export function db(url: string, clock: Clock = wallClock): Sql {
   let sql = pools.get(url);
   if (!sql) {
-    guardClosedSocketWrites((message) => logger({ component: "db" }).warn(message));
+    guardClosedSocketWrites((message) => logger({ component: "db" }, clock).warn(message));
     sql = resilient(() =>
       postgres(url, {
         prepare: false,
@@ -141,8 +142,7 @@ export function db(url: string): Sql {
         connect_timeout: 10,
         onnotice: () => {},
         connection: { application_name: "edge-functions" },
-      })
-    );
+      }), clock);
     pools.set(url, sql);
   }
   return sql;

@@ -3,22 +3,14 @@
 // gateway, the tests and the benchmarks pass their own. Nothing in a handler reaches for a
 // global: a test can run any handler with any configuration side by side with others.
 import type { Twilio } from "twilio";
+import { type Clock, wallClock } from "./clock.ts";
 import { type Config, ConfigError, parseConfig } from "./config.ts";
 import { db, type Sql } from "./db.ts";
 import { NotConfiguredError } from "./errors.ts";
 import { type LiveKit, liveKit } from "./livekit.ts";
 import { type Fields, type Logger, logger } from "./log.ts";
 
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-  sleep(ms: number): Promise<void>;
-}
-
-export const wallClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms))),
-};
+export { type Clock, wallClock } from "./clock.ts";
 
 export interface Deps {
   config: Config;
@@ -39,13 +31,13 @@ export function depsFor(config: Config, parts: Partial<Omit<Deps, "config">> = {
   let lk: LiveKit | undefined = parts.liveKit;
   return {
     config,
-    sql: parts.sql ?? db(config.dbUrl),
+    sql: parts.sql ?? db(config.dbUrl, parts.clock ?? wallClock),
     get liveKit() {
       return lk ??= liveKit(config);
     },
     twilio: parts.twilio,
     clock: parts.clock ?? wallClock,
-    log: parts.log ?? logger(),
+    log: parts.log ?? logger({}, parts.clock ?? wallClock),
   };
 }
 

@@ -7,7 +7,7 @@ import { type CallRow, callView, placeCall, requireAssistant } from "./calls.ts"
 import { asUser } from "./db.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError, NotFoundError, RateLimitError, ValidationError } from "./errors.ts";
-import { type LiveKit, liveKitError } from "./livekit.ts";
+import { liveKitError } from "./livekit.ts";
 import { e164, uuid } from "./schemas.ts";
 
 const name = z.string().min(1).max(128).regex(
@@ -86,7 +86,6 @@ export async function requestCall(
     ownerId = owner.owner_id;
   }
 
-  const lk = deps.liveKit;
   let dialing: (call: CallRow) => void = () => {};
   const sent = new Promise<CallRow>((resolve) => dialing = resolve);
   const dial = placeCall(deps, {
@@ -110,7 +109,7 @@ export async function requestCall(
     dial.then((r) => (dialed && !r.notDialed ? r.call : null)),
     sent.then((call) => {
       dialed = true;
-      return joined(lk, call);
+      return joined(deps, call);
     }),
   ]);
   if (early) {
@@ -131,7 +130,7 @@ export async function requestCall(
 }
 
 /** The call with its SIP participant's ids once it has joined (LiveKit answers within moments). */
-async function joined(lk: LiveKit, call: CallRow): Promise<CallRow> {
+async function joined({ liveKit: lk, clock }: Deps, call: CallRow): Promise<CallRow> {
   for (let i = 0; i < 30; i++) {
     const p = await lk.rooms.getParticipant(call.room_name, call.participant_identity).catch(() =>
       null
@@ -139,7 +138,7 @@ async function joined(lk: LiveKit, call: CallRow): Promise<CallRow> {
     if (p) {
       return { ...call, participant_id: p.sid, sip_call_id: p.attributes?.["sip.callID"] || null };
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await clock.sleep(100);
   }
   return call;
 }

@@ -2,7 +2,7 @@
 // HTTP calls it makes (internal.lease: taken when free or expired, released by its holder; a
 // crashed holder's lease expires). Provisioning a number and ensuring an account's carrier
 // trunk each take one.
-import type { Sql } from "./db.ts";
+import type { Deps } from "./deps.ts";
 import { UnavailableError } from "./errors.ts";
 
 /** Longer than the work it covers takes (Twilio and LiveKit requests time out well before). */
@@ -12,21 +12,21 @@ const WAIT_MS = 60_000;
 
 /** Runs `fn` holding the lease `key`; waits (bounded) while another worker holds it. */
 export async function withLease<T>(
-  sql: Sql,
+  { sql, clock }: Pick<Deps, "sql" | "clock">,
   key: string,
   fn: () => Promise<T>,
   waitMs = WAIT_MS,
 ): Promise<T> {
   const holder = crypto.randomUUID();
-  const until = Date.now() + waitMs;
+  const until = clock.now() + waitMs;
   for (let pause = 10;; pause = Math.min(pause * 2, 100)) {
     const [taken] = await sql<{ ok: boolean | null }[]>`
       select internal.take_lease(${key}, ${holder}, ${LEASE_SEC}) as ok`;
     if (taken?.ok) break;
-    if (Date.now() + pause > until) {
+    if (clock.now() + pause > until) {
       throw new UnavailableError(`Another worker is still on ${key}; try again shortly.`, 5);
     }
-    await new Promise((r) => setTimeout(r, pause));
+    await clock.sleep(pause);
   }
   try {
     return await fn();

@@ -1,6 +1,8 @@
 // Structured JSON log lines. Keys that may hold secrets are redacted before printing, and so
 // is anything shaped like a JWT or a bearer credential inside a logged string.
 
+import { type Clock, wallClock } from "./clock.ts";
+
 const SECRET_KEY = /pass(word)?|secret|token|authorization|api[_-]?key|credential/i;
 const SECRET_TEXT =
   /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*|\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g;
@@ -33,15 +35,17 @@ export function setLogSink(next: Sink): void {
   sink = next;
 }
 
-export function logger(base: Fields = {}): Logger {
+export function logger(base: Fields = {}, clock: Clock = wallClock): Logger {
   const write = (level: string, msg: string, fields?: Fields) =>
     sink(
-      JSON.stringify(redact({ level, time: new Date().toISOString(), msg, ...base, ...fields })),
+      JSON.stringify(
+        redact({ level, time: new Date(clock.now()).toISOString(), msg, ...base, ...fields }),
+      ),
     );
   return {
     info: (msg, f) => write("info", msg, f),
     warn: (msg, f) => write("warn", msg, f),
     error: (msg, f) => write("error", msg, f),
-    child: (f) => logger({ ...base, ...f }),
+    child: (f) => logger({ ...base, ...f }, clock),
   };
 }

@@ -91,7 +91,7 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
   const first = await loadRow(sql, key);
   const e164 = first?.e164 ?? ("e164" in key ? key.e164 : undefined);
   if (!e164) return { row: null, error: null };
-  return await withLease(sql, `provision:${e164}`, async () => {
+  return await withLease(deps, `provision:${e164}`, async () => {
     const row = first ? await loadRow(sql, { phoneNumberId: first.id }) : null;
     const assistant = row?.assistant_id
       ? (await sql<{ id: string; agent_name: string }[]>`

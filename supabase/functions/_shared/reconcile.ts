@@ -3,10 +3,9 @@
 // participants LiveKit still holds before anything is concluded.
 import type { ParticipantInfo } from "livekit-server-sdk";
 import { type CallRow, moveCall, stateOf } from "./calls.ts";
-import type { Config } from "./config.ts";
-import { asService, type Sql } from "./db.ts";
-import { describeLiveKitError, DIAL_TIMEOUT_SEC, type LiveKit } from "./livekit.ts";
-import type { Logger } from "./log.ts";
+import { asService } from "./db.ts";
+import type { Deps } from "./deps.ts";
+import { describeLiveKitError, DIAL_TIMEOUT_SEC } from "./livekit.ts";
 import { applyEvent, isFinal, outcomeFromDisconnect, type Transition } from "./outcomes.ts";
 
 /** A dial still waiting after this long lost its requester (a stopped function). */
@@ -15,7 +14,9 @@ const DIAL_GRACE_SEC = DIAL_TIMEOUT_SEC + 30;
 const DEPARTURE_SEC = 20;
 
 /** Checks live calls that are due against LiveKit and settles the ones that ended; returns how many ended. */
-export async function reconcileCalls(config: Config, sql: Sql, lk: LiveKit, log: Logger) {
+export async function reconcileCalls(deps: Deps) {
+  const { config, sql, log, clock } = deps;
+  const lk = deps.liveKit;
   const rows = await sql<CallRow[]>`
     select * from internal.calls_to_reconcile(${config.reconcileEverySec}, ${DIAL_GRACE_SEC}, 200)`;
   if (rows.length === 0) return 0;
@@ -38,7 +39,7 @@ export async function reconcileCalls(config: Config, sql: Sql, lk: LiveKit, log:
       }
     }
     // Most calls checked are simply still going: they are only stamped, all in one statement.
-    if (!judge(row, participant, rooms.has(row.room_name), new Date())) {
+    if (!judge(row, participant, rooms.has(row.room_name), new Date(clock.now()))) {
       unchanged.push(row.id);
       continue;
     }
@@ -46,7 +47,7 @@ export async function reconcileCalls(config: Config, sql: Sql, lk: LiveKit, log:
       const [call] = await tx<CallRow[]>`
         select * from public.outbound_calls where id = ${row.id} for update`;
       if (!call || isFinal(call.status)) return false;
-      const next = judge(call, participant, rooms.has(row.room_name), new Date());
+      const next = judge(call, participant, rooms.has(row.room_name), new Date(clock.now()));
       await tx`update public.outbound_calls set checked_at = now() where id = ${call.id}`;
       if (!next) return false;
       const moved = await moveCall(tx, call, next, null);

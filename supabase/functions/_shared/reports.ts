@@ -26,37 +26,39 @@ const CALLBACK_PAST_MS = 60_000;
 const CALLBACK_FUTURE_MS = 366 * 24 * 3600 * 1000;
 const MAX_DATA_BYTES = 16 * 1024;
 
-export const ReportBody = z.strictObject({
-  roomName: z.string().min(1).max(256).optional(),
-  callId: uuid.optional(),
-  disposition: z.enum(DISPOSITIONS, { error: `must be one of ${DISPOSITIONS.join(", ")}` }),
-  callbackAt: z.iso.datetime({
-    offset: true,
-    error: "must be an ISO 8601 time with an offset, e.g. 2026-12-02T10:00:00-05:00",
-  }).optional(),
-  summary: z.string().max(10_000).optional(),
-  data: z.record(z.string(), z.unknown()).refine(
-    (d) => new TextEncoder().encode(JSON.stringify(d)).length <= MAX_DATA_BYTES,
-    "at most 16 KiB of JSON",
-  ).optional(),
-  transferTo: z.string().min(1).max(256).optional(),
-}).superRefine((b, ctx) => {
-  if (b.disposition === "callback" && !b.callbackAt) {
-    ctx.addIssue({ code: "custom", path: ["callbackAt"], message: "is required for a callback" });
-  }
-  if (b.disposition !== "callback" && b.callbackAt) {
-    ctx.addIssue({ code: "custom", path: ["callbackAt"], message: "only goes with a callback" });
-  }
-  const problem = b.callbackAt ? callbackProblem(b.callbackAt) : null;
-  if (problem) ctx.addIssue({ code: "custom", path: ["callbackAt"], message: problem });
-  if (b.disposition !== "transferred" && b.transferTo) {
-    ctx.addIssue({ code: "custom", path: ["transferTo"], message: "only goes with transferred" });
-  }
-});
-export type ReportRequest = z.infer<typeof ReportBody>;
+/** The request as of `now` (the deps' clock): a callback time is judged against it. */
+export const reportBody = (now: number) =>
+  z.strictObject({
+    roomName: z.string().min(1).max(256).optional(),
+    callId: uuid.optional(),
+    disposition: z.enum(DISPOSITIONS, { error: `must be one of ${DISPOSITIONS.join(", ")}` }),
+    callbackAt: z.iso.datetime({
+      offset: true,
+      error: "must be an ISO 8601 time with an offset, e.g. 2026-12-02T10:00:00-05:00",
+    }).optional(),
+    summary: z.string().max(10_000).optional(),
+    data: z.record(z.string(), z.unknown()).refine(
+      (d) => new TextEncoder().encode(JSON.stringify(d)).length <= MAX_DATA_BYTES,
+      "at most 16 KiB of JSON",
+    ).optional(),
+    transferTo: z.string().min(1).max(256).optional(),
+  }).superRefine((b, ctx) => {
+    if (b.disposition === "callback" && !b.callbackAt) {
+      ctx.addIssue({ code: "custom", path: ["callbackAt"], message: "is required for a callback" });
+    }
+    if (b.disposition !== "callback" && b.callbackAt) {
+      ctx.addIssue({ code: "custom", path: ["callbackAt"], message: "only goes with a callback" });
+    }
+    const problem = b.callbackAt ? callbackProblem(b.callbackAt, now) : null;
+    if (problem) ctx.addIssue({ code: "custom", path: ["callbackAt"], message: problem });
+    if (b.disposition !== "transferred" && b.transferTo) {
+      ctx.addIssue({ code: "custom", path: ["transferTo"], message: "only goes with transferred" });
+    }
+  });
+export type ReportRequest = z.infer<ReturnType<typeof reportBody>>;
 
 /** A callback time the request may carry: not in the past, not more than a year ahead. */
-export function callbackProblem(callbackAt: string, now = Date.now()): string | null {
+export function callbackProblem(callbackAt: string, now: number): string | null {
   const at = Date.parse(callbackAt);
   if (!Number.isFinite(at)) return "is not a valid time";
   if (at < now - CALLBACK_PAST_MS) return "is in the past";

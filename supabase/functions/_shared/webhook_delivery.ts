@@ -3,9 +3,8 @@
 // attempt goes back to the database, which decides the retry, the backoff and whether the
 // endpoint is disabled. Lanes run side by side (bounded), so a slow or dead endpoint only holds
 // up its own deliveries.
-import type { Config } from "./config.ts";
+import type { Clock } from "./clock.ts";
 import type { Deps } from "./deps.ts";
-import type { Sql } from "./db.ts";
 import { isDatabaseUnavailable } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -71,24 +70,23 @@ const DEFAULT_MAX_LANES = 8;
 const IDLE_POLL_MS = 250;
 const IDLE_POLLS = 2;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-
 type HttpClientFactory = (o: { poolMaxIdlePerHost?: number }) => Deno.HttpClient;
 const createHttpClient = (Deno as { createHttpClient?: HttpClientFactory }).createHttpClient;
 
 /** Retries a statement while the database is briefly away (a restart takes a second or two). */
-async function withDatabase<T>(fn: () => Promise<T>, tries = 6): Promise<T> {
+async function withDatabase<T>(clock: Clock, fn: () => Promise<T>, tries = 6): Promise<T> {
   for (let i = 1;; i++) {
     try {
       return await fn();
     } catch (e) {
       if (!isDatabaseUnavailable(e) || i >= tries) throw e;
-      await sleep(250 * 2 ** (i - 1));
+      await clock.sleep(250 * 2 ** (i - 1));
     }
   }
 }
 
 async function send(
+  clock: Clock,
   net: Network,
   lane: Lane,
   url: string,
@@ -103,7 +101,7 @@ async function send(
       headers: {
         "Content-Type": "application/json",
         "User-Agent": "voice-lines-webhooks/1",
-        ...signedHeaders(lane.secret!, d.eventId, new Date(), body),
+        ...signedHeaders(lane.secret!, d.eventId, new Date(clock.now()), body),
       },
       body,
       redirect: "manual",
@@ -111,7 +109,7 @@ async function send(
       ...(client ? { client } : {}),
     } as RequestInit);
     await res.body?.cancel().catch(() => {});
-    const answer = classifyAnswer(res.status, res.headers.get("retry-after"));
+    const answer = classifyAnswer(res.status, res.headers.get("retry-after"), clock.now());
     return {
       ok: answer.ok,
       statusCode: res.status,
@@ -138,8 +136,7 @@ async function send(
 
 /** Works one lane: its deliveries in order, stopping at the first failure (the lane waits with it). */
 async function runLane(
-  config: Config,
-  sql: Sql,
+  { config, sql, clock }: Pick<Deps, "config" | "sql" | "clock">,
   net: Network,
   runId: string,
   lane: Lane,
@@ -149,7 +146,7 @@ async function runLane(
 ) {
   const l = log.child({ endpointId: lane.endpoint_id });
   const record = (d: Pending, a: Attempt) =>
-    withDatabase(async () => {
+    withDatabase(clock, async () => {
       const [row] = await sql<{ go_on: boolean }[]>`
         select internal.record_webhook_attempt(${runId}, ${d.id}, ${a.ok}, ${a.statusCode}, ${a.error},
           ${a.ms}, ${a.retryAfterSec}, ${a.gone}) as go_on`;
@@ -186,8 +183,8 @@ async function runLane(
     // One connection per lane, kept alive across its deliveries and closed with it.
     client = createHttpClient?.({});
     for (const d of deliveries) {
-      if (Date.now() >= deadline) break;
-      const attempt = await send(net, lane, target.url, d, client);
+      if (clock.now() >= deadline) break;
+      const attempt = await send(clock, net, lane, target.url, d, client);
       sent++;
       counts.sent++;
       const goOn = await record(d, attempt);
@@ -208,8 +205,9 @@ async function runLane(
   } finally {
     client?.close();
     if (!released) {
-      await withDatabase(() =>
-        sql`select internal.release_webhook_lane(${runId}, ${lane.endpoint_id})`
+      await withDatabase(
+        clock,
+        () => sql`select internal.release_webhook_lane(${runId}, ${lane.endpoint_id})`,
       ).catch(() => {/* the lease runs out by itself */});
     }
     // The endpoint's id and the answer, never its URL (which may carry the customer's token).
@@ -250,7 +248,15 @@ export async function deliverWebhooks(
     }
     for (const lane of claimed) {
       counts.lanes++;
-      const p: Promise<void> = runLane(config, sql, net, runId, lane, deadline, counts, log)
+      const p: Promise<void> = runLane(
+        { config, sql, clock },
+        net,
+        runId,
+        lane,
+        deadline,
+        counts,
+        log,
+      )
         .finally(() => inflight.delete(p));
       inflight.add(p);
     }

@@ -242,7 +242,7 @@ export interface Answer {
 export function classifyAnswer(
   status: number,
   retryAfter: string | null,
-  now = Date.now(),
+  now: number,
 ): Answer {
   let wait: number | null = null;
   if (retryAfter !== null && retryAfter.trim() !== "") {

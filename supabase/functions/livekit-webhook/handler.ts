@@ -1,11 +1,12 @@
 import { TokenVerifier, WebhookReceiver } from "livekit-server-sdk";
 import { recordWebhook } from "../_shared/calls.ts";
 import { requireLiveKit } from "../_shared/config.ts";
+import { withFields } from "../_shared/deps.ts";
 import { AppError, AuthError, ValidationError } from "../_shared/errors.ts";
 import { MAX_BODY_BYTES, readBody, serve } from "../_shared/http.ts";
 
-export const handler = serve("livekit-webhook", ["POST"], async (req, { config, sql, log }) => {
-  const { apiKey, apiSecret } = requireLiveKit(config);
+export const handler = serve("livekit-webhook", ["POST"], async (req, deps) => {
+  const { apiKey, apiSecret } = requireLiveKit(deps.config);
   const auth = req.headers.get("authorization");
   if (!auth) throw new AuthError("Missing the LiveKit webhook signature (Authorization header).");
   const raw = new TextDecoder().decode(await readBody(req, MAX_BODY_BYTES * 4));
@@ -26,9 +27,8 @@ export const handler = serve("livekit-webhook", ["POST"], async (req, { config, 
     throw new AppError(400, "invalid_request", "The webhook has no id or event.");
   }
   const result = await recordWebhook(
-    sql,
+    withFields(deps, { eventId: event.id, event: event.event }),
     event,
-    log.child({ eventId: event.id, event: event.event }),
   );
   return { ok: true, ...result };
 });
