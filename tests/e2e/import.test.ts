@@ -13,6 +13,7 @@ import {
   sql,
   stack,
   type TestUser,
+  userClient,
 } from "../helpers/stack.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -154,9 +155,10 @@ Deno.test("a CSV without a phone column is a 400 naming the accepted columns; no
   assert.ok(noCampaign.body.error.details.fields.campaignId);
   const wrongType = await importContacts(user, "phone\n+13125550100\n", {
     campaignId,
-    type: "application/vnd.ms-excel",
+    type: "image/png",
   });
   assert.equal(wrongType.status, 415);
+  assert.match(wrongType.body.error.message, /image\/png.*text\/csv.*multipart\/form-data/);
   const notUtf8 = await importContacts(
     user,
     new Uint8Array([0x70, 0x68, 0x6f, 0x6e, 0x65, 0x0a, 0xff, 0xfe]),
@@ -171,6 +173,52 @@ Deno.test("a CSV without a phone column is a 400 naming the accepted columns; no
   const [{ n }] =
     await sql`select count(*)::int as n from public.campaign_calls where campaign_id = ${campaignId}`;
   assert.equal(n, 0);
+});
+
+Deno.test("what browsers and supabase-js send for a .csv file imports: untyped, text/plain, Excel's type, a form", async () => {
+  const user = await createUser("csv-browser");
+  const campaignId = await draftCampaign(user);
+  const supabase = userClient(user.token);
+  const csv = (n: number) => `phone,name\n+1312555${String(n).padStart(4, "0")},Row ${n}\n`;
+  const invoke = async (body: unknown, query = `?campaignId=${campaignId}`, headers = {}) => {
+    const { data, error } = await supabase.functions.invoke(`import-contacts${query}`, {
+      body: body as string,
+      headers,
+    });
+    if (error) throw new Error(JSON.stringify(await error.context.json()));
+    return data;
+  };
+  // supabase-js sends a string as text/plain, and a File or Blob as application/octet-stream.
+  assert.equal((await invoke(csv(1))).added, 1, "a string");
+  assert.equal(
+    (await invoke(new File([csv(2)], "contacts.csv"))).added,
+    1,
+    "a File without a type",
+  );
+  assert.equal(
+    (await invoke(new Blob([csv(3)]), undefined, { "Content-Type": "application/vnd.ms-excel" }))
+      .added,
+    1,
+    "typed as Windows browsers type a .csv",
+  );
+  // A form: the file as a part (typed however the browser typed it); the campaign in the query
+  // or as a field.
+  const form = new FormData();
+  form.append("file", new File([csv(4)], "contacts.csv", { type: "application/vnd.ms-excel" }));
+  assert.equal((await invoke(form)).added, 1, "a form with the campaign in the query");
+  const withField = new FormData();
+  withField.append("campaignId", campaignId);
+  withField.append("contacts", new File([csv(5)], "contacts.csv"));
+  assert.equal((await invoke(withField, "")).added, 1, "a form naming the campaign");
+  const noFile = new FormData();
+  noFile.append("campaignId", campaignId);
+  const { error } = await supabase.functions.invoke("import-contacts", { body: noFile });
+  const answer = await error?.context.json();
+  assert.equal(answer?.error.code, "invalid_request");
+  assert.ok(answer.error.details.fields.file);
+  const [{ n }] =
+    await sql`select count(*)::int as n from public.campaign_calls where campaign_id = ${campaignId}`;
+  assert.equal(n, 5);
 });
 
 Deno.test("imports are bounded: over 10 MiB or 100,000 rows is a 413 and keeps nothing", async () => {
@@ -300,8 +348,13 @@ Deno.test("per-contact variables and the call's ids reach the agent in the dispa
   assert.equal(meta.assistantId, assistantId);
   assert.equal(meta.to, "+13125550461");
   assert.equal(meta.functionsUrl, `${stack.supabaseUrl}/functions/v1`);
-  const participant = (await livekitRequests()).find((r: Json) =>
-    r.method === "CreateSIPParticipant" && r.body.roomName === o.room_name
+  // The dial follows once the agent is in the room and the carrier slot comes.
+  const participant = await eventually(
+    async () =>
+      (await livekitRequests()).find((r: Json) =>
+        r.method === "CreateSIPParticipant" && r.body.roomName === o.room_name
+      ),
+    "the dial",
   );
   assert.deepEqual(JSON.parse(participant.body.participantMetadata), meta);
 

@@ -8,7 +8,7 @@ import { CsvReader } from "./csv.ts";
 import { asUser, type Tx } from "./db.ts";
 import type { Deps } from "./deps.ts";
 import { AppError, NotFoundError, ValidationError } from "./errors.ts";
-import { parseJson, readBody, validate } from "./http.ts";
+import { parseJson, validate } from "./http.ts";
 import { uuid } from "./schemas.ts";
 
 export const MAX_IMPORT_BYTES = 10 * 1024 * 1024;
@@ -319,17 +319,27 @@ async function requireCampaign(tx: Tx, campaignId: string) {
   if (!c) throw new NotFoundError(`Campaign ${campaignId} does not exist.`);
 }
 
-/**
- * Imports the request's contacts into the user's campaign: text/csv (streamed, the campaign in
- * the query) or application/json (`contacts`, the campaign in the body or the query).
- */
-export async function importContacts(
-  deps: Deps,
-  user: User,
-  req: Request,
-  query: z.infer<typeof ImportQuery>,
-): Promise<ImportResult> {
-  const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+/** What browsers and clients send for a .csv file or a string: read as CSV. */
+const CSV_TYPES = new Set([
+  "text/csv",
+  "application/csv",
+  "text/comma-separated-values",
+  "text/x-csv",
+  // Windows browsers type .csv files after Excel.
+  "application/vnd.ms-excel",
+  // supabase-js sends a string as text/plain and a File or Blob as application/octet-stream.
+  "text/plain",
+  "application/octet-stream",
+  // A File without a type, sent as the body.
+  "",
+]);
+const ACCEPTED =
+  "text/csv (or any type a browser gives a .csv file), multipart/form-data with the CSV file as a part, or application/json";
+/** The whole body must arrive within this (a slow upload must not hold the function). */
+export const IMPORT_READ_SEC = 60;
+
+/** The body's bytes, before anything touches the database: bounded in size and in time. */
+async function readImport(deps: Deps, req: Request): Promise<Uint8Array> {
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > MAX_IMPORT_BYTES) {
     await req.body?.cancel();
@@ -337,45 +347,103 @@ export async function importContacts(
       `The body exceeds ${MAX_IMPORT_BYTES / 1024 / 1024} MiB; split it into several.`,
     );
   }
-
-  if (type === "text/csv" || type === "application/csv") {
-    const campaignId = query.campaignId;
-    if (!campaignId) {
-      await req.body?.cancel();
-      throw new ValidationError(
-        "Name the campaign: POST ?campaignId=<uuid> with the CSV as the body.",
-        {
-          fields: { campaignId: "required in the query" },
-        },
-      );
+  if (!req.body) return new Uint8Array();
+  const reader = req.body.getReader();
+  const deadline = deps.clock.now() + IMPORT_READ_SEC * 1000;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const left = deadline - deps.clock.now();
+      const next = left <= 0 ? null : await Promise.race([
+        reader.read(),
+        deps.clock.sleep(left).then(() => null),
+      ]);
+      if (next === null) {
+        throw new AppError(
+          408,
+          "request_timeout",
+          `The body did not arrive within ${IMPORT_READ_SEC} s; send the file in one go, or split it into several.`,
+        );
+      }
+      if (next.done) break;
+      size += next.value.byteLength;
+      if (size > MAX_IMPORT_BYTES) {
+        throw tooLarge(
+          `The file exceeds ${MAX_IMPORT_BYTES / 1024 / 1024} MiB; split it into several.`,
+        );
+      }
+      chunks.push(next.value);
     }
-    // One transaction: a file refused mid-way (too large, unreadable) leaves nothing behind.
-    const result = await asUser(deps.sql, user.claims, async (tx) => {
-      await requireCampaign(tx, campaignId);
-      const sink = new ImportSink(tx, campaignId);
-      await importCsv(req.body ?? new Blob([]).stream(), sink);
-      return sink.finish();
-    });
-    deps.log.info("contacts imported", { campaignId, format: "csv", ...counts(result) });
-    return result;
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    throw e;
   }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+/** The CSV file of a multipart upload (the part named `file`, else the first file) and its fields. */
+async function formUpload(type: string, bytes: Uint8Array) {
+  let form: FormData;
+  try {
+    form = await new Response(bytes as BodyInit, { headers: { "content-type": type } }).formData();
+  } catch {
+    throw new ValidationError("The multipart body cannot be read.", {
+      fields: { "(body)": "invalid multipart/form-data" },
+    });
+  }
+  const named = form.get("file");
+  const file = named instanceof File
+    ? named
+    : [...form.values()].find((v): v is File => v instanceof File);
+  if (!file) {
+    throw new ValidationError("The form has no file: add the CSV file as a part named file.", {
+      fields: { file: "required" },
+    });
+  }
+  const campaignId = form.get("campaignId");
+  return {
+    csv: new Uint8Array(await file.arrayBuffer()),
+    campaignId: typeof campaignId === "string" && campaignId !== "" ? campaignId : undefined,
+  };
+}
+
+/**
+ * Imports the request's contacts into the user's campaign: a CSV file (the body, or a part of a
+ * multipart form; the campaign in the query or the form) or JSON (`contacts`, the campaign in
+ * the body or the query). The body is read whole first, within its bounds, so no transaction
+ * waits on a slow upload.
+ */
+export async function importContacts(
+  deps: Deps,
+  user: User,
+  req: Request,
+  query: z.infer<typeof ImportQuery>,
+): Promise<ImportResult> {
+  const fullType = req.headers.get("content-type") ?? "";
+  const type = fullType.split(";")[0].trim().toLowerCase();
+  if (type !== "application/json" && type !== "multipart/form-data" && !CSV_TYPES.has(type)) {
+    await req.body?.cancel();
+    throw new AppError(
+      415,
+      "unsupported_media_type",
+      `Contacts cannot be read from ${type}: send ${ACCEPTED}. A spreadsheet is saved as CSV UTF-8 first.`,
+    );
+  }
+  const bytes = await readImport(deps, req);
 
   if (type === "application/json") {
-    const body = validate(JsonBody, parseJson(await readBody(req, MAX_IMPORT_BYTES)));
+    const body = validate(JsonBody, parseJson(bytes));
     if (body.contacts.length > MAX_IMPORT_ROWS) {
       throw tooLarge(`The import has more than ${MAX_IMPORT_ROWS} rows; split it into several.`);
     }
-    if (body.campaignId && query.campaignId && body.campaignId !== query.campaignId) {
-      throw new ValidationError("The query and the body name different campaigns.", {
-        fields: { campaignId: "differs from the query's" },
-      });
-    }
-    const campaignId = body.campaignId ?? query.campaignId;
-    if (!campaignId) {
-      throw new ValidationError("Name the campaign: campaignId in the body.", {
-        fields: { campaignId: "required" },
-      });
-    }
+    const campaignId = oneCampaign(body.campaignId, query.campaignId, "campaignId in the body");
     const result = await asUser(deps.sql, user.claims, async (tx) => {
       await requireCampaign(tx, campaignId);
       const sink = new ImportSink(tx, campaignId);
@@ -389,12 +457,40 @@ export async function importContacts(
     return result;
   }
 
-  await req.body?.cancel();
-  throw new AppError(
-    415,
-    "unsupported_media_type",
-    "Send the contacts as text/csv (a header row, then one row per contact) or as application/json.",
+  const upload = type === "multipart/form-data"
+    ? await formUpload(fullType, bytes)
+    : { csv: bytes, campaignId: undefined };
+  if (upload.campaignId !== undefined) validate(ImportQuery, { campaignId: upload.campaignId });
+  const campaignId = oneCampaign(
+    upload.campaignId,
+    query.campaignId,
+    "POST ?campaignId=<uuid> with the CSV as the body (or a campaignId field in the form)",
   );
+  // One transaction: a file refused mid-way (too large, unreadable) leaves nothing behind.
+  const result = await asUser(deps.sql, user.claims, async (tx) => {
+    await requireCampaign(tx, campaignId);
+    const sink = new ImportSink(tx, campaignId);
+    await importCsv(new Blob([upload.csv as BlobPart]).stream(), sink);
+    return sink.finish();
+  });
+  deps.log.info("contacts imported", { campaignId, format: "csv", ...counts(result) });
+  return result;
+}
+
+/** The campaign named by the body (or form) and the query, which must agree; one is required. */
+function oneCampaign(inBody: string | undefined, inQuery: string | undefined, how: string) {
+  if (inBody && inQuery && inBody !== inQuery) {
+    throw new ValidationError("The query and the body name different campaigns.", {
+      fields: { campaignId: "differs from the query's" },
+    });
+  }
+  const campaignId = inBody ?? inQuery;
+  if (!campaignId) {
+    throw new ValidationError(`Name the campaign: ${how}.`, {
+      fields: { campaignId: "required" },
+    });
+  }
+  return campaignId;
 }
 
 function counts(
