@@ -73,6 +73,19 @@ Deno.test("an answered call runs to completed with answer time, end time and dur
   assert.ok(events.some((e) => e.event === "participant_left"));
 });
 
+Deno.test("a callee written with spaces and parentheses is dialed as its E.164 number", async () => {
+  const { user, assistantId } = await readyAssistant("formatted");
+  const res = await dial(user, { assistantId, phoneNumber: "+1 (212) 555-0905" });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.call.toNumber, "+12125550905");
+  const [row] =
+    await sql`select to_number from public.outbound_calls where room_name = ${res.body.call.roomName}`;
+  assert.equal(row.to_number, "+12125550905");
+  const national = await dial(user, { assistantId, phoneNumber: "(212) 555-0905" });
+  assert.equal(national.status, 400);
+  assert.match(national.body.error.details.fields.phoneNumber, /country code/);
+});
+
 Deno.test("waitUntilAnswered returns once answered, and the call then completes", async () => {
   const { user, assistantId } = await readyAssistant("wait");
   const res = await dial(user, {
@@ -240,12 +253,19 @@ Deno.test("an assistant without a ready outbound trunk gets 422 no_outbound_trun
   assert.equal(await dialCount(), before);
 });
 
-Deno.test("another user's assistant is not found and nothing is dialed", async () => {
+Deno.test("another user's assistant is forbidden, one that does not exist not found, and nothing is dialed", async () => {
   const { assistantId } = await readyAssistant("victim");
   const stranger = await createUser("intruder");
   const before = await dialCount();
   const res = await dial(stranger, { assistantId, phoneNumber: callee("901") });
-  assert.equal(res.status, 404);
+  assert.equal(res.status, 403, JSON.stringify(res.body));
+  assert.equal(res.body.error.code, "forbidden");
+  const none = await dial(stranger, {
+    assistantId: crypto.randomUUID(),
+    phoneNumber: callee("901"),
+  });
+  assert.equal(none.status, 404, JSON.stringify(none.body));
+  assert.equal(none.body.error.code, "not_found");
   assert.equal(await dialCount(), before);
 });
 

@@ -317,7 +317,7 @@ Deno.test("an assignment made by a plain SQL update ends ready through the trigg
   assert.ok(resp.n > 0, "pg_net delivered the poke");
 });
 
-Deno.test("another user's assistant or number is not found and nothing changes", async () => {
+Deno.test("another user's assistant is forbidden, their number not found, and nothing changes", async () => {
   const owner = await setup("owner");
   const stranger = await createUser("stranger");
   assert.equal(
@@ -339,7 +339,7 @@ Deno.test("another user's assistant or number is not found and nothing changes",
     phoneNumber: await freeNumber(),
     assistantId: owner.assistantId,
   });
-  assert.equal(useTheirs.status, 404);
+  assert.equal(useTheirs.status, 403);
   const [row] = await sql`select id from public.phone_number where e164 = ${owner.e164}`;
   const trunks = await invoke(stranger, "create-trunks", { phoneNumberId: row.id });
   assert.equal(trunks.status, 404);
@@ -348,7 +348,7 @@ Deno.test("another user's assistant or number is not found and nothing changes",
     method: "GET",
     query: `?assistantId=${owner.assistantId}`,
   });
-  assert.equal(list.status, 404);
+  assert.equal(list.status, 403);
 
   const after = await livekitState();
   assert.equal(after.inboundTrunks.length, before.inboundTrunks.length);
@@ -618,9 +618,10 @@ Deno.test("a partial number is never taken for the Twilio number it matches", as
   assert.ok(listed.every((n) => n.phoneNumber !== partial));
 
   const { user, assistantId } = await setup("partial");
+  // Too short to be a number at all: refused before Twilio is asked.
   const res = await invoke(user, "map-number", { phoneNumber: partial, assistantId });
-  assert.equal(res.status, 404, JSON.stringify(res.body));
-  assert.match(res.body.error.message, /\+1415666100 is not a number of the Twilio account/);
+  assert.equal(res.status, 400, JSON.stringify(res.body));
+  assert.ok(res.body.error.details.fields.phoneNumber);
 
   // A full number finds exactly itself, whatever else the filter lists.
   const deps = functionDeps()();

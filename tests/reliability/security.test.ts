@@ -114,8 +114,9 @@ Deno.test("every function refuses another user's assistant, number, campaign, jo
   const dialsBefore = await dialCount();
   const token = stranger.user.token;
   const attempts: [string, string, Record<string, unknown>, number[], string?][] = [
+    // Another account's assistant is forbidden (api.md); its numbers are not found.
     ["map-number", "POST", { phoneNumber: await freeNumber(), assistantId: owner.assistantId }, [
-      404,
+      403,
     ]],
     // The number itself belongs to the owner: it cannot be taken, not even with force.
     ["map-number", "POST", { phoneNumber: owner.e164, assistantId: stranger.assistantId }, [409]],
@@ -126,20 +127,20 @@ Deno.test("every function refuses another user's assistant, number, campaign, jo
     }, [409]],
     ["map-number", "POST", { phoneSid: owner.twilioSid, assistantId: null }, [409]],
     ["create-trunks", "POST", { phoneNumberId: owner.numberId }, [404]],
-    ["create-trunks", "POST", { assistantId: owner.assistantId }, [404]],
+    ["create-trunks", "POST", { assistantId: owner.assistantId }, [403]],
     ["create-trunks", "POST", { jobId: "1" }, [403]],
     ["create-participant", "POST", {
       assistantId: owner.assistantId,
       phoneNumber: "+13055552905",
-    }, [404]],
+    }, [403]],
     // The owner's call room cannot be reused to join (or dial into) the owner's call.
     ["create-participant", "POST", {
       assistantId: stranger.assistantId,
       phoneNumber: "+13055552906",
       roomName: owner.room,
     }, [400]],
-    ["list-trunks", "POST", { assistantId: owner.assistantId }, [404]],
-    ["list-trunks", "GET", {}, [404], `?assistantId=${owner.assistantId}`],
+    ["list-trunks", "POST", { assistantId: owner.assistantId }, [403]],
+    ["list-trunks", "GET", {}, [403], `?assistantId=${owner.assistantId}`],
     ["campaign-tick", "POST", { campaignId: owner.campaignId }, [403]],
   ];
   let denied = 0;

@@ -17,3 +17,19 @@ Deno.test("destinations outside the allowlist and premium-rate numbers are refus
   assert.match((premium as { reason: string }).reason, /premium/);
   assert.equal(checkDestination("+1415555010", ["US"]).ok, false, "too short");
 });
+
+Deno.test("request numbers are read as imports read them: formatted international numbers normalise", async () => {
+  const { e164 } = await import("../../supabase/functions/_shared/schemas.ts");
+  const read = (x: string) => {
+    const r = e164.safeParse(x);
+    return r.success ? r.data : null;
+  };
+  assert.equal(read("+1 (212) 555-0123"), "+12125550123");
+  assert.equal(read("+1.212.555.0123"), "+12125550123");
+  assert.equal(read(" +44 20 7123 4567 "), "+442071234567");
+  assert.equal(read("+12125550123"), "+12125550123");
+  // No country code, post-dial digits, extensions, look-alike plus signs: not a number to dial.
+  for (const bad of ["(212) 555-0123", "+12125550123,1", "+1212555x0123", "＋12125550123", "+1"]) {
+    assert.equal(read(bad), null, bad);
+  }
+});

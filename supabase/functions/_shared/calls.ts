@@ -10,16 +10,11 @@ import { asService, type Sql, type Tx } from "./db.ts";
 import {
   AppError,
   isDatabaseUnavailable,
-  NotFoundError,
   PreconditionError,
   RateLimitError,
   UpstreamError,
 } from "./errors.ts";
-import {
-  describeLiveKitError,
-  DIAL_TIMEOUT_SEC,
-  type LiveKitFailure,
-} from "./livekit.ts";
+import { describeLiveKitError, DIAL_TIMEOUT_SEC, type LiveKitFailure } from "./livekit.ts";
 import type { Logger } from "./log.ts";
 import {
   applyEvent,
@@ -788,13 +783,4 @@ export async function moveCall(tx: Tx, call: CallRow, next: Transition, reason: 
     await tx`select internal.call_finished(${row.id})`;
   }
   return row;
-}
-
-/** Resolves the requester's assistant under their own rights (another user's is simply not found). */
-export async function requireAssistant(tx: Tx, assistantId: string) {
-  const [a] = await tx<
-    { id: string; owner_id: string }[]
-  >`select id, owner_id from public.assistant where id = ${assistantId}`;
-  if (!a) throw new NotFoundError(`Assistant ${assistantId} does not exist.`);
-  return a;
 }

@@ -3,7 +3,8 @@
 // then the one dial path; a requester who does not wait gets the call once it was dialed.
 import { z } from "zod";
 import type { Requester } from "./auth.ts";
-import { type CallRow, callView, placeCall, requireAssistant } from "./calls.ts";
+import { requireAssistant } from "./assistants.ts";
+import { type CallRow, callView, placeCall } from "./calls.ts";
 import { asUser } from "./db.ts";
 import type { Deps } from "./deps.ts";
 import { ConflictError, NotFoundError, RateLimitError, ValidationError } from "./errors.ts";
@@ -50,7 +51,7 @@ export async function requestCall(
         fields: { outboundTrunkId: "service requesters only" },
       });
     }
-    await asUser(sql, requester.claims, (tx) => requireAssistant(tx, body.assistantId!));
+    await asUser(sql, requester.claims, (tx) => requireAssistant(sql, tx, body.assistantId!));
     ownerId = requester.userId;
     // A user names a new room, never an existing one (another requester's inbound call, say).
     if (body.roomName) {

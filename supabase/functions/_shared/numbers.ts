@@ -1,4 +1,5 @@
 // A requester's numbers: assigning one to an assistant, then provisioning it at once.
+import { requireAssistant } from "./assistants.ts";
 import { z } from "zod";
 import type { User } from "./auth.ts";
 import { findTwilioNumber } from "./carrier_trunk.ts";
@@ -46,8 +47,7 @@ export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof 
 
   const row = await asUser(sql, user.claims, async (tx) => {
     if (body.assistantId) {
-      const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
-      if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);
+      await requireAssistant(sql, tx, body.assistantId);
     }
     /** The requester's row for this number, assigned as asked (409 when it is another assistant's). */
     const assign = async (existing: NumberRow) => {

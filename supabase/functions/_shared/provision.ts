@@ -1,5 +1,6 @@
 // Reconciles LiveKit and Twilio towards the database for one number: the row says which
 // assistant should own it; this makes exactly that exist and records where it stands.
+import { requireAssistant } from "./assistants.ts";
 import { requireLiveKit } from "./config.ts";
 import { asUser, type Sql } from "./db.ts";
 import { withLease } from "./lease.ts";
@@ -251,8 +252,7 @@ export async function provisionRequested(
   const ids = await (requester.kind === "user"
     ? asUser(sql, requester.claims, async (tx) => {
       if ("assistantId" in body) {
-        const [a] = await tx`select id from public.assistant where id = ${body.assistantId}`;
-        if (!a) throw new NotFoundError(`Assistant ${body.assistantId} does not exist.`);
+        await requireAssistant(sql, tx, body.assistantId);
         return (await tx<
           { id: string }[]
         >`select id from public.phone_number where assistant_id = ${body.assistantId}`)

@@ -1,11 +1,24 @@
 // Field schemas shared by the functions' request validation.
 import { z } from "zod";
+import { normalise } from "./phone.ts";
 
 export const uuid = z.uuid({ message: "must be a UUID" });
-export const e164 = z.string().regex(
-  /^\+[1-9][0-9]{6,14}$/,
-  "must be an E.164 number like +15551234567",
-);
+/**
+ * A phone number in international format, normalised to E.164 as imports normalise theirs
+ * ("+1 (212) 555-0123" is +12125550123); without a country code it cannot be read.
+ */
+export const e164 = z.string().max(40).transform((input, ctx) => {
+  // Digits with the usual separators only: no extension, pause or letter reaches a dial.
+  const parsed = /^\s*\+[0-9][0-9 ().-]*$/.test(input) ? normalise(input) : null;
+  if (!parsed) {
+    ctx.addIssue({
+      code: "custom",
+      message: "must be a phone number with its country code, like +15551234567",
+    });
+    return z.NEVER;
+  }
+  return parsed.e164;
+});
 export const phoneSid = z.string().regex(
   /^PN[0-9a-fA-F]{32}$/,
   "must be a Twilio number SID (PN + 32 hex)",

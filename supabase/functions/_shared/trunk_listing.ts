@@ -1,10 +1,10 @@
 // The LiveKit trunks of a user's numbers, each with whether LiveKit still has it (drift).
 // Imports nothing of the carrier side, so list-trunks never loads `twilio`.
+import { requireAssistant } from "./assistants.ts";
 import { z } from "zod";
 import type { User } from "./auth.ts";
 import { asUser } from "./db.ts";
 import type { Deps } from "./deps.ts";
-import { NotFoundError } from "./errors.ts";
 import { liveKitError } from "./livekit.ts";
 import type { NumberRow } from "./provision.ts";
 import { uuid } from "./schemas.ts";
@@ -18,8 +18,7 @@ export const TrunkFilter = z.strictObject({
 export async function listTrunks(deps: Deps, user: User, filter: z.infer<typeof TrunkFilter>) {
   const rows = await asUser(deps.sql, user.claims, async (tx) => {
     if (filter.assistantId) {
-      const [a] = await tx`select id from public.assistant where id = ${filter.assistantId}`;
-      if (!a) throw new NotFoundError(`Assistant ${filter.assistantId} does not exist.`);
+      await requireAssistant(deps.sql, tx, filter.assistantId);
     }
     return await tx<NumberRow[]>`
       select * from public.phone_number
