@@ -63,7 +63,7 @@ export async function outboxDrained(f: Fixture, e164s: string[], timeoutMs = 30_
   while (Date.now() < until) {
     const [j] = await f.sql<{ open: number }[]>`
       select count(*)::int as open from internal.provisioning_job
-      where e164 = any(${e164s}::text[]) and status <> 'done'`;
+      where e164 = any(${e164s}::text[]) and status in ('pending', 'running')`;
     if (j.open === 0) return;
     await new Promise((r) => setTimeout(r, 50));
   }

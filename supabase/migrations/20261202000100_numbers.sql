@@ -56,7 +56,7 @@ create table internal.provisioning_job (
   phone_number_id uuid,
   e164 text not null,
   owner_id uuid,
-  status text not null default 'pending' check (status in ('pending', 'running', 'done')),
+  status text not null default 'pending' check (status in ('pending', 'running', 'done', 'failed')),
   attempts integer not null default 0,
   generation integer not null default 1,
   run_after timestamptz not null default now(),
@@ -67,6 +67,7 @@ create table internal.provisioning_job (
   done_at timestamptz
 );
 comment on table internal.provisioning_job is 'Outbox: one open row per number whose LiveKit/Twilio side must be reconciled to the database. Written in the same transaction as the change.';
+comment on column internal.provisioning_job.status is 'pending or running: open (one per number); done; failed: given up for a reason no retry can fix (last_error says it), until the number changes again.';
 comment on column internal.provisioning_job.generation is 'Bumped by every new change; a worker only closes the job if no change arrived while it worked.';
 
 create table internal.sip_trunk (
@@ -86,8 +87,8 @@ comment on table internal.sip_trunk is 'The Twilio Elastic SIP trunk per account
 create index assistant_owner on public.assistant (owner_id);
 create index phone_number_owner on public.phone_number (owner_id);
 create index phone_number_assistant on public.phone_number (assistant_id) where assistant_id is not null;
-create unique index provisioning_job_open on internal.provisioning_job (e164) where status <> 'done';
-create index provisioning_job_due on internal.provisioning_job (run_after) where status <> 'done';
+create unique index provisioning_job_open on internal.provisioning_job (e164) where status in ('pending', 'running');
+create index provisioning_job_due on internal.provisioning_job (run_after) where status in ('pending', 'running');
 
 -- Functions ----------------------------------------------------------------------------
 create function internal.number_status() returns trigger
@@ -115,7 +116,7 @@ begin
   end if;
   insert into internal.provisioning_job (phone_number_id, e164, owner_id)
   values (case when tg_op = 'DELETE' then null else r.id end, r.e164, r.owner_id)
-  on conflict (e164) where status <> 'done' do update
+  on conflict (e164) where status in ('pending', 'running') do update
     set generation = internal.provisioning_job.generation + 1,
         phone_number_id = excluded.phone_number_id,
         attempts = 0,
@@ -139,11 +140,14 @@ begin
   where p.assistant_id is not null
     and (p.outbound_trunk_id is null or p.trunk_status <> 'ready'
          or p.provisioned_assistant_id is distinct from p.assistant_id)
-    and not exists (select from internal.provisioning_job j where j.e164 = p.e164 and j.status <> 'done')
+    and not exists (select from internal.provisioning_job j where j.e164 = p.e164 and j.status in ('pending', 'running'))
+    -- A number whose last job gave up waits for its owner to change it.
+    and (select j.status from internal.provisioning_job j where j.e164 = p.e164 order by j.id desc limit 1)
+      is distinct from 'failed'
   on conflict do nothing;
   for job in
     select id from internal.provisioning_job
-    where status <> 'done' and run_after <= now() and (locked_until is null or locked_until < now())
+    where status in ('pending', 'running') and run_after <= now() and (locked_until is null or locked_until < now())
     order by run_after limit 100
   loop
     perform internal.call_function('create-trunks', jsonb_build_object('jobId', job.id));

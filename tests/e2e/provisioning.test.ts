@@ -366,6 +366,38 @@ Deno.test("a number that is not in the Twilio account is not found", async () =>
   assert.match(res.body.error.message, /Twilio account/);
 });
 
+Deno.test("a number row the Twilio account does not have gets nothing at LiveKit and is not retried", async () => {
+  const { user, assistantId } = await setup("not-in-account");
+  const e164 = "+14155559998";
+  const before = await livekitState();
+  const [row] = await sql`insert into public.phone_number (owner_id, e164, assistant_id)
+    values (${user.id}, ${e164}, ${assistantId}) returning id`;
+  const job = await eventually(async () => {
+    const [j] = await sql`select status, last_error from internal.provisioning_job
+      where e164 = ${e164} order by id desc limit 1`;
+    return j?.status === "failed" ? j : null;
+  }, "the job to give up");
+  assert.match(job.last_error, /not a number of the Twilio account/);
+  const [after] =
+    await sql`select trunk_status, trunk_error, inbound_trunk_id from public.phone_number where id = ${row.id}`;
+  assert.equal(after.trunk_status, "error");
+  assert.match(after.trunk_error, /not a number of the Twilio account.*assign it again/);
+  assert.equal(after.inbound_trunk_id, null);
+  const now = await livekitState();
+  const mentions = (s: Json) =>
+    [...s.inboundTrunks, ...s.outboundTrunks, ...s.dispatchRules].filter((t: Json) =>
+      JSON.stringify(t).includes(e164)
+    ).length;
+  assert.equal(mentions(before), 0);
+  assert.equal(mentions(now), 0, "no trunk or dispatch rule was made for it");
+  // The sweep leaves it alone until its owner changes it.
+  await sql`select internal.sweep_provisioning()`;
+  const [{ open }] = await sql`select count(*)::int as open from internal.provisioning_job
+    where e164 = ${e164} and status in ('pending', 'running')`;
+  assert.equal(open, 0);
+  await sql`delete from public.phone_number where id = ${row.id}`;
+});
+
 Deno.test("list-trunks shows the caller's trunks, flags drift and never a credential", async () => {
   const { user, assistantId, e164 } = await setup("list");
   const mapped = await invoke(user, "map-number", { phoneNumber: e164, assistantId });

@@ -101,7 +101,7 @@ async function sweepUntilSettled(e164s: string[]) {
   for (let round = 0; round < 1000 && Date.now() - movedAt < 30_000; round++) {
     await netIdle();
     const open = await sql`select e164, attempts, generation from internal.provisioning_job
-      where status <> 'done' and e164 in ${sql(e164s)} order by e164`;
+      where status in ('pending', 'running') and e164 in ${sql(e164s)} order by e164`;
     const rows = await sql`select e164, trunk_status, assistant_id, trunk_error
       from public.phone_number where e164 in ${sql(e164s)} order by e164`;
     const settled = rows.every((r) =>
@@ -116,7 +116,7 @@ async function sweepUntilSettled(e164s: string[]) {
     // A job whose worker died (its request failed mid-way) stays locked for two minutes.
     await sql`update internal.provisioning_job set run_after = now(),
       locked_until = case when locked_until > now() then now() - interval '1 second' else locked_until end
-      where status <> 'done' and e164 in ${sql(e164s)}`;
+      where status in ('pending', 'running') and e164 in ${sql(e164s)}`;
     await sql`select internal.sweep_provisioning()`;
     await sleep(100);
   }
@@ -125,7 +125,9 @@ async function sweepUntilSettled(e164s: string[]) {
     await sql`select e164, assistant_id, trunk_status, trunk_error from public.phone_number
     where e164 in ${sql(e164s)}`;
   const jobs = await sql`select e164, status, attempts, generation, locked_until, last_error
-    from internal.provisioning_job where status <> 'done' and e164 in ${sql(e164s)}`;
+    from internal.provisioning_job where status in ('pending', 'running') and e164 in ${
+    sql(e164s)
+  }`;
   const leases = await sql`select key, until from internal.lease`;
   console.log(JSON.stringify({ rows, jobs, leases }));
   throw new Error("provisioning made no progress for 30 s");

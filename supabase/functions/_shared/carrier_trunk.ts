@@ -372,7 +372,7 @@ async function ensureCarrierTrunk(
     await sql`
       insert into internal.provisioning_job (phone_number_id, e164, owner_id)
       select id, e164, owner_id from public.phone_number where assistant_id is not null and outbound_trunk_id is not null
-      on conflict (e164) where status <> 'done' do update
+      on conflict (e164) where status in ('pending', 'running') do update
         set generation = internal.provisioning_job.generation + 1, run_after = now()`;
   }
 
@@ -390,6 +390,16 @@ async function ensureCarrierTrunk(
   return { ...base, address: domain, username, password };
 }
 
+/** The number is not the Twilio account's: no retry can fix that, only its owner can. */
+export class NotInAccountError extends NotFoundError {
+  readonly final = true;
+  constructor(e164: string) {
+    super(
+      `${e164} is not a number of the Twilio account; buy or port it into the account, then assign it again.`,
+    );
+  }
+}
+
 /** Puts the number on the account's trunk (Twilio mode); returns its PN SID. */
 export async function attachNumber(
   carrier: Carrier,
@@ -399,7 +409,7 @@ export async function attachNumber(
   const config = carrier.config;
   if (!config.twilio || config.staticSip) return null;
   const n = await findTwilioNumber(carrier, { e164 });
-  if (!n) throw new NotFoundError(`${e164} is not a number of the Twilio account.`);
+  if (!n) throw new NotInAccountError(e164);
   const [row] = await sql<
     { trunk_sid: string }[]
   >`select trunk_sid from internal.sip_trunk where account_sid = ${config.twilio.accountSid}`;

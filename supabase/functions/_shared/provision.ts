@@ -6,7 +6,7 @@ import { asUser, type Sql } from "./db.ts";
 import { withLease } from "./lease.ts";
 import type { Requester } from "./auth.ts";
 import { AppError, NotFoundError, UpstreamError } from "./errors.ts";
-import { attachNumber, detachNumber, sipCredentials } from "./carrier_trunk.ts";
+import { attachNumber, detachNumber, NotInAccountError, sipCredentials } from "./carrier_trunk.ts";
 import { type Deps, withFields } from "./deps.ts";
 import {
   ensureDispatchRule,
@@ -130,9 +130,19 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
         l.info("number released");
         return { row: done, error: null };
       }
+      let twilioSid: string | null;
+      try {
+        // The carrier side first: a number the account does not have gets nothing at LiveKit.
+        twilioSid = await attachNumber(deps, sql, e164);
+      } catch (e) {
+        if (e instanceof NotInAccountError) {
+          const gone = await removeStale(lk, e164, existing, null);
+          if (gone.rules + gone.inbound + gone.outbound > 0) l.info("removed its trunks", gone);
+        }
+        throw e;
+      }
       const inbound = await ensureInboundTrunk(lk, owner, existing);
       const rule = await ensureDispatchRule(lk, owner, inbound.sipTrunkId, existing);
-      const twilioSid = await attachNumber(deps, sql, e164);
       const { trunk: outbound, updated } = await ensureOutboundTrunk(
         lk,
         owner,
@@ -160,6 +170,16 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
       if (!(e instanceof AppError)) throw e;
       l.warn("provisioning failed", { code: e.code, details: e.details, message: e.message });
       if (!row) return { row: null, error: e };
+      if (e instanceof NotInAccountError) {
+        // Given up, its trunks gone: the reason stays on the number until its owner changes it.
+        const [failed] = await sql<NumberRow[]>`
+          update public.phone_number set trunk_status = 'error', trunk_error = ${e.message},
+            inbound_trunk_id = null, inbound_trunk_name = null, outbound_trunk_id = null,
+            outbound_trunk_name = null, dispatch_rule_id = null, provisioned_assistant_id = null,
+            carrier_trunk = null
+          where id = ${row.id} returning *`;
+        return { row: failed, error: e };
+      }
       // A re-check of a number already ready for this assistant keeps it usable: its trunks
       // were there a moment ago. The error is still shown and the job retries.
       const stillReady = row.trunk_status === "ready" &&
@@ -175,7 +195,7 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
           (phone_number_id, e164, owner_id, attempts, run_after, last_error)
         values (${row.id}, ${e164}, ${row.owner_id}, 1,
           now() + make_interval(secs => ${retryDelaySec(1)}), ${e.message})
-        on conflict (e164) where status <> 'done' do nothing`;
+        on conflict (e164) where status in ('pending', 'running') do nothing`;
       return { row: failed, error: e };
     }
   });
@@ -204,7 +224,7 @@ export async function runJob(
   const [job] = await sql<Job[]>`
     update internal.provisioning_job set status = 'running', attempts = attempts + 1,
       locked_until = now() + interval '2 minutes'
-    where id = ${jobId} and status <> 'done' and (locked_until is null or locked_until < now())
+    where id = ${jobId} and status in ('pending', 'running') and (locked_until is null or locked_until < now())
     returning id::text, phone_number_id, e164, attempts, generation`;
   if (!job) return null;
   const key: NumberKey = job.phone_number_id
@@ -221,7 +241,11 @@ export async function runJob(
       where id = ${jobId}`;
     throw e;
   }
-  if (result.error) {
+  if (result.error instanceof NotInAccountError) {
+    await sql`update internal.provisioning_job set status = 'failed', locked_until = null,
+      done_at = now(), last_error = ${result.error.message}
+      where id = ${jobId}`;
+  } else if (result.error) {
     await sql`update internal.provisioning_job set status = 'pending', locked_until = null,
       run_after = now() + make_interval(secs => ${
       retryDelaySec(job.attempts)
@@ -296,7 +320,7 @@ export async function provisionRequested(
  */
 export async function provisionAssigned(deps: Deps, row: NumberRow): Promise<ProvisionResult> {
   const [job] = await deps.sql<{ id: string }[]>`
-    select id::text from internal.provisioning_job where e164 = ${row.e164} and status <> 'done'`;
+    select id::text from internal.provisioning_job where e164 = ${row.e164} and status in ('pending', 'running')`;
   const ran = job ? await runJob(deps, job.id) : null;
   return ran ?? await provisionNumber(deps, { phoneNumberId: row.id });
 }
