@@ -17,6 +17,7 @@ import { RateLimitError, toErrorBody } from "../../supabase/functions/_shared/er
 import { serve } from "../../supabase/functions/_shared/http.ts";
 import { setLogSink } from "../../supabase/functions/_shared/log.ts";
 import { handler as mapNumber } from "../../supabase/functions/map-number/handler.ts";
+import { handler as campaignTick } from "../../supabase/functions/campaign-tick/handler.ts";
 
 Deno.test("an unknown function gets a 404 JSON error", async () => {
   const res = await call("no-such-function", { token: stack.anonKey, body: {} });
@@ -307,4 +308,36 @@ Deno.test("the gateway provides EdgeRuntime.waitUntil: background work outlives 
   }
   assert.equal(finished, true, "close() waited for it");
   assert.ok(lines.some((l) => l.includes("background boom")), "the rejection was logged");
+});
+
+Deno.test("with only sb_secret_ keys, a secret key is the service; a publishable or unknown key is a 401", async () => {
+  const secret = `sb_secret_${crypto.randomUUID().replaceAll("-", "")}`;
+  const deps = functionDeps({
+    SUPABASE_SERVICE_ROLE_KEY: undefined,
+    SUPABASE_SECRET_KEYS: JSON.stringify({ default: secret }),
+  });
+  const tickWith = async (key: string) => {
+    const res = await campaignTick(deps)(
+      new Request("http://functions.local/campaign-tick", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ campaignId: crypto.randomUUID(), maxCalls: 1 }),
+      }),
+    );
+    return { status: res.status, body: await res.json() };
+  };
+  const service = await tickWith(secret);
+  assert.equal(service.status, 200, JSON.stringify(service.body));
+  for (
+    const key of [
+      `sb_secret_${crypto.randomUUID().replaceAll("-", "")}`,
+      "sb_publishable_0123456789abcdef",
+      stack.serviceKey, // the legacy key, no longer configured
+    ]
+  ) {
+    const refused = await tickWith(key);
+    assert.equal(refused.status, 401, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, "unauthenticated");
+    assert.ok(!JSON.stringify(refused.body).includes(secret));
+  }
 });

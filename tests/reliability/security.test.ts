@@ -544,11 +544,17 @@ Deno.test("campaign-tick refuses user tokens, the anon key and a user token clai
     .setProtectedHeader({ alg: "ES256", kid: stack.privateJwk.kid })
     .setSubject(owner.user.id).setIssuer(stack.issuer).setExpirationTime("1h")
     .sign(await jose.importJWK(stack.privateJwk, "ES256"));
+  // Signed with the project's legacy secret, but not the configured key (a deactivated or
+  // home-made one): only the configured keys are the service.
+  const forgedService = await new jose.SignJWT({ role: "service_role" })
+    .setProtectedHeader({ alg: "HS256" }).setIssuer("supabase").setExpirationTime("1h")
+    .sign(new TextEncoder().encode(stack.jwtSecret));
   const before = await userRows(owner.user.id);
   const cases: [string, string | null, number][] = [
     ["a user's session", owner.user.token, 403],
     ["the anon key", stack.anonKey, 401],
     ["a session token claiming service_role", serviceClaim, 401],
+    ["a service_role JWT that is not the configured key", forgedService, 401],
     ["no token", null, 401],
   ];
   for (const [what, token, status] of cases) {

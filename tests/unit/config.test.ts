@@ -3,10 +3,36 @@ import { ConfigError, parseConfig } from "../../supabase/functions/_shared/confi
 
 const base = {
   SUPABASE_URL: "https://ref.supabase.co/",
-  SUPABASE_ANON_KEY: "anon",
   SUPABASE_SERVICE_ROLE_KEY: "service",
   SUPABASE_DB_URL: "postgres://x",
 };
+
+Deno.test("the service's key may be the legacy service_role key, sb_secret_ keys, or both", () => {
+  const only = { SUPABASE_URL: base.SUPABASE_URL, SUPABASE_DB_URL: base.SUPABASE_DB_URL };
+  assert.deepEqual(parseConfig(base).serviceKeys, ["service"]);
+  assert.deepEqual(
+    parseConfig({ ...only, SUPABASE_SECRET_KEYS: '{"default":"sb_secret_a","ci":"sb_secret_b"}' })
+      .serviceKeys,
+    ["sb_secret_a", "sb_secret_b"],
+  );
+  assert.deepEqual(
+    parseConfig({ ...base, SUPABASE_SECRET_KEYS: "sb_secret_c" }).serviceKeys,
+    ["service", "sb_secret_c"],
+  );
+  for (const bad of ['{"default":"eyJhbGciOi"}', "[]", "nope"]) {
+    assert.throws(
+      () => parseConfig({ ...only, SUPABASE_SECRET_KEYS: bad }),
+      (e: unknown) => e instanceof ConfigError && e.issues[0].variable === "SUPABASE_SECRET_KEYS",
+      bad,
+    );
+  }
+  assert.throws(
+    () => parseConfig(only),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.issues[0].variable === "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS",
+  );
+});
 
 Deno.test("one error names every missing or malformed variable", () => {
   try {
@@ -18,8 +44,7 @@ Deno.test("one error names every missing or malformed variable", () => {
     for (
       const v of [
         "SUPABASE_URL",
-        "SUPABASE_ANON_KEY",
-        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS",
         "SUPABASE_DB_URL",
         "TWILIO_ACCOUNT_SID",
         "SIP_TRANSPORT",

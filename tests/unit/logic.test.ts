@@ -59,6 +59,7 @@ Deno.test("log lines redact fields that may hold secrets", () => {
       authPassword: "hunter2hunter2",
       nested: { apiSecret: "s3cr3t" },
       callId: "c1",
+      error: "pg_net called with sb_secret_AbC123dEf_456 and was refused",
     });
   } finally {
     setLogSink((l) => console.log(l));
@@ -66,6 +67,7 @@ Deno.test("log lines redact fields that may hold secrets", () => {
   assert.equal(lines.length, 1);
   assert.ok(!lines[0].includes("hunter2"));
   assert.ok(!lines[0].includes("s3cr3t"));
+  assert.ok(!lines[0].includes("AbC123dEf"), "a secret API key inside a message");
   assert.ok(lines[0].includes('"callId":"c1"'));
 });
 

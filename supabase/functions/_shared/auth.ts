@@ -50,7 +50,15 @@ export async function authenticate(
 ): Promise<Requester> {
   const token = bearer(req);
   if (!token) throw new AuthError("Missing Authorization: Bearer <token>.");
-  if (constantTimeEqual(token, config.serviceKey)) return { kind: "service" };
+  // Every key is compared, so the time taken does not tell which one came close.
+  if (config.serviceKeys.map((k) => constantTimeEqual(token, k)).some(Boolean)) {
+    return { kind: "service" };
+  }
+  if (/^sb_(secret|publishable)_/.test(token)) {
+    throw new AuthError(
+      "This API key is not accepted here: call with a user's session token, or the project's secret key.",
+    );
+  }
   let header: jose.ProtectedHeaderParameters;
   try {
     header = jose.decodeProtectedHeader(token);
@@ -66,7 +74,6 @@ export async function authenticate(
       ({ payload } = await jose.jwtVerify(token, new TextEncoder().encode(config.jwtSecret), {
         algorithms: ["HS256"],
       }));
-      if (payload.role === "service_role") return { kind: "service" };
     } else {
       ({ payload } = await jose.jwtVerify(token, keySet(config), {
         algorithms: ["ES256", "RS256", "EdDSA"],

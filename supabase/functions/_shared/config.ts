@@ -12,11 +12,11 @@ const intFrom = (min: number, max: number, fallback: number) =>
 
 const schema = z.object({
   SUPABASE_URL: z.url({ message: "the project URL, e.g. https://<ref>.supabase.co" }),
-  SUPABASE_ANON_KEY: z.string().min(1, "the project's anon key"),
-  SUPABASE_SERVICE_ROLE_KEY: z.string().min(
-    1,
-    "the service role key (pg_cron and triggers use it)",
-  ),
+  // The service's keys: the legacy service_role JWT and/or the new `sb_secret_` keys (a JSON
+  // object of name -> key, as the platform sets it). pg_cron, triggers and webhook delivery call
+  // the functions with one of them; at least one is required (checked below).
+  SUPABASE_SERVICE_ROLE_KEY: optional,
+  SUPABASE_SECRET_KEYS: optional,
   SUPABASE_DB_URL: z.string().min(1, "the Postgres connection string"),
   SUPABASE_JWKS: z.string().optional(),
   JWT_SECRET: optional,
@@ -50,8 +50,8 @@ export type Env = z.infer<typeof schema>;
 
 export interface Config {
   supabaseUrl: string;
-  anonKey: string;
-  serviceKey: string;
+  /** Every key that makes its bearer the service (legacy service_role JWT, `sb_secret_` keys). */
+  serviceKeys: string[];
   dbUrl: string;
   jwks: { keys: unknown[] } | null;
   jwtSecret: string | null;
@@ -140,13 +140,45 @@ export function originationUrl(sipHost: string): string {
   return `sip:${sipHost};transport=tcp`;
 }
 
+/** The `sb_secret_` keys of SUPABASE_SECRET_KEYS (a JSON object of name -> key, or one key). */
+function secretKeys(raw: string | undefined): string[] {
+  if (!raw) return [];
+  if (raw.startsWith("sb_secret_")) return [raw];
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new ConfigError([{ variable: "SUPABASE_SECRET_KEYS", problem: "not valid JSON" }]);
+  }
+  const keys = value && typeof value === "object" && !Array.isArray(value)
+    ? Object.values(value)
+    : [];
+  if (
+    keys.length === 0 || !keys.every((k) => typeof k === "string" && k.startsWith("sb_secret_"))
+  ) {
+    throw new ConfigError([{
+      variable: "SUPABASE_SECRET_KEYS",
+      problem: 'not a JSON object of sb_secret_ keys, e.g. {"default": "sb_secret_..."}',
+    }]);
+  }
+  return keys as string[];
+}
+
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const parsed = schema.safeParse(env);
+  const noServiceKey = !env.SUPABASE_SERVICE_ROLE_KEY?.trim() && !env.SUPABASE_SECRET_KEYS?.trim();
+  const keyIssue = {
+    variable: "SUPABASE_SERVICE_ROLE_KEY or SUPABASE_SECRET_KEYS",
+    problem: "missing: the service's key (pg_cron, triggers and webhook delivery call with it)",
+  };
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => ({
-      variable: String(i.path[0]),
-      problem: env[String(i.path[0])] === undefined ? `missing: ${i.message}` : i.message,
-    })));
+    throw new ConfigError([
+      ...parsed.error.issues.map((i) => ({
+        variable: String(i.path[0]),
+        problem: env[String(i.path[0])] === undefined ? `missing: ${i.message}` : i.message,
+      })),
+      ...(noServiceKey ? [keyIssue] : []),
+    ]);
   }
   const e = parsed.data;
   const host = e.LIVEKIT_HOST ?? e.LIVEKIT_URL;
@@ -159,6 +191,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ...(e.TWILIO_ACCOUNT_SID ? [] : ["TWILIO_ACCOUNT_SID"]),
     ...(e.TWILIO_AUTH_TOKEN ? [] : ["TWILIO_AUTH_TOKEN"]),
   ];
+  const serviceKeys = [
+    ...(e.SUPABASE_SERVICE_ROLE_KEY ? [e.SUPABASE_SERVICE_ROLE_KEY] : []),
+    ...secretKeys(e.SUPABASE_SECRET_KEYS),
+  ];
+  if (serviceKeys.length === 0) throw new ConfigError([keyIssue]);
   let jwks: Config["jwks"] = null;
   if (e.SUPABASE_JWKS) {
     try {
@@ -170,8 +207,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   return {
     supabaseUrl: e.SUPABASE_URL.replace(/\/+$/, ""),
-    anonKey: e.SUPABASE_ANON_KEY,
-    serviceKey: e.SUPABASE_SERVICE_ROLE_KEY,
+    serviceKeys,
     dbUrl: e.SUPABASE_DB_URL,
     jwks,
     jwtSecret: e.JWT_SECRET ?? null,

@@ -1,11 +1,11 @@
 // Structured JSON log lines. Keys that may hold secrets are redacted before printing, and so
-// is anything shaped like a JWT or a bearer credential inside a logged string.
+// is anything shaped like a JWT, a bearer credential or a secret API key inside a logged string.
 
 import { type Clock, wallClock } from "./clock.ts";
 
 const SECRET_KEY = /pass(word)?|secret|token|authorization|api[_-]?key|credential/i;
 const SECRET_TEXT =
-  /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*|\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g;
+  /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*|\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}|\bsb_secret_[A-Za-z0-9_-]+/g;
 
 function redact(value: unknown, depth = 0): unknown {
   if (typeof value === "string") return value.replace(SECRET_TEXT, "[redacted]");
