@@ -104,6 +104,54 @@ Deno.test("the README's frontend flow: sign up, assistant, number, campaign, con
   assert.equal(placed.length, 3);
 });
 
+/** The README block that follows `<!-- tests/e2e/frontend.test.ts runs the next block -->`. */
+function readmeSnippet(): string {
+  const readme = Deno.readTextFileSync(new URL("../../README.md", import.meta.url));
+  const marker = readme.indexOf("<!-- tests/e2e/frontend.test.ts runs the next block -->");
+  assert.ok(marker >= 0, "the README marks its frontend snippet");
+  const m = /```ts\n([\s\S]*?)```/.exec(readme.slice(marker));
+  assert.ok(m, "a ts block follows the marker");
+  return m[1];
+}
+
+Deno.test("the README's frontend snippet, saved as frontend.ts, passes fmt and lint and runs to completion", async () => {
+  const root = new URL("../../", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir({ prefix: "frontend-snippet-" });
+  try {
+    await Deno.mkdir(`${dir}/.local/dev`, { recursive: true });
+    await Deno.writeTextFile(
+      `${dir}/.local/dev/stack.json`,
+      JSON.stringify({ supabaseUrl: stack.supabaseUrl, anonKey: stack.anonKey }),
+    );
+    await Deno.writeTextFile(`${dir}/frontend.ts`, readmeSnippet());
+    const deno = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [args[0], "--config", `${root}deno.json`, ...args.slice(1)],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const text = (b: Uint8Array) => new TextDecoder().decode(b);
+    for (const check of [["fmt", "--check", "frontend.ts"], ["lint", "frontend.ts"]]) {
+      const r = await deno(check);
+      assert.ok(r.success, `deno ${check[0]}: ${text(r.stdout)}${text(r.stderr)}`);
+    }
+    // The snippet picks a random number of the account: another test may hold it (a 409).
+    let out = "";
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = await deno(["run", "-A", "frontend.ts"]);
+      out = text(r.stdout) + text(r.stderr);
+      if (r.success || !/"conflict"/.test(out)) break;
+    }
+    assert.match(out, /\+1415666\d{4} is ready/);
+    assert.match(out, /added: 3/);
+    assert.match(out, /added: 1/, "the CSV upload's report");
+    assert.match(out, /completed: 3 done, 1 busy/, out);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("five concurrent first map-number requests by one user: five 200s, one row, one set of trunks", async () => {
   const me = await signUp("dblclick");
   const assistant = ok(
