@@ -43,8 +43,12 @@ const unsupported = (what: string) =>
 const parseError = (message: string, details: string | null = null) =>
   new RestError(400, "PGRST100", message, details);
 
-/** PostgREST's mapSQLtoHTTP: exact SQLSTATEs first, then two-character classes; default 400. */
-const SQLSTATE_STATUS: [RegExp, number][] = [
+/**
+ * PostgREST's mapSQLtoHTTP (src/PostgREST/Error.hs; the table on its "Errors" page): exact
+ * SQLSTATEs first, then two-character classes; anything unlisted is 400. 42501, 21000, 22023,
+ * 42883 and PTnnn are decided in `statusFor`, PGRST in `raisedPgrst`.
+ */
+export const SQLSTATE_STATUS: [RegExp, number][] = [
   [/^23503$/, 409],
   [/^23505$/, 409],
   [/^25006$/, 405],
@@ -70,12 +74,89 @@ const SQLSTATE_STATUS: [RegExp, number][] = [
   [/^XX/, 500],
 ];
 
-function statusFor(code: string, message: string, role: string): number {
+/** A status a Response can carry (PostgREST would send any; 1xx and 600+ become 500 here). */
+const httpStatus = (n: number) => (n >= 200 && n <= 599 ? n : 500);
+
+/** The HTTP status PostgREST answers a database error with; `role` is the request's role. */
+export function statusFor(code: string, message: string, role: string): number {
+  // Insufficient privilege: 401 for the anonymous role (with WWW-Authenticate), else 403.
   if (code === "42501") return role === "anon" ? 401 : 403;
+  // pg-safeupdate's refusal is the client's mistake; other cardinality violations are not.
   if (code === "21000") return /requires a WHERE clause$/.test(message) ? 400 : 500;
-  const pt = /^PT(\d{3})$/.exec(code);
-  if (pt) return Number(pt[1]);
+  // A JWT naming a role that does not exist.
+  if (code === "22023") {
+    return message.startsWith("role") && message.endsWith("does not exist") ? 401 : 400;
+  }
+  if (code === "42883" && message.startsWith("function xmlagg(")) return 406;
+  // `raise sqlstate 'PT404'`: the status is the code's three characters (not a number: 500).
+  if (code.startsWith("PT")) {
+    return /^\d{3}$/.test(code.slice(2)) ? httpStatus(Number(code.slice(2))) : 500;
+  }
   return SQLSTATE_STATUS.find(([re]) => re.test(code))?.[1] ?? 400;
+}
+
+/**
+ * `raise sqlstate 'PGRST' using message = '{"code", "message", "details"?, "hint"?}', detail =
+ * '{"status", "headers", "status_text"?}'`: the whole answer comes from the function. What does
+ * not parse is PostgREST's 500 PGRST121.
+ */
+function raisedPgrst(message: string, detail: string | null): RestError {
+  const parse = (text: string) => {
+    try {
+      const v = JSON.parse(text);
+      return v !== null && typeof v === "object" && !Array.isArray(v) ? v : null;
+    } catch {
+      return null;
+    }
+  };
+  const optionalText = (v: unknown) => v === undefined || v === null || typeof v === "string";
+  const msg = parse(message);
+  if (
+    !msg || typeof msg.code !== "string" || typeof msg.message !== "string" ||
+    !optionalText(msg.details) || !optionalText(msg.hint)
+  ) {
+    return new RestError(
+      500,
+      "PGRST121",
+      `Could not parse JSON in the "RAISE SQLSTATE 'PGRST'" error`,
+      `Invalid JSON value for MESSAGE: '${message}'`,
+      "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.",
+    );
+  }
+  const detailHint =
+    "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional key: 'status_text'.";
+  if (detail === null) {
+    return new RestError(
+      500,
+      "PGRST121",
+      `Could not parse JSON in the "RAISE SQLSTATE 'PGRST'" error`,
+      "DETAIL is missing in the RAISE statement",
+      detailHint,
+    );
+  }
+  const det = parse(detail);
+  const headers = det?.headers;
+  if (
+    !det || !Number.isInteger(det.status) || !optionalText(det.status_text) ||
+    headers === null || typeof headers !== "object" || Array.isArray(headers) ||
+    !Object.values(headers).every((v) => typeof v === "string")
+  ) {
+    return new RestError(
+      500,
+      "PGRST121",
+      `Could not parse JSON in the "RAISE SQLSTATE 'PGRST'" error`,
+      `Invalid JSON value for DETAIL: '${detail}'`,
+      detailHint,
+    );
+  }
+  return new RestError(
+    httpStatus(det.status),
+    msg.code,
+    msg.message,
+    msg.details ?? null,
+    msg.hint ?? null,
+    headers as Record<string, string>,
+  );
 }
 
 function fromDatabase(e: any, role: string): RestError {
@@ -90,6 +171,7 @@ function fromDatabase(e: any, role: string): RestError {
     );
   }
   const code = String(e.code);
+  if (code === "PGRST") return raisedPgrst(String(e.message), e.detail ?? null);
   const status = statusFor(code, String(e.message), role);
   return new RestError(
     status,

@@ -15,7 +15,7 @@ create type public.campaign_call_status as enum
 create table public.campaigns (
   id uuid primary key default gen_random_uuid(),
   owner_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
-  name text not null check (length(name) between 1 and 200),
+  name text not null constraint "name must be 1 to 200 characters" check (length(name) between 1 and 200),
   assistant_id uuid not null,
   phone_number_id uuid,
   status public.campaign_status not null default 'draft',
@@ -25,38 +25,65 @@ create table public.campaigns (
   window_start time not null default '09:00',
   window_end time not null default '20:00',
   weekdays smallint[] not null default '{1,2,3,4,5}'
+    constraint "weekdays must be ISO days 1 (Mon) to 7 (Sun), at least one"
     check (weekdays <@ '{1,2,3,4,5,6,7}'::smallint[] and cardinality(weekdays) > 0),
-  default_timezone text not null default 'UTC' check (internal.is_timezone(default_timezone)),
-  default_country text not null default 'US' check (default_country ~ '^[A-Z]{2}$'),
+  default_timezone text not null default 'UTC'
+    constraint "default_timezone must be a time zone name such as Europe/Paris"
+    check (internal.is_timezone(default_timezone)),
+  default_country text not null default 'US'
+    constraint "default_country must be a two-letter code such as US" check (default_country ~ '^[A-Z]{2}$'),
   allowed_countries text[] not null default '{US,CA}'
+    constraint "allowed_countries must be two-letter codes, at least one"
     check (cardinality(allowed_countries) > 0 and array_to_string(allowed_countries, ',') ~ '^[A-Z]{2}(,[A-Z]{2})*$'),
-  max_concurrent integer not null default 5 check (max_concurrent between 1 and 1000),
-  max_attempts integer not null default 3 check (max_attempts between 1 and 10),
-  retry_busy_sec integer not null default 600 check (retry_busy_sec between 0 and 604800),
-  retry_no_answer_sec integer not null default 1800 check (retry_no_answer_sec between 0 and 604800),
-  retry_failed_sec integer not null default 900 check (retry_failed_sec between 0 and 604800),
-  retry_backoff numeric(4, 2) not null default 2 check (retry_backoff between 1 and 10),
-  ringing_timeout_sec integer not null default 30 check (ringing_timeout_sec between 5 and 80),
-  max_call_duration_sec integer not null default 1800 check (max_call_duration_sec between 10 and 86400),
-  failure_threshold numeric(3, 2) not null default 0.5 check (failure_threshold > 0 and failure_threshold <= 1),
-  failure_window_sec integer not null default 120 check (failure_window_sec between 10 and 3600),
-  failure_min_calls integer not null default 10 check (failure_min_calls between 1 and 10000),
+  max_concurrent integer not null default 5
+    constraint "max_concurrent must be between 1 and 1000" check (max_concurrent between 1 and 1000),
+  max_attempts integer not null default 3
+    constraint "max_attempts must be between 1 and 10" check (max_attempts between 1 and 10),
+  retry_busy_sec integer not null default 600
+    constraint "retry_busy_sec must be between 0 and 604800 (7 days)" check (retry_busy_sec between 0 and 604800),
+  retry_no_answer_sec integer not null default 1800
+    constraint "retry_no_answer_sec must be between 0 and 604800 (7 days)"
+    check (retry_no_answer_sec between 0 and 604800),
+  retry_failed_sec integer not null default 900
+    constraint "retry_failed_sec must be between 0 and 604800 (7 days)" check (retry_failed_sec between 0 and 604800),
+  retry_backoff numeric(4, 2) not null default 2
+    constraint "retry_backoff must be between 1 and 10" check (retry_backoff between 1 and 10),
+  ringing_timeout_sec integer not null default 30
+    constraint "ringing_timeout_sec must be between 5 and 80" check (ringing_timeout_sec between 5 and 80),
+  max_call_duration_sec integer not null default 1800
+    constraint "max_call_duration_sec must be between 10 and 86400"
+    check (max_call_duration_sec between 10 and 86400),
+  failure_threshold numeric(3, 2) not null default 0.5
+    constraint "failure_threshold must be above 0 and at most 1"
+    check (failure_threshold > 0 and failure_threshold <= 1),
+  failure_window_sec integer not null default 120
+    constraint "failure_window_sec must be between 10 and 3600" check (failure_window_sec between 10 and 3600),
+  failure_min_calls integer not null default 10
+    constraint "failure_min_calls must be between 1 and 10000" check (failure_min_calls between 1 and 10000),
   started_at timestamptz,
   completed_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
-  agent_limit integer check (agent_limit is null or agent_limit >= 1),
+  agent_limit integer constraint "agent_limit must be at least 1" check (agent_limit is null or agent_limit >= 1),
   agent_limit_until timestamptz,
   agent_timeouts integer not null default 0,
   throttle_reason text,
-  abandon_cap numeric(4, 3) not null default 0.03 check (abandon_cap > 0 and abandon_cap <= 1),
+  abandon_cap numeric(4, 3) not null default 0.03
+    constraint "abandon_cap must be above 0 and at most 1" check (abandon_cap > 0 and abandon_cap <= 1),
   abandon_slowed_at timestamptz,
-  retry_voicemail_sec integer not null default 7200 check (retry_voicemail_sec between 0 and 604800),
-  caller_number_ids uuid[] check (caller_number_ids is null or cardinality(caller_number_ids) <= 1000),
-  caller_id_strategy text not null default 'fixed' check (caller_id_strategy in ('fixed', 'local_presence')),
+  retry_voicemail_sec integer not null default 7200
+    constraint "retry_voicemail_sec must be between 0 and 604800 (7 days)"
+    check (retry_voicemail_sec between 0 and 604800),
+  caller_number_ids uuid[] constraint "caller_number_ids must hold at most 1000 numbers"
+    check (caller_number_ids is null or cardinality(caller_number_ids) <= 1000),
+  caller_id_strategy text not null default 'fixed'
+    constraint "caller_id_strategy must be fixed or local_presence"
+    check (caller_id_strategy in ('fixed', 'local_presence')),
   unique (id, owner_id),
-  check (window_start < window_end),
-  check (ends_at is null or starts_at is null or starts_at < ends_at),
+  -- Check constraints are named in plain words: PostgreSQL's refusal (and PostgREST's message,
+  -- which passes it through) quotes the name, so it says which columns and what is expected.
+  constraint "window_end must be after window_start" check (window_start < window_end),
+  constraint "ends_at must be after starts_at" check (ends_at is null or starts_at is null or starts_at < ends_at),
   foreign key (assistant_id, owner_id) references public.assistant (id, owner_id),
   foreign key (phone_number_id, owner_id) references public.phone_number (id, owner_id)
 );
@@ -73,10 +100,12 @@ create table public.campaign_calls (
   campaign_id uuid not null,
   owner_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
   e164 public.e164 not null,
-  name text check (length(name) <= 200),
+  name text constraint "name must be at most 200 characters" check (length(name) <= 200),
   metadata jsonb not null default '{}'::jsonb
+    constraint "metadata must be a JSON object of at most 8 KiB"
     check (jsonb_typeof(metadata) = 'object' and pg_column_size(metadata) <= 8192),
-  timezone text check (timezone is null or internal.is_timezone(timezone)),
+  timezone text constraint "timezone must be a time zone name such as Europe/Paris"
+    check (timezone is null or internal.is_timezone(timezone)),
   status public.campaign_call_status not null default 'queued',
   attempts integer not null default 0,
   next_attempt_at timestamptz not null default now(),
@@ -103,7 +132,7 @@ create table public.do_not_call (
   id uuid primary key default gen_random_uuid(),
   owner_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
   e164 public.e164 not null,
-  reason text check (length(reason) <= 500),
+  reason text constraint "reason must be at most 500 characters" check (length(reason) <= 500),
   created_at timestamptz not null default now(),
   call_id uuid,
   unique (owner_id, e164)
@@ -214,17 +243,27 @@ comment on function internal.campaign_transition_allowed is 'The campaign state 
 create function internal.campaign_status_change() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
+  -- Refusals a user meets through REST carry a SQLSTATE PostgREST maps to the same 4xx the
+  -- functions answer (23514 check_violation: 400; 42501: 403 signed in), and name the column.
   if tg_op = 'INSERT' then
     if new.status not in ('draft', 'scheduled', 'running') then
-      raise exception 'a campaign starts as draft, scheduled or running, not %', new.status using errcode = '23514';
+      raise exception 'a campaign starts as draft, scheduled or running, not %', new.status
+        using errcode = '23514', column = 'status', table = 'campaigns',
+          hint = 'Insert it as draft (the default), scheduled or running.';
     end if;
   elsif new.status <> old.status then
     if not internal.campaign_transition_allowed(old.status, new.status) then
-      raise exception 'campaign % cannot go from % to %', old.id, old.status, new.status using errcode = '23514';
+      raise exception 'campaign % cannot go from % to %', old.id, old.status, new.status
+        using errcode = '23514', column = 'status', table = 'campaigns',
+          hint = coalesce('From ' || old.status || ' it can go to: ' || (
+            select string_agg(s::text, ', ' order by s) from unnest(enum_range(null::public.campaign_status)) s
+            where s <> old.status and s <> 'completed' and internal.campaign_transition_allowed(old.status, s)) || '.',
+            'A ' || old.status || ' campaign cannot change status.');
     end if;
     -- Only the engine completes a campaign; a user cancels it.
     if new.status = 'completed' and coalesce(auth.role(), '') in ('authenticated', 'anon') then
-      raise exception 'a campaign completes by itself when every call has ended' using errcode = '42501';
+      raise exception 'a campaign completes by itself when every call has ended' using errcode = '42501',
+        column = 'status', table = 'campaigns', hint = 'Set status to cancelled to stop it now.';
     end if;
     if new.status in ('running', 'paused', 'cancelled', 'draft', 'scheduled')
        and coalesce(auth.role(), '') in ('authenticated', 'anon') then
@@ -306,11 +345,16 @@ declare
   result jsonb;
 begin
   if contacts is null or jsonb_typeof(contacts) <> 'array' then
-    raise exception 'contacts must be a JSON array' using errcode = '22023';
+    raise exception 'contacts must be a JSON array' using errcode = '22023',
+      hint = 'Pass contacts as [{"phoneNumber": "+12125550100", "name": "Ada"}, ...].';
   end if;
   select * into c from public.campaigns x where x.id = campaign;
   if c.id is null then
-    raise exception 'campaign % does not exist', campaign using errcode = 'P0002';
+    -- Not found for this caller (RLS hides other owners' campaigns): PT404 is PostgREST's
+    -- HTTP 404, the status import-contacts answers for the same mistake.
+    raise sqlstate 'PT404' using message = format('campaign %s does not exist', campaign),
+      detail = 'No campaign with this id is visible to the caller; campaigns are visible to their owner only.',
+      hint = 'Check campaign_id.';
   end if;
   with items as (
     select (t.ord - 1)::integer as idx, jsonb_typeof(t.item) = 'object' as is_object,
@@ -356,11 +400,15 @@ create function public.add_campaign_calls(campaign_id uuid, contacts jsonb)
 returns jsonb
 language plpgsql security invoker set search_path = '' as $$
 begin
+  -- 22023 invalid_parameter_value: PostgREST's 400, as the functions answer bad input.
   if contacts is null or jsonb_typeof(contacts) <> 'array' then
-    raise exception 'contacts must be a JSON array' using errcode = '22023';
+    raise exception 'contacts must be a JSON array' using errcode = '22023',
+      hint = 'Pass contacts as [{"phoneNumber": "+12125550100", "name": "Ada"}, ...].';
   end if;
   if jsonb_array_length(contacts) > 10000 then
-    raise exception 'at most 10000 contacts per call' using errcode = '22023';
+    raise exception 'at most 10000 contacts per call' using errcode = '22023',
+      detail = format('%s contacts were given.', jsonb_array_length(contacts)),
+      hint = 'Split the list, or send it to import-contacts, which takes more.';
   end if;
   return internal.import_contacts(add_campaign_calls.campaign_id, contacts);
 end $$;
@@ -385,19 +433,61 @@ begin
 end $$;
 comment on function internal.pause_campaign is 'Pauses a running campaign with a reason its owner sees.';
 
+-- The one completion rule, asked by the claim, by every settled contact and by the tick.
 create function internal.maybe_complete(campaign uuid) returns boolean
 language plpgsql security definer set search_path = '' as $$
+declare
+  c public.campaigns;
+  cut integer;
 begin
   -- Calls ending at once each see the others still live; taking turns, the last one sees
   -- every other end committed and completes the campaign.
   perform pg_advisory_xact_lock(hashtext('complete:' || campaign::text));
+  select * into c from public.campaigns where id = campaign;
+  -- Nothing completes before it starts: a campaign waiting for starts_at waits, contacts or not.
+  if c.status is distinct from 'running' or c.starts_at > now() then
+    return false;
+  end if;
+  if c.ends_at <= now() then
+    -- Past its end nothing more is dialed: contacts still waiting end here with the reason (never
+    -- called: skipped; waiting for a retry or callback: their last call's status); calls still
+    -- live finish normally and settle without a retry. A contact another transaction holds (a
+    -- late report settling it) is left to that transaction, which asks this rule again.
+    update public.campaign_calls cc set
+      status = case when cc.attempts = 0 then 'skipped'::public.campaign_call_status
+        else coalesce((select r.call_status::text from internal.call_outcome r where r.outcome = cc.last_outcome),
+                      'failed')::public.campaign_call_status end,
+      last_outcome = case when cc.attempts = 0 then 'campaign_ended' else cc.last_outcome end,
+      last_error = case when cc.attempts = 0 then 'not called: the campaign ended'
+                        else 'not called again: the campaign ended' end,
+      completed_at = now(), lease_until = null, lease_owner = null
+    where cc.campaign_id = campaign and cc.status = 'queued'
+      and cc.id in (select x.id from public.campaign_calls x where x.campaign_id = campaign and x.status = 'queued'
+                    for update skip locked);
+  end if;
   if exists (select from public.campaign_calls where campaign_id = campaign and status in ('queued', 'dialing', 'in_progress')) then
     return false;
   end if;
-  update public.campaigns set status = 'completed', status_reason = null where id = campaign and status = 'running';
+  -- Completed; when its end cut contacts off, status_reason says so (campaign_progress and the
+  -- campaign.completed event show it).
+  if c.ends_at <= now() then
+    select count(*) into cut from public.campaign_calls x
+    where x.campaign_id = campaign
+      and x.last_error in ('not called: the campaign ended', 'not called again: the campaign ended')
+      and x.completed_at >= c.ends_at;
+  end if;
+  update public.campaigns set status = 'completed', status_reason = case when cut > 0 then format(
+      'ended at its end time (ends_at %s): %s %s still waiting %s not called',
+      to_char(c.ends_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"'), cut,
+      case when cut = 1 then 'contact' else 'contacts' end, case when cut = 1 then 'was' else 'were' end) end
+  where id = campaign and status = 'running';
   return found;
 end $$;
-comment on function internal.maybe_complete is 'Completes a running campaign when nothing is queued and nothing is live.';
+comment on function internal.maybe_complete is
+  'Completes a running campaign that has started when nothing is queued and nothing is live. Past ends_at it '
+  'first ends what is still queued (skipped, or the last call''s status for a contact awaiting a retry or '
+  'callback; last_error says the campaign ended) and, when that cut contacts off, gives the completion a '
+  'status_reason. Called by the claim, by every settled contact and by the tick.';
 
 -- Triggers -----------------------------------------------------------------------------------
 create trigger touch before update on public.campaigns for each row execute function internal.touch();

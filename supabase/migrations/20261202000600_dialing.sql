@@ -103,6 +103,16 @@ begin
     for update skip locked
   loop
     exit when budget <= 0;
+    -- Past its end nothing is dialed: the completion rule ends what waits and completes the
+    -- campaign once nothing is live. Its lock is only tried here (this claim already holds the
+    -- campaign's row, which a settling contact takes after it): when a settling contact holds
+    -- it, that contact applies the same rule.
+    if c.ends_at <= now() then
+      if pg_try_advisory_xact_lock(hashtext('complete:' || c.id::text)) then
+        perform internal.maybe_complete(c.id);
+      end if;
+      continue;
+    end if;
     pool := coalesce(c.caller_number_ids, array[(internal.campaign_caller(c)).id]);
     select count(*)::integer,
       string_agg(format('%s until %s: %s', p.e164, to_char(p.rest_until at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
@@ -147,8 +157,7 @@ begin
       for update skip locked
     loop
       -- The window is checked again at claim time, in the callee's zone.
-      if not internal.in_window(now(), cc.timezone, c.window_start, c.window_end, c.weekdays)
-         or (c.ends_at is not null and now() >= c.ends_at) then
+      if not internal.in_window(now(), cc.timezone, c.window_start, c.window_end, c.weekdays) then
         update public.campaign_calls x set next_attempt_at = coalesce(
           internal.next_window_start(now(), cc.timezone, c.window_start, c.window_end, c.weekdays), 'infinity')
         where x.id = cc.id;
@@ -378,6 +387,7 @@ declare
   reported boolean := false;
   delay numeric;
   next_at timestamptz;
+  retry_at timestamptz;
   final_status public.campaign_call_status;
   last_out text;
   err text := call.error;
@@ -414,26 +424,37 @@ begin
     end if;
   end if;
 
+  -- A retry by rule, in the callee's window; none that would fall after the campaign ends (the
+  -- contact ends now, with its call's status and the reason).
+  if next_at is null and rule.retry in ('busy', 'no_answer', 'failed', 'voicemail') and final_status <> 'completed'
+     and cc.attempts < c.max_attempts and c.status <> 'cancelled' then
+    delay := case rule.retry when 'busy' then c.retry_busy_sec when 'no_answer' then c.retry_no_answer_sec
+             when 'voicemail' then c.retry_voicemail_sec else c.retry_failed_sec end
+             * power(c.retry_backoff, cc.attempts - 1);
+    retry_at := coalesce(internal.next_window_start(now() + make_interval(secs => delay), cc.timezone,
+      c.window_start, c.window_end, c.weekdays), 'infinity');
+    if c.ends_at is not null and retry_at >= c.ends_at then
+      retry_at := null;
+      err := concat_ws('; ', err, 'not called again: the campaign ends before the next attempt');
+    end if;
+  end if;
+
   if next_at is not null then
     update public.campaign_calls set status = 'queued', lease_until = null, lease_owner = null,
       last_outcome = last_out, last_sip_status = call.sip_status_code, last_error = null,
       current_call_id = call.id, completed_at = null, next_attempt_at = next_at
     where id = cc.id;
   elsif rule.retry = 'requeue' and c.status <> 'cancelled' then
+    -- Not dialed in effect: back to the queue (past the campaign's end, the completion rule
+    -- below ends it as not called).
     perform internal.give_back(cc.id, cc.attempts, coalesce(call.error, call.outcome), 1);
     update public.campaign_calls set last_outcome = call.outcome, last_sip_status = call.sip_status_code,
       current_call_id = call.id
     where id = cc.id;
-  elsif rule.retry in ('busy', 'no_answer', 'failed', 'voicemail') and final_status <> 'completed'
-        and cc.attempts < c.max_attempts and c.status <> 'cancelled' then
-    delay := case rule.retry when 'busy' then c.retry_busy_sec when 'no_answer' then c.retry_no_answer_sec
-             when 'voicemail' then c.retry_voicemail_sec else c.retry_failed_sec end
-             * power(c.retry_backoff, cc.attempts - 1);
+  elsif retry_at is not null then
     update public.campaign_calls set status = 'queued', lease_until = null, lease_owner = null,
       last_outcome = last_out, last_sip_status = call.sip_status_code, last_error = err,
-      current_call_id = call.id, completed_at = null,
-      next_attempt_at = coalesce(internal.next_window_start(now() + make_interval(secs => delay), cc.timezone,
-        c.window_start, c.window_end, c.weekdays), 'infinity')
+      current_call_id = call.id, completed_at = null, next_attempt_at = retry_at
     where id = cc.id;
   else
     update public.campaign_calls set status = final_status, lease_until = null, lease_owner = null,

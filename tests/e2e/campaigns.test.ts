@@ -16,7 +16,14 @@ import {
   type TestUser,
   twilioState,
 } from "../helpers/stack.ts";
-import { answering, importAs, settled, startQuietly, tick } from "../helpers/campaigns.ts";
+import {
+  answering,
+  importAs,
+  progress,
+  settled,
+  startQuietly,
+  tick,
+} from "../helpers/campaigns.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -557,4 +564,56 @@ Deno.test("a running campaign with nothing left to dial completes at the next ti
   assert.equal(t.status, 200);
   const [c] = await sql`select status from public.campaigns where id = ${f.campaignId}`;
   assert.equal(c.status, "completed");
+});
+
+Deno.test("a campaign past its end completes with the reason; waiting callees end as not called; campaign.completed once", async () => {
+  const numbers = answering("680555", 3);
+  const f = await campaign("ended", numbers.map((phoneNumber) => ({ phoneNumber })));
+  // Its time is over: every time relative to the database's now(), never a calendar date.
+  await sql`update public.campaigns set starts_at = now() - interval '2 hours',
+    ends_at = now() - interval '1 minute' where id = ${f.campaignId}`;
+  await startQuietly(f.campaignId);
+  const t = await tick({ campaignId: f.campaignId });
+  assert.equal(t.status, 200, JSON.stringify(t.body));
+  assert.equal(t.body.dialed, 0);
+  assert.deepEqual(t.body.campaigns.map((c: Json) => c.status), ["completed"]);
+  const [c] =
+    await sql`select status, status_reason from public.campaigns where id = ${f.campaignId}`;
+  assert.equal(c.status, "completed");
+  assert.match(c.status_reason, /^ended at its end time \(ends_at .+\): 3 contacts still waiting/);
+  const contacts = await sql`select status, last_outcome, last_error from public.campaign_calls
+    where campaign_id = ${f.campaignId}`;
+  assert.deepEqual(
+    contacts.map((x) => [x.status, x.last_outcome, x.last_error]),
+    numbers.map(() => ["skipped", "campaign_ended", "not called: the campaign ended"]),
+  );
+  const p = await progress(f.campaignId);
+  assert.equal(p.skipped, 3);
+  assert.equal(p.status_reason, c.status_reason, "campaign_progress shows why");
+  assert.equal((await dialed(numbers)).length, 0, "nobody was called");
+  await tick({ campaignId: f.campaignId });
+  await tick({});
+  const events = await sql`select data from internal.events
+    where campaign_id = ${f.campaignId} and type = 'campaign.completed'`;
+  assert.equal(events.length, 1, "campaign.completed is queued once");
+  assert.equal(events[0].data.statusReason, c.status_reason);
+  assert.equal(events[0].data.calls.skipped, 3);
+});
+
+Deno.test("a campaign before its start does not complete, even with no contacts; once started it does", async () => {
+  const f = await campaign("later", []);
+  await sql`update public.campaigns set starts_at = now() + interval '1 hour' where id = ${f.campaignId}`;
+  await startQuietly(f.campaignId);
+  const early = await tick({ campaignId: f.campaignId });
+  assert.equal(early.status, 200, JSON.stringify(early.body));
+  assert.deepEqual(early.body.campaigns.map((c: Json) => c.status), ["running"]);
+  const [waiting] = await sql`select status from public.campaigns where id = ${f.campaignId}`;
+  assert.equal(waiting.status, "running", "it waits for starts_at");
+  // Its start time comes (moved into the past rather than waiting an hour).
+  await sql`update public.campaigns set starts_at = now() - interval '1 second' where id = ${f.campaignId}`;
+  const started = await tick({ campaignId: f.campaignId });
+  assert.deepEqual(started.body.campaigns.map((c: Json) => c.status), ["completed"]);
+  const [c] =
+    await sql`select status, status_reason from public.campaigns where id = ${f.campaignId}`;
+  assert.deepEqual({ ...c }, { status: "completed", status_reason: null });
 });

@@ -3,6 +3,7 @@
 // sees nothing), the query features postgrest-js sends, and PostgREST's error shapes.
 import assert from "node:assert/strict";
 import {
+  call,
   freeNumber,
   frontendClient,
   type SignedUpUser,
@@ -10,6 +11,7 @@ import {
   sql,
   stack,
 } from "../helpers/stack.ts";
+import { statusFor } from "../../stack/supabase/rest.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -502,8 +504,12 @@ Deno.test("rpc: add_campaign_calls with JSON arguments; unknown functions and ba
     campaign_id: fx.campaignId,
     contacts: [{ phoneNumber: "+12125550912" }],
   });
-  assert.equal(stranger.status, 500, "P0002 (the campaign does not exist for them) maps to 500");
-  assert.equal(stranger.error?.code, "P0002");
+  // Another owner's campaign does not exist for them: raise sqlstate 'PT404' is PostgREST's 404,
+  // what import-contacts answers for the same mistake.
+  assert.equal(stranger.status, 404);
+  assert.equal(stranger.error?.code, "PT404");
+  assert.match(stranger.error!.message, new RegExp(`campaign ${fx.campaignId} does not exist`));
+  assert.ok(stranger.error?.hint, "the hint says what to check");
   const anon = await frontendClient().rpc("add_campaign_calls", {
     campaign_id: fx.campaignId,
     contacts: [],
@@ -664,4 +670,186 @@ Deno.test("boolean and numeric filters compare as their types", async () => {
     fx.campaignId,
   ).gte("total", 1).isDistinct("status", "completed");
   assert.equal(rows.data?.length, 1, JSON.stringify(rows.error));
+});
+
+Deno.test("a campaign that does not exist for the caller is a 404 on every surface", async () => {
+  const fx = await setup();
+  const contacts = [{ phoneNumber: "+12125550913" }];
+  const rpc = await fx.stranger.client.rpc("add_campaign_calls", {
+    campaign_id: fx.campaignId,
+    contacts,
+  });
+  const fn = await call("import-contacts", {
+    token: fx.stranger.accessToken,
+    body: { campaignId: fx.campaignId, contacts },
+  });
+  assert.equal(rpc.status, 404, JSON.stringify(rpc.error));
+  assert.equal(fn.status, 404, JSON.stringify(fn.body));
+  assert.equal(fn.body.error.code, "not_found");
+  const missing = await fx.owner.client.rpc("add_campaign_calls", {
+    campaign_id: crypto.randomUUID(),
+    contacts,
+  });
+  assert.equal(missing.status, 404, "a campaign that exists for nobody too");
+  const [{ n }] = await sql`select count(*)::int as n from public.campaign_calls
+    where campaign_id = ${fx.campaignId} and e164 = '+12125550913'`;
+  assert.equal(n, 0, "nothing was imported");
+});
+
+/** PostgREST's mapSQLtoHTTP (src/PostgREST/Error.hs and its "Errors" page), case by case. */
+const POSTGREST_STATUS: [code: string, message: string, role: string, status: number][] = [
+  ["23503", "fk", "authenticated", 409],
+  ["23505", "unique", "authenticated", 409],
+  ["23514", "check", "authenticated", 400],
+  ["23502", "not null", "authenticated", 400],
+  ["22023", "bad value", "authenticated", 400],
+  ["22023", 'role "nobody" does not exist', "authenticated", 401],
+  ["22P02", "invalid input syntax", "authenticated", 400],
+  ["42501", "permission denied", "authenticated", 403],
+  ["42501", "permission denied", "service_role", 403],
+  ["42501", "permission denied", "anon", 401],
+  ["42883", "function f() does not exist", "authenticated", 404],
+  ["42883", "function xmlagg(x) does not exist", "authenticated", 406],
+  ["42P01", "relation does not exist", "authenticated", 404],
+  ["42P17", "infinite recursion", "authenticated", 500],
+  ["42703", "column does not exist", "authenticated", 400],
+  ["P0001", "raise", "authenticated", 400],
+  ["P0002", "no data found", "authenticated", 500],
+  ["P0003", "too many rows", "authenticated", 500],
+  ["PT404", "not found", "authenticated", 404],
+  ["PT402", "payment required", "authenticated", 402],
+  ["PTXYZ", "not a number", "authenticated", 500],
+  ["21000", "UPDATE requires a WHERE clause", "authenticated", 400],
+  ["21000", "more than one row returned by a subquery", "authenticated", 500],
+  ["25006", "read-only transaction", "authenticated", 405],
+  ["25P02", "in failed transaction", "authenticated", 500],
+  ["28000", "invalid authorization", "authenticated", 403],
+  ["0L000", "invalid grantor", "authenticated", 403],
+  ["0P000", "invalid role specification", "authenticated", 403],
+  ["08006", "connection failure", "authenticated", 503],
+  ["09000", "triggered action", "authenticated", 500],
+  ["2D000", "invalid transaction termination", "authenticated", 500],
+  ["38000", "external routine", "authenticated", 500],
+  ["39000", "external routine invocation", "authenticated", 500],
+  ["3B000", "savepoint", "authenticated", 500],
+  ["40001", "serialization failure", "authenticated", 500],
+  ["40P01", "deadlock detected", "authenticated", 500],
+  ["53400", "configuration limit exceeded", "authenticated", 500],
+  ["53100", "disk full", "authenticated", 503],
+  ["54000", "program limit exceeded", "authenticated", 500],
+  ["55P03", "lock not available", "authenticated", 500],
+  ["57P01", "admin shutdown", "authenticated", 503],
+  ["57014", "query canceled", "authenticated", 500],
+  ["58030", "io error", "authenticated", 500],
+  ["F0000", "config file error", "authenticated", 500],
+  ["HV000", "fdw error", "authenticated", 500],
+  ["XX000", "internal error", "authenticated", 500],
+  ["22012", "division by zero", "authenticated", 400],
+];
+
+Deno.test("SQLSTATEs map to HTTP statuses as PostgREST's table does", () => {
+  for (const [code, message, role, status] of POSTGREST_STATUS) {
+    assert.equal(statusFor(code, message, role), status, `${code} (${message}) as ${role}`);
+  }
+});
+
+Deno.test("rpc: a raised SQLSTATE reaches supabase-js with PostgREST's status and its message, details and hint", async () => {
+  await sql.unsafe(`
+    create function public.rest_test_raise(state text, msg text default null, det text default null)
+      returns void language plpgsql as $$
+      begin
+        raise exception using errcode = state, message = coalesce(msg, 'raised ' || state),
+          detail = coalesce(det, 'the detail'), hint = 'the hint';
+      end $$;
+    grant execute on function public.rest_test_raise to anon, authenticated;`);
+  try {
+    const me = await signUp("rpc-raise");
+    const raise = (state: string, msg?: string, det?: string, client = me.client) =>
+      client.rpc("rest_test_raise", { state, msg, det });
+    for (
+      const [state, status] of [
+        ["PT404", 404],
+        ["PT402", 402],
+        ["P0001", 400],
+        ["P0002", 500],
+        ["22023", 400],
+        ["23514", 400],
+        ["23503", 409],
+        ["23505", 409],
+        ["42501", 403],
+        ["42883", 404],
+        ["42P01", 404],
+        ["40001", 500],
+      ] as const
+    ) {
+      const r = await raise(state);
+      assert.equal(r.status, status, `${state}: ${JSON.stringify(r.error)}`);
+      assert.deepEqual(r.error, {
+        code: state,
+        message: `raised ${state}`,
+        details: "the detail",
+        hint: "the hint",
+      });
+    }
+    const anon = await raise("42501", undefined, undefined, frontendClient());
+    assert.equal(anon.status, 401, "insufficient privilege is 401 for anon");
+
+    // raise sqlstate 'PGRST': the function sets the whole answer, headers included.
+    const url = `${stack.supabaseUrl}/rest/v1/rpc/rest_test_raise`;
+    const post = (body: unknown) =>
+      fetch(url, {
+        method: "POST",
+        headers: {
+          apikey: stack.anonKey,
+          Authorization: `Bearer ${me.accessToken}`,
+          "Content-Type": "application/json",
+        },
+        body: JSON.stringify(body),
+      });
+    const custom = await post({
+      state: "PGRST",
+      msg: JSON.stringify({ code: "123", message: "Payment Required", details: "Quota exceeded" }),
+      det: JSON.stringify({ status: 402, headers: { "X-Powered-By": "Nerd Rage" } }),
+    });
+    assert.equal(custom.status, 402);
+    assert.equal(custom.headers.get("x-powered-by"), "Nerd Rage");
+    assert.deepEqual(await custom.json(), {
+      code: "123",
+      message: "Payment Required",
+      details: "Quota exceeded",
+      hint: null,
+    });
+    const unparsable = await post({ state: "PGRST", msg: "not json" });
+    assert.equal(unparsable.status, 500);
+    assert.equal((await unparsable.json()).code, "PGRST121");
+  } finally {
+    await sql.unsafe(`drop function public.rest_test_raise;`);
+  }
+});
+
+Deno.test("a check constraint's refusal names its columns and what is expected, through supabase-js", async () => {
+  const fx = await setup();
+  const db = fx.owner.client;
+  const backwards = await db.from("campaigns").insert({
+    name: "Backwards",
+    assistant_id: fx.assistantId,
+    window_start: "18:00",
+    window_end: "09:00",
+  });
+  assert.equal(backwards.status, 400);
+  assert.equal(backwards.error?.code, "23514");
+  assert.match(backwards.error!.message, /window_end must be after window_start/);
+  const zero = await db.from("campaigns").update({ max_attempts: 0 }).eq("id", fx.campaignId);
+  assert.equal(zero.status, 400);
+  assert.match(zero.error!.message, /max_attempts must be between 1 and 10/);
+  const meta = await db.from("campaign_calls").update({ timezone: "Mars/Olympus" }).eq(
+    "campaign_id",
+    fx.campaignId,
+  );
+  assert.equal(meta.status, 400);
+  assert.match(meta.error!.message, /timezone must be a time zone name/);
+  const state = await db.from("campaigns").update({ status: "completed" }).eq("id", fx.campaignId);
+  assert.equal(state.status, 400, "draft cannot go to completed");
+  assert.match(state.error!.message, /cannot go from draft to completed/);
+  assert.match(state.error!.hint ?? "", /From draft it can go to: scheduled, running, cancelled/);
 });
