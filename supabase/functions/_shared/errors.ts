@@ -172,6 +172,24 @@ function fromDatabase(e: unknown): AppError | null {
   if (code === "23502") {
     return new ValidationError(`${column ?? "A value"} is required.`, fields("is required"));
   }
+  // A status chosen by the SQL that raised it, as PostgREST reads `raise sqlstate 'PT404'`.
+  const custom = /^PT([1-5][0-9]{2})$/.exec(code);
+  if (custom) {
+    const status = Number(custom[1]);
+    if (status === 404) return new NotFoundError(pg.message);
+    if (status === 403) return new ForbiddenError(pg.message);
+    if (status === 409) return new ConflictError(pg.message, where);
+    if (status === 400) return new ValidationError(pg.message, where);
+    return new AppError(status, status >= 500 ? "internal_error" : "invalid_request", pg.message);
+  }
+  // Check constraints named in plain words ("window_end must be after window_start") say it all.
+  if (code === "23514" && pg.constraint_name?.includes(" ")) {
+    const [first, ...rest] = pg.constraint_name.split(" ");
+    return new ValidationError(`${pg.constraint_name}.`, {
+      fields: { [column ?? first]: column ? pg.constraint_name : rest.join(" ") },
+      ...where,
+    });
+  }
   if (code === "23514") {
     return new ValidationError(
       `${column ?? "A value"} was refused by the database's rules${rule}.`,
