@@ -95,6 +95,10 @@ declare
   j integer;
   k integer;
 begin
+  -- A scheduled campaign starts running at its starts_at (at once without one).
+  update public.campaigns set status = 'running'
+  where status = 'scheduled' and (starts_at is null or starts_at <= now())
+    and (only_campaign is null or id = only_campaign);
   for c in
     select * from public.campaigns
     where status = 'running' and (only_campaign is null or id = only_campaign)

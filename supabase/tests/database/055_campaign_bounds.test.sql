@@ -4,7 +4,7 @@
 -- meets through REST name their columns and map to PostgREST's 4xx. Every time is relative to
 -- now() (the transaction's start), never a calendar date.
 begin;
-select plan(25);
+select plan(29);
 
 select tests.create_owner_fixture('bounds@example.com') as f \gset
 update public.phone_number set trunk_status = 'ready', outbound_trunk_id = 'ST_bounds', carrier_trunk = 'bounds.pstn.twilio.com',
@@ -109,6 +109,19 @@ select is((select status::text from public.campaigns where id = :'later'), 'runn
 update public.campaigns set starts_at = now() - interval '1 second' where id = :'later';
 select is(internal.maybe_complete(:'later'), true, 'once started with no contacts it completes');
 select is((select status_reason from public.campaigns where id = :'later'), null, 'with no reason: nothing was cut off');
+
+-- A scheduled campaign starts running at its starts_at --------------------------------------------
+insert into public.campaigns (owner_id, name, assistant_id, phone_number_id, status, starts_at)
+values ((:'f'::jsonb ->> 'user')::uuid, 'Scheduled', (:'f'::jsonb ->> 'assistant')::uuid, (:'f'::jsonb ->> 'number')::uuid,
+  'scheduled', now() + interval '1 hour')
+returning id as scheduled \gset
+select is((select count(*)::int from internal.claim_calls(:'scheduled', 10, gen_random_uuid())), 0,
+  'a scheduled campaign is not claimed before starts_at');
+select is((select status::text from public.campaigns where id = :'scheduled'), 'scheduled', 'it stays scheduled');
+update public.campaigns set starts_at = now() - interval '1 second' where id = :'scheduled';
+select lives_ok(format('select internal.claim_calls(%L, 10, gen_random_uuid())', :'scheduled'), 'a tick after starts_at');
+select is((select status::text from public.campaigns where id = :'scheduled'), 'running',
+  'then it is running, started by the tick');
 
 -- Refusals a user meets through REST -----------------------------------------------------------------
 select tests.authenticate_as((:'f'::jsonb ->> 'user')::uuid);
