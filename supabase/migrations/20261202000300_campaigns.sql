@@ -101,9 +101,9 @@ create table public.campaign_calls (
   owner_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
   e164 public.e164 not null,
   name text constraint "name must be at most 200 characters" check (length(name) <= 200),
-  metadata jsonb not null default '{}'::jsonb
-    constraint "metadata must be a JSON object of at most 8 KiB"
-    check (jsonb_typeof(metadata) = 'object' and pg_column_size(metadata) <= 8192),
+  variables jsonb not null default '{}'::jsonb
+    constraint "variables must be a JSON object of at most 8 KiB"
+    check (jsonb_typeof(variables) = 'object' and pg_column_size(variables) <= 8192),
   timezone text constraint "timezone must be a time zone name such as Europe/Paris"
     check (timezone is null or internal.is_timezone(timezone)),
   status public.campaign_call_status not null default 'queued',
@@ -379,7 +379,7 @@ begin
     end as reason
     from parsed p, lateral (select internal.normalise_number(p.raw, c.default_country) as number) n
   ), inserted as (
-    insert into public.campaign_calls (campaign_id, owner_id, e164, name, metadata, timezone)
+    insert into public.campaign_calls (campaign_id, owner_id, e164, name, variables, timezone)
     select c.id, c.owner_id, j.number, j.name, j.vars, j.tz from judged j where j.reason is null order by j.idx
     on conflict on constraint campaign_calls_campaign_id_e164_key do nothing
     returning status
@@ -394,7 +394,7 @@ begin
   into result;
   return result;
 end $$;
-comment on function internal.import_contacts is 'The one contact import path (add_campaign_calls and import-contacts): [{phoneNumber, name?, timezone?, variables? (or metadata), row?}] -> {added, duplicates, skipped, rejected: [{index, row, phoneNumber, reason}]}, under the caller''s RLS.';
+comment on function internal.import_contacts is 'The one contact import path (add_campaign_calls and import-contacts): [{phoneNumber, name?, timezone?, variables? (metadata, its older name, is still read), row?}] -> {added, duplicates, skipped, rejected: [{index, row, phoneNumber, reason}]}, under the caller''s RLS.';
 
 create function public.add_campaign_calls(campaign_id uuid, contacts jsonb)
 returns jsonb
@@ -412,7 +412,7 @@ begin
   end if;
   return internal.import_contacts(add_campaign_calls.campaign_id, contacts);
 end $$;
-comment on function public.add_campaign_calls is 'Bulk import of callees (RPC, runs under the caller''s RLS; at most 10,000 per call, import-contacts takes more): numbers normalised to E.164 with the campaign''s default country, de-duplicated, checked, scheduled; variables (or metadata) reach the agent.';
+comment on function public.add_campaign_calls is 'Bulk import of callees (RPC, runs under the caller''s RLS; at most 10,000 per call, import-contacts takes more): numbers normalised to E.164 with the campaign''s default country, de-duplicated, checked, scheduled; per-contact variables reach the agent.';
 
 -- The caller number, pausing and completion ----------------------------------------------------
 create function internal.campaign_caller(c public.campaigns) returns public.phone_number
@@ -527,8 +527,8 @@ grant update (name, phone_number_id, status, starts_at, ends_at, window_start, w
   caller_number_ids, caller_id_strategy)
   on public.campaigns to authenticated;
 grant select, delete on public.campaign_calls to authenticated;
-grant insert (campaign_id, owner_id, e164, name, metadata, timezone) on public.campaign_calls to authenticated;
-grant update (name, metadata, timezone) on public.campaign_calls to authenticated;
+grant insert (campaign_id, owner_id, e164, name, variables, timezone) on public.campaign_calls to authenticated;
+grant update (name, variables, timezone) on public.campaign_calls to authenticated;
 grant select, insert, delete on public.do_not_call to authenticated;
 grant all on public.campaigns, public.campaign_calls, public.do_not_call to service_role;
 

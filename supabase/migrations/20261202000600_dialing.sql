@@ -58,7 +58,7 @@ create function internal.claim_calls(
   campaign_call_id uuid, campaign_id uuid, owner_id uuid, assistant_id uuid, phone_number_id uuid,
   carrier_trunk text, e164 text, attempt integer, send_at timestamptz, room_name text,
   participant_identity text, ringing_timeout_sec integer, max_call_duration_sec integer,
-  allowed_countries text[], metadata jsonb, name text
+  allowed_countries text[], variables jsonb, name text
 )
 language plpgsql security definer set search_path = '' as $$
 #variable_conflict use_column
@@ -227,7 +227,7 @@ begin
         ringing_timeout_sec := c.ringing_timeout_sec;
         max_call_duration_sec := c.max_call_duration_sec;
         allowed_countries := c.allowed_countries;
-        metadata := cc.metadata;
+        variables := cc.variables;
         name := cc.name;
         return next;
         budget := budget - 1;

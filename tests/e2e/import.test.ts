@@ -128,7 +128,7 @@ Deno.test("a 10,000-row CSV with bad rows imports in one request, each bad row n
     await sql`select * from public.campaign_calls where campaign_id = ${campaignId} and e164 = '+13122000003'`;
   assert.equal(ada.name, "Contact, 3");
   assert.equal(ada.timezone, "America/New_York");
-  assert.deepEqual(ada.metadata, { Account: "A-3", Plan: "gold" });
+  assert.deepEqual(ada.variables, { Account: "A-3", Plan: "gold" });
   const [other] =
     await sql`select timezone from public.campaign_calls where campaign_id = ${campaignId} and e164 = '+13122000004'`;
   assert.equal(other.timezone, "America/Chicago", "no zone given: the number's");
@@ -282,12 +282,12 @@ Deno.test("JSON imports and the add_campaign_calls RPC run the same path with th
     [6, "unknown time zone"],
   ]);
   const rows = async (id: string) =>
-    (await sql`select e164, name, metadata, timezone, status, last_outcome from public.campaign_calls
+    (await sql`select e164, name, variables, timezone, status, last_outcome from public.campaign_calls
       where campaign_id = ${id} order by e164`).map((x) => ({ ...x }));
   assert.deepEqual(await rows(viaFunction), await rows(viaRpc));
   const [gold] =
-    await sql`select metadata from public.campaign_calls where campaign_id = ${viaFunction} and e164 = '+14155550123'`;
-  assert.deepEqual(gold.metadata, { plan: "gold" });
+    await sql`select variables from public.campaign_calls where campaign_id = ${viaFunction} and e164 = '+14155550123'`;
+  assert.deepEqual(gold.variables, { plan: "gold" });
 
   const shapes = await call("import-contacts", {
     token: user.token,

@@ -29,7 +29,7 @@ interface Claim {
   ringing_timeout_sec: number;
   max_call_duration_sec: number;
   allowed_countries: string[];
-  metadata: Record<string, unknown>;
+  variables: Record<string, unknown>;
   name: string | null;
 }
 
@@ -93,7 +93,7 @@ async function dialOne(deps: Deps, c: Claim): Promise<Result> {
       roomName: c.room_name,
       participantIdentity: c.participant_identity,
       participantName: c.name ?? c.e164,
-      metadata: c.metadata,
+      metadata: c.variables,
       slot: c.send_at,
       onDialing: () => noteSent(clock.now(), c.send_at),
       ringingTimeoutSec: c.ringing_timeout_sec,

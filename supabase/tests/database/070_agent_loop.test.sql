@@ -156,7 +156,7 @@ select is((select jsonb_agg(r - 'phoneNumber') from jsonb_array_elements(interna
   $$[{"index": 0, "row": 1, "reason": "no phone number"}, {"index": 1, "row": 2, "reason": "not a valid phone number"},
      {"index": 2, "row": 3, "reason": "not a JSON object"}, {"index": 3, "row": 40, "reason": "unknown time zone"}]$$::jsonb,
   'rejections name their row and reason');
-select is((select metadata from public.campaign_calls where campaign_id = :'imp' and e164 = '+14155550123'),
+select is((select variables from public.campaign_calls where campaign_id = :'imp' and e164 = '+14155550123'),
   '{"plan": "gold"}'::jsonb, 'variables are stored with the contact');
 select throws_ok(format($$select public.add_campaign_calls(%L, (select jsonb_agg('{}'::jsonb) from generate_series(1, 10001)))$$, :'imp'),
   '22023', null, 'the RPC takes at most 10,000 contacts per call');
