@@ -53,6 +53,24 @@ begin
 end $$;
 comment on function internal.touch is 'Keeps updated_at current on every update.';
 
+-- Accounts: who a request acts for. An anonymous session (Supabase Auth's signInAnonymously)
+-- acts for nobody, so it reads nothing and changes nothing, unless the operator allows them.
+create table internal.platform_settings (
+  singleton boolean primary key default true check (singleton),
+  allow_anonymous boolean not null default false
+);
+insert into internal.platform_settings default values;
+comment on table internal.platform_settings is 'Operator switches (one row, SQL editor). allow_anonymous: anonymous sessions are tenants like signed-up users (off: they can do nothing).';
+
+create function internal.account_uid() returns uuid
+language sql stable security definer set search_path = '' as $$
+  select case
+    when coalesce((auth.jwt() ->> 'is_anonymous')::boolean, false)
+         and not coalesce((select allow_anonymous from internal.platform_settings), false) then null
+    else auth.uid() end
+$$;
+comment on function internal.account_uid is 'The account a request acts for: auth.uid(), except null for an anonymous session unless platform_settings allows them. Every policy compares owner_id with it.';
+
 -- Calling the project's functions: the project URL and service key live in Vault;
 -- internal.call_function queues an HTTP POST with pg_net.
 create function internal.secret(secret_name text) returns text
@@ -98,4 +116,8 @@ comment on function internal.call_function is 'Queues a POST to an edge function
 
 -- Grants -------------------------------------------------------------------------------
 revoke all on function internal.touch from public;
+revoke all on internal.platform_settings from public, anon, authenticated;
+grant select on internal.platform_settings to service_role;
+revoke all on function internal.account_uid from public;
+grant execute on function internal.account_uid to authenticated, service_role;
 revoke all on function internal.secret, internal.put_secret, internal.call_function from public;

@@ -177,9 +177,9 @@ alter table internal.provisioning_job enable row level security;
 alter table internal.sip_trunk enable row level security;
 
 create policy owner_all on public.assistant for all to authenticated
-  using (owner_id = (select auth.uid())) with check (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid())) with check (owner_id = (select internal.account_uid()));
 create policy owner_all on public.phone_number for all to authenticated
-  using (owner_id = (select auth.uid())) with check (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid())) with check (owner_id = (select internal.account_uid()));
 
 -- Grants -------------------------------------------------------------------------------------------
 revoke all on public.assistant, public.phone_number from anon, authenticated;
@@ -187,8 +187,9 @@ revoke all on internal.provisioning_job, internal.sip_trunk from anon, authentic
 
 grant select, insert, delete on public.assistant to authenticated;
 grant update (name, agent_name) on public.assistant to authenticated;
+-- Numbers enter through map-number (or the service), which checks the carrier account first: a
+-- user inserting a row could claim any number, another tenant's included.
 grant select, delete on public.phone_number to authenticated;
-grant insert (e164, twilio_sid, label, assistant_id) on public.phone_number to authenticated;
 grant update (label, assistant_id, rest_until, rest_reason) on public.phone_number to authenticated;
 grant all on public.assistant, public.phone_number to service_role;
 grant all on internal.provisioning_job, internal.sip_trunk to service_role;

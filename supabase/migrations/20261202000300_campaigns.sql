@@ -505,11 +505,11 @@ alter table public.campaign_calls enable row level security;
 alter table public.do_not_call enable row level security;
 
 create policy owner_all on public.campaigns for all to authenticated
-  using (owner_id = (select auth.uid())) with check (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid())) with check (owner_id = (select internal.account_uid()));
 create policy owner_all on public.campaign_calls for all to authenticated
-  using (owner_id = (select auth.uid())) with check (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid())) with check (owner_id = (select internal.account_uid()));
 create policy owner_all on public.do_not_call for all to authenticated
-  using (owner_id = (select auth.uid())) with check (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid())) with check (owner_id = (select internal.account_uid()));
 
 -- Grants -------------------------------------------------------------------------------------------
 revoke all on public.campaigns, public.campaign_calls, public.do_not_call from anon, authenticated;

@@ -245,9 +245,9 @@ alter table internal.carrier_pacing enable row level security;
 alter table internal.rate_limit enable row level security;
 
 create policy owner_read on public.outbound_calls for select to authenticated
-  using (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid()));
 create policy owner_read on public.call_events for select to authenticated
-  using (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid()));
 
 -- Grants -------------------------------------------------------------------------------------------
 revoke all on public.outbound_calls, public.call_events from anon, authenticated;

@@ -203,7 +203,7 @@ alter table internal.number_health_settings enable row level security;
 alter table public.phone_number_health enable row level security;
 alter table internal.number_usage enable row level security;
 create policy owner_read on public.phone_number_health for select to authenticated
-  using (exists (select from public.phone_number p where p.id = phone_number_id and p.owner_id = (select auth.uid())));
+  using (exists (select from public.phone_number p where p.id = phone_number_id and p.owner_id = (select internal.account_uid())));
 
 -- Grants -------------------------------------------------------------------------------------
 revoke all on public.phone_number_health from anon, authenticated;

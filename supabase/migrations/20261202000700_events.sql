@@ -534,13 +534,13 @@ alter table internal.webhook_settings enable row level security;
 alter table internal.webhook_poke enable row level security;
 
 create policy owner_read on public.webhook_endpoints for select to authenticated
-  using (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid()));
 create policy owner_update on public.webhook_endpoints for update to authenticated
-  using (owner_id = (select auth.uid())) with check (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid())) with check (owner_id = (select internal.account_uid()));
 create policy owner_delete on public.webhook_endpoints for delete to authenticated
-  using (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid()));
 create policy owner_read on public.webhook_deliveries for select to authenticated
-  using (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid()));
 
 -- Grants ---------------------------------------------------------------------------------------
 revoke all on public.webhook_endpoints, public.webhook_deliveries from anon, authenticated, public;

@@ -230,9 +230,9 @@ comment on view public.dial_compliance is 'Per dial attempt, for auditors: the c
 alter table public.call_reports enable row level security;
 alter table internal.dial_check enable row level security;
 create policy owner_read on public.call_reports for select to authenticated
-  using (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid()));
 create policy owner_read on internal.dial_check for select to authenticated
-  using (owner_id = (select auth.uid()));
+  using (owner_id = (select internal.account_uid()));
 
 -- Grants ---------------------------------------------------------------------------------------
 revoke all on table public.call_reports, public.dial_compliance from public, anon, authenticated;

@@ -417,14 +417,25 @@ Deno.test("a transfer of an answered call reaches LiveKit as one TransferSIPPart
         ["sip:+14155550199@pstn.example.com", "do_not_call"],
         ["+442071234567", "destination_not_allowed"],
         ["+19005551234", "destination_not_allowed"],
+        // Toll fraud through a SIP user part: a premium number, letters in a number, a pause,
+        // and a SIP address on a host the operator did not allow.
+        ["sip:+19005551234@pstn.example.com", "destination_not_allowed"],
+        ["sip:+1900555x1234@pstn.example.com", "destination_not_allowed"],
+        ["sip:+19005551234,1@pstn.example.com", "destination_not_allowed"],
+        ["sip:\uff0b19005551234@pstn.example.com", "destination_not_allowed"],
+        ["sip:desk@elsewhere.example.com", "destination_not_allowed"],
       ]
     ) {
       const res = await call("transfer-call", { token: agent, body: { transferTo } });
       assert.equal(res.status, 422, `${transferTo}: ${JSON.stringify(res.body)}`);
       assert.equal(res.body.error.code, code);
     }
-    const bad = await call("transfer-call", { token: agent, body: { transferTo: "4155550100" } });
-    assert.equal(bad.status, 400);
+    for (
+      const transferTo of ["4155550100", "sip:0114477009001234@pstn.example.com", "+1900555,1"]
+    ) {
+      const bad = await call("transfer-call", { token: agent, body: { transferTo } });
+      assert.equal(bad.status, 400, `${transferTo}: ${JSON.stringify(bad.body)}`);
+    }
     const other = await call("transfer-call", {
       token: await roomToken("another-room"),
       body: { callId: row.id, transferTo: "+14155550123" },

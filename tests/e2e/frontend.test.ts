@@ -329,7 +329,7 @@ Deno.test("refresh tokens rotate; a reused old token revokes the session's token
   assert.equal(bad.body.code, "refresh_token_not_found");
 });
 
-Deno.test("anonymous sign-in gives an authenticated user with is_anonymous, under the same RLS", async () => {
+Deno.test("an anonymous session reads nothing and does nothing that costs money, unless the operator allows it", async () => {
   const client = frontendClient();
   const { user, session } = ok(await client.auth.signInAnonymously());
   assert.equal(user!.is_anonymous, true);
@@ -339,14 +339,46 @@ Deno.test("anonymous sign-in gives an authenticated user with is_anonymous, unde
   );
   assert.equal(claims.is_anonymous, true);
   assert.equal(claims.role, "authenticated");
-  const a = ok(
-    await client.from("assistant").insert({ name: "Guest", agent_name: "guest" }).select()
+  // Tables: nothing is written, nothing is read.
+  const planted = await client.from("assistant").insert({ name: "Guest", agent_name: "guest" });
+  assert.equal(planted.error?.code, "42501", JSON.stringify(planted.error));
+  const me = await signUp("anon-owner");
+  const mine = ok(
+    await me.client.from("assistant").insert({ name: "Mine", agent_name: "mine" }).select()
       .single(),
   );
-  assert.equal(a.owner_id, user!.id);
-  const stranger = await signUp("anon-stranger");
-  const seen = ok(await stranger.client.from("assistant").select("id").eq("id", a.id));
-  assert.deepEqual(seen, []);
+  const [{ id: theirs }] = await sql`insert into public.assistant (owner_id, name, agent_name)
+    values (${user!.id}, 'Made for the guest', 'guest') returning id`;
+  assert.deepEqual(ok(await client.from("assistant").select("id")), [], "not even its own rows");
+  // Functions: a 403 saying why, before anything is dialed or provisioned.
+  for (
+    const [fn, body] of [
+      ["map-number", { phoneNumber: await freeNumber(), assistantId: theirs }],
+      ["create-participant", { assistantId: theirs, phoneNumber: "+12125550905" }],
+      ["list-trunks", {}],
+    ] as const
+  ) {
+    const res = await client.functions.invoke(fn, { body });
+    const answer = await (res.error as { context: Response }).context.json();
+    assert.equal(answer.error.code, "forbidden", `${fn}: ${JSON.stringify(answer)}`);
+    assert.match(answer.error.message, /Anonymous sessions/);
+  }
+  // The operator's switch makes them tenants like any other, under the same RLS.
+  await sql`update internal.platform_settings set allow_anonymous = true`;
+  try {
+    const a = ok(
+      await client.from("assistant").insert({ name: "Guest", agent_name: "guest" }).select()
+        .single(),
+    );
+    assert.equal(a.owner_id, user!.id);
+    const listed = await client.functions.invoke("list-trunks", { method: "GET" });
+    assert.equal(listed.error, null);
+    const seen = ok(await me.client.from("assistant").select("id").eq("id", a.id));
+    assert.deepEqual(seen, [], "another user still sees none of it");
+    assert.equal(ok(await client.from("assistant").select("id").eq("id", mine.id)).length, 0);
+  } finally {
+    await sql`update internal.platform_settings set allow_anonymous = false`;
+  }
 });
 
 Deno.test("a deleted user's session is over: getUser 403 user_not_found, functions 401", async () => {

@@ -42,11 +42,9 @@ function setup(): Promise<Fixture> {
       await db.from("assistant").insert({ name: "Owner's", agent_name: "owner" }).select()
         .single(),
     );
-    const number = ok(
-      "phone_number",
-      await db.from("phone_number").insert({ e164: await freeNumber(), label: "front desk" })
-        .select().single(),
-    );
+    // Numbers enter through map-number or the service, never a user's insert.
+    const [number] = await sql`insert into public.phone_number (owner_id, e164, label)
+      values (${owner.id}, ${await freeNumber()}, 'front desk') returning id, e164`;
     const campaign = ok(
       "campaigns",
       await db.from("campaigns").insert({
@@ -663,7 +661,7 @@ Deno.test("boolean and numeric filters compare as their types", async () => {
   );
   assert.equal(weekdays.data?.length, 1);
   const meta = await db.from("campaign_calls").select("id").eq("campaign_id", fx.campaignId)
-    .contains("metadata", {});
+    .contains("variables", {});
   assert.ok((meta.data?.length ?? 0) >= 1);
   const rows = await db.from("campaign_progress").select("campaign_id").eq(
     "campaign_id",

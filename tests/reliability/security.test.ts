@@ -7,14 +7,17 @@ import {
   createAssistant,
   createUser,
   eventually,
+  fixture,
   freeNumber,
   livekitRequests,
   livekitState,
   outboxDrained,
+  signUp,
   sql,
   stack,
   type TestUser,
 } from "../helpers/stack.ts";
+import { freeNumbers } from "../../stack/fixtures.ts";
 import { mintUserToken } from "../../stack/supabase/keys.ts";
 import {
   addSummary,
@@ -788,4 +791,26 @@ Deno.test("no response of this suite and no function log line contains a SIP pas
   assert.ok(responses.length >= 20 && logLines.length >= 20, "there was something to scan");
   assert.deepEqual(inResponses, [], "no secret in any response");
   assert.deepEqual(inLogs, [], "no secret in any log line");
+});
+
+Deno.test("numbers cannot be created or claimed through the REST API, only through map-number", async () => {
+  const squatter = await signUp("squatter");
+  const victim = await createUser("squatted");
+  const wanted = await freeNumbers(fixture, 3);
+  // One request used to take many numbers, the account's or not.
+  const { error } = await squatter.client.from("phone_number").insert(
+    wanted.map((e164) => ({ e164, assistant_id: null })),
+  );
+  assert.equal(error?.code, "42501", JSON.stringify(error));
+  const [{ n }] =
+    await sql`select count(*)::int as n from public.phone_number where e164 = any(${wanted})`;
+  assert.equal(n, 0, "no row was made");
+  addSummary({ "cross-tenant attempts denied": 1 });
+  // The number is still free for whoever owns it in the carrier account.
+  const victimAssistant = await createAssistant(victim, "Mine", "mine-agent");
+  const res = await callRecorded("map-number", {
+    token: victim.token,
+    body: { phoneNumber: wanted[0], assistantId: victimAssistant },
+  });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
 });

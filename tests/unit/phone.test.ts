@@ -33,3 +33,12 @@ Deno.test("request numbers are read as imports read them: formatted internationa
     assert.equal(read(bad), null, bad);
   }
 });
+
+Deno.test("personal numbers, NANP non-geographic 600 and 976 pay-per-call exchanges are never dialed", async () => {
+  const { checkDestination } = await import("../../supabase/functions/_shared/phone.ts");
+  for (const n of ["+15002345678", "+16002345678", "+12129765555", "+447012345678"]) {
+    const r = checkDestination(n, ["US", "CA", "GB"]);
+    assert.equal(r.ok, false, n);
+  }
+  assert.equal(checkDestination("+12125550100", ["US"]).ok, true);
+});

@@ -95,9 +95,17 @@ export async function authenticate(
     throw new AuthError("The token is not a user session.");
   }
   // A signed token outlives its user: a deleted user is no longer anyone.
-  const [user] = await sql`
-    select 1 as ok from auth.users where id = ${payload.sub} and deleted_at is null`;
+  const [user] = await sql<{ refused: boolean }[]>`
+    select ${payload.is_anonymous === true}
+      and not coalesce((select allow_anonymous from internal.platform_settings), false) as refused
+    from auth.users where id = ${payload.sub} and deleted_at is null`;
   if (!user) throw new AuthError("The token's user no longer exists.");
+  // As in every table's policy (internal.account_uid): an anonymous session acts for nobody.
+  if (user.refused) {
+    throw new ForbiddenError(
+      "Anonymous sessions cannot use this project: sign up or sign in with an account.",
+    );
+  }
   return { kind: "user", userId: payload.sub, claims: payload as UserClaims };
 }
 

@@ -37,6 +37,10 @@ const schema = z.object({
   SIP_TRANSPORT: z.enum(["auto", "udp", "tcp", "tls"]).default("tcp"),
   SIP_DESTINATION_COUNTRY: z.string().regex(/^[A-Za-z]{2}$/, "a 2-letter country code").optional(),
   ALLOWED_DESTINATION_COUNTRIES: countryList.default("US,CA"),
+  TRANSFER_SIP_HOSTS: z.string().trim().regex(
+    /^([A-Za-z0-9.-]+(\s*,\s*[A-Za-z0-9.-]+)*)?$/,
+    "comma-separated host names, e.g. pbx.example.com",
+  ).default(""),
   CALL_RINGING_TIMEOUT_SEC: intFrom(5, 80, 30),
   CALL_MAX_DURATION_SEC: intFrom(10, 86_400, 1_800),
   CALLS_PER_MINUTE_PER_USER: intFrom(1, 10_000, 30),
@@ -75,6 +79,8 @@ export interface Config {
   sipTransport: "auto" | "udp" | "tcp" | "tls";
   destinationCountry: string | null;
   allowedCountries: string[];
+  /** Hosts a call may be transferred to at a SIP address that is not a phone number (a PBX). */
+  transferSipHosts: string[];
   ringingTimeoutSec: number;
   maxCallDurationSec: number;
   callsPerMinutePerUser: number;
@@ -237,6 +243,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     sipTransport: e.SIP_TRANSPORT,
     destinationCountry: e.SIP_DESTINATION_COUNTRY?.toUpperCase() ?? null,
     allowedCountries: e.ALLOWED_DESTINATION_COUNTRIES.split(",").map((c) => c.trim().toUpperCase()),
+    transferSipHosts: e.TRANSFER_SIP_HOSTS.split(",").map((h) => h.trim().toLowerCase()).filter(
+      Boolean,
+    ),
     ringingTimeoutSec: e.CALL_RINGING_TIMEOUT_SEC,
     maxCallDurationSec: e.CALL_MAX_DURATION_SEC,
     callsPerMinutePerUser: e.CALLS_PER_MINUTE_PER_USER,

@@ -70,10 +70,12 @@ export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof 
       (await tx<NumberRow[]>`select * from public.phone_number where e164 = ${number!}`)[0];
     const existing = await byNumber();
     if (existing) return await assign(existing);
-    // Another account's number is invisible here; the unique key still refuses it.
-    const [inserted] = await tx<NumberRow[]>`
-      insert into public.phone_number (e164, twilio_sid, label, assistant_id)
-      values (${number!}, ${twilioSid}, ${body.label ?? null}, ${body.assistantId})
+    // Numbers enter only here, checked against the carrier account above: users may not insert
+    // them (a row could claim anyone's number). Another account's number is invisible to the
+    // user; the unique key still refuses it.
+    const [inserted] = await sql<NumberRow[]>`
+      insert into public.phone_number (owner_id, e164, twilio_sid, label, assistant_id)
+      values (${user.userId}, ${number!}, ${twilioSid}, ${body.label ?? null}, ${body.assistantId})
       on conflict (e164) do nothing returning *`;
     if (inserted) return inserted;
     // Lost an insert race (a double-click): the winner's row, now committed, may be our own.

@@ -30,8 +30,27 @@ export function numberCountry(e164: string): string | null {
   return parsePhoneNumberFromString(e164)?.country ?? null;
 }
 
-/** Types no AI dialer should ever call: premium-rate and shared-cost ranges are the classic fraud. */
-const BLOCKED_TYPES = new Set(["PREMIUM_RATE", "SHARED_COST", "UAN", "PAGER"]);
+/**
+ * A number a requester typed, with its country code: ASCII digits and the usual separators only,
+ * so no extension, pause, post-dial digit, letter or look-alike plus reaches a dial.
+ */
+export function readPhoneNumber(input: string): ParsedNumber | null {
+  return /^\s*\+[0-9][0-9 ().-]*$/.test(input) ? normalise(input) : null;
+}
+
+/**
+ * Types no AI dialer should ever call: premium-rate and shared-cost ranges are the classic fraud;
+ * personal numbers forward to anywhere at the caller's cost.
+ */
+const BLOCKED_TYPES = new Set(["PREMIUM_RATE", "SHARED_COST", "UAN", "PAGER", "PERSONAL_NUMBER"]);
+
+/** NANP ranges the metadata types too loosely: 600 (Canadian non-geographic), 976 exchanges (pay-per-call). */
+function nanpBlocked(e164: string): string | null {
+  if (!e164.startsWith("+1") || e164.length !== 12) return null;
+  if (e164.slice(2, 5) === "600") return "non-geographic";
+  if (e164.slice(5, 8) === "976") return "pay-per-call (976)";
+  return null;
+}
 
 export type DestinationCheck =
   | { ok: true; country: string }
@@ -51,5 +70,7 @@ export function checkDestination(e164: string, allowed: readonly string[]): Dest
   if (p.type && BLOCKED_TYPES.has(p.type)) {
     return { ok: false, reason: `${e164} is a ${p.type.toLowerCase().replace("_", "-")} number` };
   }
+  const nanp = nanpBlocked(e164);
+  if (nanp) return { ok: false, reason: `${e164} is a ${nanp} number` };
   return { ok: true, country: p.country };
 }

@@ -1,6 +1,6 @@
 // Field schemas shared by the functions' request validation.
 import { z } from "zod";
-import { normalise } from "./phone.ts";
+import { readPhoneNumber } from "./phone.ts";
 
 export const uuid = z.uuid({ message: "must be a UUID" });
 /**
@@ -8,8 +8,7 @@ export const uuid = z.uuid({ message: "must be a UUID" });
  * ("+1 (212) 555-0123" is +12125550123); without a country code it cannot be read.
  */
 export const e164 = z.string().max(40).transform((input, ctx) => {
-  // Digits with the usual separators only: no extension, pause or letter reaches a dial.
-  const parsed = /^\s*\+[0-9][0-9 ().-]*$/.test(input) ? normalise(input) : null;
+  const parsed = readPhoneNumber(input);
   if (!parsed) {
     ctx.addIssue({
       code: "custom",

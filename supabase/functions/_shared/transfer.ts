@@ -8,7 +8,7 @@ import type { Deps } from "./deps.ts";
 import { asUser, type Sql, type Tx } from "./db.ts";
 import { ConflictError, NotFoundError, PreconditionError, UpstreamError } from "./errors.ts";
 import { describeLiveKitError } from "./livekit.ts";
-import { normalise } from "./phone.ts";
+import { readPhoneNumber } from "./phone.ts";
 
 /** The call record with what this module adds to it. */
 export type TransferCallRow = CallRow & {
@@ -41,30 +41,48 @@ export async function findCall(
 export interface TransferTarget {
   /** What LiveKit is asked to transfer to: a tel: or sip: URI. */
   uri: string;
-  /** The phone number it reaches, when it is one (the allowlist and do-not-call apply). */
+  /** The phone number it reaches, when it is one (the destination policy and do-not-call apply). */
   number: string | null;
+  /** The SIP host of a sip: URI whose user part is not a number (it must be an allowed host). */
+  sipHost: string | null;
 }
 
 /**
- * "+15551234567" (sent as tel:+15551234567), "tel:+1...", or "sip:user@host" / "sips:..."
- * (the user part counts as a phone number when it is one). Null when it is none of these.
+ * "+15551234567" or "tel:+1..." (sent as tel:+E.164), or "sip:user@host" / "sips:...". A SIP
+ * user part of digits is a phone number: it must read as E.164 (with or without its "+"), and
+ * the URI is sent with that number, so no dialling prefix or separator reaches the carrier. Any
+ * other user part is a SIP address, allowed only on an operator's TRANSFER_SIP_HOSTS (checked
+ * by transferCall). A string: why it is none of these.
  */
-export function parseTransferTarget(raw: string): TransferTarget | null {
+export function parseTransferTarget(raw: string): TransferTarget | string {
   const value = raw.trim();
-  if (/^\+[1-9][0-9]{6,14}$/.test(value)) return { uri: `tel:${value}`, number: value };
-  const tel = /^tel:(\+[1-9][0-9]{6,14})$/i.exec(value);
-  if (tel) return { uri: `tel:${tel[1]}`, number: tel[1] };
-  const sip =
-    /^(sips?):([^@\s;?<>"]+)@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?(;[^\s<>"]*)?$/i
-      .exec(value);
-  if (!sip) return null;
-  const user = decodeURIComponent(sip[2]).replace(/[\s().-]/g, "");
-  let number: string | null = null;
-  if (/^\+?[0-9]{7,15}$/.test(user)) {
-    const parsed = normalise(user.startsWith("+") ? user : `+${user}`);
-    number = parsed?.e164 ?? (user.startsWith("+") ? user : `+${user}`);
+  const tel = /^tel:(.*)$/i.exec(value)?.[1] ?? (value.startsWith("+") ? value : null);
+  if (tel !== null) {
+    const n = readPhoneNumber(tel);
+    if (!n) return "the number must be E.164 with its country code, digits only (+15551234567)";
+    return { uri: `tel:${n.e164}`, number: n.e164, sipHost: null };
   }
-  return { uri: value, number };
+  const sip =
+    /^(sips?):([^@\s;?<>"]+)@([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?(;[^\s<>"?]*)?$/i
+      .exec(value);
+  if (!sip) return "expected +E.164, tel:+E.164 or sip:user@host";
+  const [, scheme, rawUser, host, port = "", params = ""] = sip;
+  let user: string;
+  try {
+    user = decodeURIComponent(rawUser);
+  } catch {
+    return "the SIP user part is not valid percent-encoding";
+  }
+  if (/^\+?[0-9][0-9 ().-]*$/.test(user)) {
+    const n = readPhoneNumber(user.startsWith("+") ? user : `+${user}`);
+    if (!n) return `the SIP user part ${user} is not a phone number in E.164`;
+    return {
+      uri: `${scheme.toLowerCase()}:${n.e164}@${host}${port}${params}`,
+      number: n.e164,
+      sipHost: null,
+    };
+  }
+  return { uri: value, number: null, sipHost: host.toLowerCase() };
 }
 
 export interface TransferInput {
@@ -92,6 +110,15 @@ export async function transferCall(
     throw new ConflictError(`Call ${call.id} was already transferred to ${call.transferred_to}.`, {
       transferredTo: call.transferred_to,
     });
+  }
+  if (target.sipHost !== null && !config.transferSipHosts.includes(target.sipHost)) {
+    throw new PreconditionError(
+      "destination_not_allowed",
+      `Cannot transfer to ${target.uri}: a SIP address that is not a phone number may only be on a host the operator allows (TRANSFER_SIP_HOSTS${
+        config.transferSipHosts.length ? `: ${config.transferSipHosts.join(", ")}` : " is empty"
+      }).`,
+      { allowedSipHosts: config.transferSipHosts },
+    );
   }
   if (target.number) {
     let narrow: string[] | undefined;

@@ -17,10 +17,10 @@ export const handler = serve("transfer-call", ["POST"], async (req, ctx) => {
   const body = await readJson(req, Body);
   const named = namedCall(requester, body);
   const target = parseTransferTarget(body.transferTo);
-  if (!target) {
+  if (typeof target === "string") {
     throw new ValidationError(
-      "transferTo must be an E.164 number (+15551234567), a tel: URI or a sip: URI (sip:user@host).",
-      { fields: { transferTo: "expected +E.164, tel:+E.164 or sip:user@host" } },
+      `transferTo must be an E.164 number (+15551234567), a tel: URI or a sip: URI (sip:user@host): ${target}.`,
+      { fields: { transferTo: target } },
     );
   }
   const call = await findCall(ctx.sql, requester, named);
