@@ -728,11 +728,13 @@ Deno.test("a change of carrier moves the outbound trunk and the number's carrier
   const domain = (await outboundTrunk(id)).address;
   assert.match(domain, /\.pstn\.twilio\.com$/);
 
-  // The same deployment switched to another SIP provider (static mode).
+  // The same deployment switched to another SIP provider (static mode), which the operator told
+  // which numbers are the provider's.
   const staticMode = {
     SIP_PROVIDER_ADDRESS: "sip.provider.example",
     SIP_USERNAME: "trunkuser",
     SIP_PASSWORD: "Trunk-Password-1",
+    SIP_PROVIDER_NUMBERS: `+14155550100, ${e164}`,
   };
   const moved = await invokeWithEnv(staticMode, createTrunksHere, stack.serviceKey, {
     phoneNumberId,
@@ -756,4 +758,55 @@ Deno.test("a change of carrier moves the outbound trunk and the number's carrier
   const [again] =
     await sql`select carrier_trunk from public.phone_number where id = ${phoneNumberId}`;
   assert.equal(again.carrier_trunk, domain);
+});
+
+Deno.test("in static SIP mode only the numbers the operator declared become caller IDs", async () => {
+  const staticMode = {
+    SIP_PROVIDER_ADDRESS: "sip.provider.example",
+    SIP_USERNAME: "trunkuser",
+    SIP_PASSWORD: "Trunk-Password-1",
+    SIP_PROVIDER_NUMBERS: "+1 (305) 555-4100",
+    TWILIO_ACCOUNT_SID: undefined,
+    TWILIO_AUTH_TOKEN: undefined,
+  };
+  const { user, assistantId } = await setup("static-callerid");
+  const before = await livekitState();
+  // A bank's number, typed by a tenant: refused, nothing provisioned.
+  const spoof = await invokeWithEnv(staticMode, mapNumberHere, user.token, {
+    phoneNumber: "+12125551000",
+    assistantId,
+  });
+  assert.equal(spoof.status, 404, JSON.stringify(spoof.body));
+  assert.match(spoof.body.error.message, /SIP_PROVIDER_NUMBERS/);
+  const [{ n }] =
+    await sql`select count(*)::int as n from public.phone_number where e164 = '+12125551000'`;
+  assert.equal(n, 0);
+  // A row put there another way is refused by provisioning, with nothing made at LiveKit.
+  await holdJob("+12125551001");
+  const [row] = await sql`insert into public.phone_number (owner_id, e164, assistant_id)
+    values (${user.id}, '+12125551001', ${assistantId}) returning id`;
+  try {
+    const res = await invokeWithEnv(staticMode, createTrunksHere, stack.serviceKey, {
+      phoneNumberId: row.id,
+    });
+    assert.equal(res.status, 404, JSON.stringify(res.body));
+    const [after] =
+      await sql`select trunk_status, trunk_error from public.phone_number where id = ${row.id}`;
+    assert.equal(after.trunk_status, "error");
+    assert.match(after.trunk_error, /SIP_PROVIDER_NUMBERS/);
+    const now = await livekitState();
+    assert.equal(now.outboundTrunks.length, before.outboundTrunks.length);
+    assert.equal(now.inboundTrunks.length, before.inboundTrunks.length);
+  } finally {
+    await letGo("+12125551001");
+    await sql`delete from public.phone_number where id = ${row.id}`;
+  }
+  // The declared number is taken.
+  const declared = await invokeWithEnv(staticMode, mapNumberHere, user.token, {
+    phoneNumber: "+13055554100",
+    assistantId,
+  });
+  assert.equal(declared.status, 200, JSON.stringify(declared.body));
+  assert.equal(declared.body.phoneNumber.trunkStatus, "ready");
+  await sql`update public.phone_number set assistant_id = null where e164 = '+13055554100'`;
 });

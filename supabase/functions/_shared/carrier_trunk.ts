@@ -393,9 +393,11 @@ async function ensureCarrierTrunk(
 /** The number is not the Twilio account's: no retry can fix that, only its owner can. */
 export class NotInAccountError extends NotFoundError {
   readonly final = true;
-  constructor(e164: string) {
+  constructor(e164: string, staticSip = false) {
     super(
-      `${e164} is not a number of the Twilio account; buy or port it into the account, then assign it again.`,
+      staticSip
+        ? `${e164} is not a number the operator declared for the SIP provider (SIP_PROVIDER_NUMBERS); only declared numbers may be a caller ID.`
+        : `${e164} is not a number of the Twilio account; buy or port it into the account, then assign it again.`,
     );
   }
 }
@@ -407,6 +409,10 @@ export async function attachNumber(
   e164: string,
 ): Promise<string | null> {
   const config = carrier.config;
+  // Static SIP mode has no inventory to ask: the operator's declaration is it.
+  if (config.staticSip && !config.staticSipNumbers.includes(e164)) {
+    throw new NotInAccountError(e164, true);
+  }
   if (!config.twilio || config.staticSip) return null;
   const n = await findTwilioNumber(carrier, { e164 });
   if (!n) throw new NotInAccountError(e164);

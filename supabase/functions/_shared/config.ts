@@ -34,6 +34,7 @@ const schema = z.object({
   SIP_PROVIDER_ADDRESS: optional,
   SIP_USERNAME: optional,
   SIP_PASSWORD: optional,
+  SIP_PROVIDER_NUMBERS: optional,
   SIP_TRANSPORT: z.enum(["auto", "udp", "tcp", "tls"]).default("tcp"),
   SIP_DESTINATION_COUNTRY: z.string().regex(/^[A-Za-z]{2}$/, "a 2-letter country code").optional(),
   ALLOWED_DESTINATION_COUNTRIES: countryList.default("US,CA"),
@@ -76,6 +77,8 @@ export interface Config {
   } | null;
   /** Static SIP mode: the operator's own provider, no Twilio trunk provisioning. */
   staticSip: { address: string; username: string | null; password: string | null } | null;
+  /** The provider's numbers the operator declared: the only caller IDs in static SIP mode. */
+  staticSipNumbers: string[];
   sipTransport: "auto" | "udp" | "tcp" | "tls";
   destinationCountry: string | null;
   allowedCountries: string[];
@@ -144,6 +147,23 @@ function sipHostSetting(raw: string | undefined) {
 /** Twilio's origination URL (inbound calls to LiveKit) for a host from parseSipHost. */
 export function originationUrl(sipHost: string): string {
   return `sip:${sipHost};transport=tcp`;
+}
+
+/** SIP_PROVIDER_NUMBERS: E.164 numbers, comma-separated (spaces, dashes, dots, parentheses ignored). */
+function declaredNumbers(raw: string | undefined): string[] {
+  if (!raw) return [];
+  const out: string[] = [];
+  for (const part of raw.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const n = part.replace(/[\s().-]/g, "");
+    if (!/^\+[1-9][0-9]{6,14}$/.test(n)) {
+      throw new ConfigError([{
+        variable: "SIP_PROVIDER_NUMBERS",
+        problem: `${part} is not an E.164 number (comma-separated, e.g. +14155550100,+14155550101)`,
+      }]);
+    }
+    out.push(n);
+  }
+  return out;
 }
 
 /** The `sb_secret_` keys of SUPABASE_SECRET_KEYS (a JSON object of name -> key, or one key). */
@@ -240,6 +260,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         password: e.SIP_PASSWORD ?? null,
       }
       : null,
+    staticSipNumbers: declaredNumbers(e.SIP_PROVIDER_NUMBERS),
     sipTransport: e.SIP_TRANSPORT,
     destinationCountry: e.SIP_DESTINATION_COUNTRY?.toUpperCase() ?? null,
     allowedCountries: e.ALLOWED_DESTINATION_COUNTRIES.split(",").map((c) => c.trim().toUpperCase()),

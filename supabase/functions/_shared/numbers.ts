@@ -38,6 +38,11 @@ export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof 
     }
     number = found.e164;
     twilioSid = found.sid;
+  } else if (config.staticSip && number && !config.staticSipNumbers.includes(number)) {
+    // A caller ID only once the operator declared it, never because a tenant typed it.
+    throw new NotFoundError(
+      `${number} is not a number the operator declared for the SIP provider (SIP_PROVIDER_NUMBERS).`,
+    );
   } else if (!number) {
     throw new NotConfiguredError(
       ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"],
