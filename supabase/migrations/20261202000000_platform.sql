@@ -63,7 +63,7 @@ insert into internal.platform_settings default values;
 comment on table internal.platform_settings is 'Operator switches (one row, SQL editor). allow_anonymous: anonymous sessions are tenants like signed-up users (off: they can do nothing).';
 
 create function internal.account_uid() returns uuid
-language sql stable security definer set search_path = '' as $$
+language sql stable set search_path = '' as $$
   select case
     when coalesce((auth.jwt() ->> 'is_anonymous')::boolean, false)
          and not coalesce((select allow_anonymous from internal.platform_settings), false) then null
@@ -117,7 +117,8 @@ comment on function internal.call_function is 'Queues a POST to an edge function
 -- Grants -------------------------------------------------------------------------------
 revoke all on function internal.touch from public;
 revoke all on internal.platform_settings from public, anon, authenticated;
-grant select on internal.platform_settings to service_role;
+-- Read by account_uid in every policy, as the requester: a switch, nobody's data.
+grant select on internal.platform_settings to authenticated, service_role;
 revoke all on function internal.account_uid from public;
 grant execute on function internal.account_uid to authenticated, service_role;
 revoke all on function internal.secret, internal.put_secret, internal.call_function from public;

@@ -9,6 +9,7 @@ import {
   eventually,
   fixture,
   freeNumber,
+  functionDeps,
   livekitRequests,
   livekitState,
   outboxDrained,
@@ -18,6 +19,10 @@ import {
   type TestUser,
 } from "../helpers/stack.ts";
 import { freeNumbers } from "../../stack/fixtures.ts";
+import type { Fn } from "../../supabase/functions/_shared/http.ts";
+import { handler as createTrunks } from "../../supabase/functions/create-trunks/handler.ts";
+import { handler as listTrunks } from "../../supabase/functions/list-trunks/handler.ts";
+import { handler as mapNumber } from "../../supabase/functions/map-number/handler.ts";
 import { mintUserToken } from "../../stack/supabase/keys.ts";
 import {
   addSummary,
@@ -813,4 +818,52 @@ Deno.test("numbers cannot be created or claimed through the REST API, only throu
     body: { phoneNumber: wanted[0], assistantId: victimAssistant },
   });
   assert.equal(res.status, 200, JSON.stringify(res.body));
+});
+
+Deno.test("map-number and every function reaching Twilio or LiveKit for a user is rate-limited per tenant", async () => {
+  const deps = functionDeps({
+    PROVISIONING_PER_MINUTE_PER_USER: "3",
+    LIVEKIT_REQUESTS_PER_MINUTE_PER_USER: "2",
+  });
+  const user = await createUser("rate-provisioning");
+  const other = await createUser("rate-other");
+  const assistantId = await createAssistant(user, "Rate", "rate-agent");
+  const e164 = await freeNumber();
+  const post = (fn: Fn, token: string, body: unknown, method = "POST") =>
+    fn(deps)(
+      new Request("http://functions.local/", {
+        method,
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: method === "POST" ? JSON.stringify(body) : undefined,
+      }),
+    );
+  // Assign and unassign in a loop, as the attack did: the fourth request in the minute is a 429.
+  const statuses: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const res = await post(mapNumber, user.token, {
+      phoneNumber: e164,
+      assistantId: i % 2 === 0 ? assistantId : null,
+    });
+    statuses.push(res.status);
+    if (res.status === 429) {
+      assert.ok(Number(res.headers.get("retry-after")) >= 1);
+      assert.equal((await res.json()).error.code, "rate_limited");
+    } else await res.body?.cancel();
+  }
+  assert.deepEqual(statuses.slice(3), [429, 429, 429], statuses.join(","));
+  const trunks = await post(createTrunks, user.token, { assistantId });
+  assert.equal(trunks.status, 429, "create-trunks shares the provisioning budget");
+  await trunks.body?.cancel();
+  // Another tenant's budget is its own.
+  const theirs = await post(listTrunks, other.token, {});
+  assert.equal(theirs.status, 200);
+  await theirs.body?.cancel();
+  const listed = [await post(listTrunks, user.token, {}), await post(listTrunks, user.token, {})];
+  for (const r of listed) await r.body?.cancel();
+  const third = await post(listTrunks, user.token, {});
+  assert.equal(third.status, 429);
+  await third.body?.cancel();
+  addSummary({ "rate-limited requests refused": 5 });
+  await sql`update public.phone_number set assistant_id = null where e164 = ${e164}`;
+  await outboxDrained(e164);
 });

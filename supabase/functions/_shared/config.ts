@@ -45,6 +45,8 @@ const schema = z.object({
   CALL_RINGING_TIMEOUT_SEC: intFrom(5, 80, 30),
   CALL_MAX_DURATION_SEC: intFrom(10, 86_400, 1_800),
   CALLS_PER_MINUTE_PER_USER: intFrom(1, 10_000, 30),
+  PROVISIONING_PER_MINUTE_PER_USER: intFrom(1, 10_000, 20),
+  LIVEKIT_REQUESTS_PER_MINUTE_PER_USER: intFrom(1, 10_000, 60),
   CARRIER_CPS: z.coerce.number().min(0.1).max(1_000).default(1),
   CALL_RECONCILE_SEC: intFrom(1, 3_600, 30),
   AGENT_JOIN_TIMEOUT_SEC: z.coerce.number().min(0.1).max(60).default(5),
@@ -87,6 +89,10 @@ export interface Config {
   ringingTimeoutSec: number;
   maxCallDurationSec: number;
   callsPerMinutePerUser: number;
+  /** map-number and a user's create-trunks: each reaches Twilio and LiveKit several times. */
+  provisioningPerMinutePerUser: number;
+  /** list-trunks and transfer-call: LiveKit requests on a user's behalf. */
+  liveKitRequestsPerMinutePerUser: number;
   /** Calls per second of each carrier trunk unless its pacing row says otherwise. */
   carrierCps: number;
   /** How often a live call is checked against LiveKit's rooms and participants. */
@@ -270,6 +276,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ringingTimeoutSec: e.CALL_RINGING_TIMEOUT_SEC,
     maxCallDurationSec: e.CALL_MAX_DURATION_SEC,
     callsPerMinutePerUser: e.CALLS_PER_MINUTE_PER_USER,
+    provisioningPerMinutePerUser: e.PROVISIONING_PER_MINUTE_PER_USER,
+    liveKitRequestsPerMinutePerUser: e.LIVEKIT_REQUESTS_PER_MINUTE_PER_USER,
     carrierCps: e.CARRIER_CPS,
     reconcileEverySec: e.CALL_RECONCILE_SEC,
     webhooksAllowLocalhost: e.WEBHOOKS_ALLOW_LOCALHOST === "true",

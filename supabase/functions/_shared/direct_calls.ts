@@ -4,10 +4,11 @@
 import { z } from "zod";
 import type { Requester } from "./auth.ts";
 import { requireAssistant } from "./assistants.ts";
+import { takeRateLimit } from "./rate_limit.ts";
 import { type CallRow, callView, placeCall } from "./calls.ts";
 import { asUser } from "./db.ts";
 import type { Deps } from "./deps.ts";
-import { ConflictError, NotFoundError, RateLimitError, ValidationError } from "./errors.ts";
+import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
 import { liveKitError } from "./livekit.ts";
 import { e164, uuid } from "./schemas.ts";
 
@@ -62,14 +63,7 @@ export async function requestCall(
         throw new ConflictError(`Room ${body.roomName} already exists; give a new roomName.`);
       }
     }
-    const [{ wait }] = await sql<{ wait: number }[]>`
-      select internal.take_rate_limit(${ownerId}, 'create-participant', ${config.callsPerMinutePerUser}) as wait`;
-    if (wait > 0) {
-      throw new RateLimitError(
-        `At most ${config.callsPerMinutePerUser} calls a minute; try again in ${wait} s.`,
-        wait,
-      );
-    }
+    await takeRateLimit(deps, ownerId, "create-participant", config.callsPerMinutePerUser, "calls");
   } else {
     const [owner] = body.assistantId
       ? await sql<{ owner_id: string }[]>`

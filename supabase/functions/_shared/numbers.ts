@@ -1,5 +1,6 @@
 // A requester's numbers: assigning one to an assistant, then provisioning it at once.
 import { requireAssistant } from "./assistants.ts";
+import { takeRateLimit } from "./rate_limit.ts";
 import { z } from "zod";
 import type { User } from "./auth.ts";
 import { findTwilioNumber } from "./carrier_trunk.ts";
@@ -25,6 +26,8 @@ export const AssignBody = z.strictObject({
 /** Assigns the number to the assistant (or none) and provisions it; 409 when another's. */
 export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof AssignBody>) {
   const { config, sql } = deps;
+  const per = config.provisioningPerMinutePerUser;
+  await takeRateLimit(deps, user.userId, "provisioning", per, "provisioning requests");
   // The number must be in the Twilio account (when Twilio is what we provision).
   let number = body.phoneNumber;
   let twilioSid: string | null = body.phoneSid ?? null;

@@ -1,6 +1,7 @@
 // Reconciles LiveKit and Twilio towards the database for one number: the row says which
 // assistant should own it; this makes exactly that exist and records where it stands.
 import { requireAssistant } from "./assistants.ts";
+import { takeRateLimit } from "./rate_limit.ts";
 import { requireLiveKit } from "./config.ts";
 import { asUser, type Sql } from "./db.ts";
 import { withLease } from "./lease.ts";
@@ -272,6 +273,10 @@ export async function provisionRequested(
   body: { phoneNumberId: string } | { assistantId: string },
 ) {
   const sql = deps.sql;
+  if (requester.kind === "user") {
+    const per = deps.config.provisioningPerMinutePerUser;
+    await takeRateLimit(deps, requester.userId, "provisioning", per, "provisioning requests");
+  }
   // Which numbers: a user only reaches their own (RLS); the service reaches any.
   const ids = await (requester.kind === "user"
     ? asUser(sql, requester.claims, async (tx) => {

@@ -9,6 +9,7 @@ import { asUser, type Sql, type Tx } from "./db.ts";
 import { ConflictError, NotFoundError, PreconditionError, UpstreamError } from "./errors.ts";
 import { describeLiveKitError } from "./livekit.ts";
 import { readPhoneNumber } from "./phone.ts";
+import { takeRateLimit } from "./rate_limit.ts";
 
 /** The call record with what this module adds to it. */
 export type TransferCallRow = CallRow & {
@@ -136,6 +137,10 @@ export async function transferCall(
         `${target.number} is on the do-not-call list; a call cannot be transferred to it.`,
       );
     }
+  }
+  if (requester.kind !== "service") {
+    const per = config.liveKitRequestsPerMinutePerUser;
+    await takeRateLimit(deps, call.owner_id, "livekit", per, "trunk listings and transfers");
   }
   const by = requesterLabel(requester);
   const l = log.child({ callId: call.id, roomName: call.room_name });

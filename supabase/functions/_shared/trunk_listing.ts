@@ -1,6 +1,7 @@
 // The LiveKit trunks of a user's numbers, each with whether LiveKit still has it (drift).
 // Imports nothing of the carrier side, so list-trunks never loads `twilio`.
 import { requireAssistant } from "./assistants.ts";
+import { takeRateLimit } from "./rate_limit.ts";
 import { z } from "zod";
 import type { User } from "./auth.ts";
 import { asUser } from "./db.ts";
@@ -16,6 +17,8 @@ export const TrunkFilter = z.strictObject({
 
 /** The user's numbers' LiveKit trunks, each with whether LiveKit still has it. */
 export async function listTrunks(deps: Deps, user: User, filter: z.infer<typeof TrunkFilter>) {
+  const per = deps.config.liveKitRequestsPerMinutePerUser;
+  await takeRateLimit(deps, user.userId, "livekit", per, "trunk listings and transfers");
   const rows = await asUser(deps.sql, user.claims, async (tx) => {
     if (filter.assistantId) {
       await requireAssistant(deps.sql, tx, filter.assistantId);
