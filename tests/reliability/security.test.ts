@@ -498,6 +498,11 @@ async function badTokens(user: TestUser): Promise<[string, string][]> {
   const hsForged = await new jose.SignJWT({ role: "authenticated" })
     .setProtectedHeader({ alg: "HS256" }).setSubject(user.id).setIssuer(stack.issuer)
     .setExpirationTime("1h").sign(new TextEncoder().encode("x".repeat(64)));
+  // Signed with the project's own key, for another audience (another service's token).
+  const foreignAudience = await new jose.SignJWT({ role: "authenticated", aud: "another-app" })
+    .setProtectedHeader({ alg: "ES256", kid: stack.privateJwk.kid })
+    .setSubject(user.id).setIssuer(stack.issuer).setExpirationTime("1h")
+    .sign(await jose.importJWK(stack.privateJwk, "ES256"));
   // A real session token with its payload edited (the signature no longer matches).
   const [h, , sig] = user.token.split(".");
   const edited = `${h}.${b64({ ...claims, sub: crypto.randomUUID() })}.${sig}`;
@@ -516,6 +521,7 @@ async function badTokens(user: TestUser): Promise<[string, string][]> {
     ["edited payload", edited],
     ["not a JWT", "not-a-jwt"],
     ["the anon key", stack.anonKey],
+    ["another audience", foreignAudience],
   ];
 }
 

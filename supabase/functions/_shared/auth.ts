@@ -41,6 +41,9 @@ export function bearer(req: Request): string | null {
   return m ? m[1] : null;
 }
 
+/** Supabase Auth's sessions are for this audience; a token minted for another is not ours. */
+const USER_AUDIENCE = "authenticated";
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Verifies the requester. Throws AuthError (401) for anything not proven. */
@@ -73,11 +76,13 @@ export async function authenticate(
       }
       ({ payload } = await jose.jwtVerify(token, new TextEncoder().encode(config.jwtSecret), {
         algorithms: ["HS256"],
+        audience: USER_AUDIENCE,
       }));
     } else {
       ({ payload } = await jose.jwtVerify(token, keySet(config), {
         algorithms: ["ES256", "RS256", "EdDSA"],
         issuer: `${config.supabaseUrl}/auth/v1`,
+        audience: USER_AUDIENCE,
       }));
     }
   } catch (e) {

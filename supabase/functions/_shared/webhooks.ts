@@ -97,9 +97,15 @@ export function nonPublicReason(address: string): string | null {
   if (g.slice(0, 5).every((x) => x === 0) && (g[5] === 0xffff || g[5] === 0)) {
     return nonPublicReason(embedded(g[6], g[7]).join("."));
   }
+  // IPv4-translated (::ffff:0:a.b.c.d, RFC 2765).
+  if (g.slice(0, 4).every((x) => x === 0) && g[4] === 0xffff && g[5] === 0) {
+    return nonPublicReason(embedded(g[6], g[7]).join("."));
+  }
   if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) {
     return nonPublicReason(embedded(g[6], g[7]).join("."));
   }
+  // Local-use NAT64 (64:ff9b:1::/48, RFC 8215): translated inside the operator's own network.
+  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1) return "local-use NAT64";
   if (g[0] === 0x2002) return nonPublicReason(embedded(g[1], g[2]).join("."));
   if ((g[0] & 0xfe00) === 0xfc00) return "unique local (private)";
   if ((g[0] & 0xffc0) === 0xfe80) return "link-local";
