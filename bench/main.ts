@@ -43,6 +43,8 @@ const stack = await startStack({
   forceEmulators: true,
   timeScale: 0.001,
   carrierCps: 1000, // the most CARRIER_CPS allows; the emulated carrier enforces it too
+  // Fixtures map many numbers per user at once.
+  functionSettings: { PROVISIONING_PER_MINUTE_PER_USER: "10000" },
 });
 const sql = superuser(stack.info);
 const ctx: Ctx = { stack, info: stack.info, sql, say };

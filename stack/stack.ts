@@ -1,11 +1,20 @@
 // The local stack: PostgreSQL with Supabase's stand-ins and the project's migrations,
-// the functions gateway, pg_net's worker, and the LiveKit and Twilio emulators when no
-// real credentials are given. `deno task dev` and `deno task test` both start it.
+// the functions gateway, pg_net's worker, and the LiveKit and Twilio emulators. Real LiveKit
+// and Twilio are used only when asked for (`realLiveKit`, `realTwilio`: dev's --real-livekit
+// and --real-twilio), never because their variables happen to be in the environment.
+// `deno task dev` and `deno task test` both start it; stop() stops its parts concurrently,
+// each within a bound, and leaves no process behind.
 import postgres from "postgres";
 import { type Cluster, freePort, restartCluster, startCluster } from "./supabase/postgres.ts";
+import { endTrackedProcesses, refuseToolsAfter } from "./supabase/processes.ts";
 import { applyMigrations } from "./supabase/migrate.ts";
 import { createKeys, type Keys } from "./supabase/keys.ts";
-import { discoverFunctions, type Gateway, startGateway } from "./supabase/gateway.ts";
+import {
+  discoverFunctions,
+  type Gateway,
+  settleBackgroundTasks,
+  startGateway,
+} from "./supabase/gateway.ts";
 import { type NetWorker, startNetWorker } from "./supabase/net.ts";
 import { authHandler } from "./supabase/auth.ts";
 import { restHandler } from "./supabase/rest.ts";
@@ -13,7 +22,7 @@ import { type LiveKitEmulator, startLiveKit } from "./emulators/livekit/server.t
 import { startTwilio, type TwilioEmulator } from "./emulators/twilio/server.ts";
 import { setLogSink } from "../supabase/functions/_shared/log.ts";
 import { type Deps, depsFromEnv } from "../supabase/functions/_shared/deps.ts";
-import { guardClosedSocketWrites } from "../supabase/functions/_shared/db.ts";
+import { closeDb, guardClosedSocketWrites } from "../supabase/functions/_shared/db.ts";
 
 import { ROOT } from "./supabase/migrate.ts";
 export { ROOT };
@@ -32,6 +41,17 @@ export interface StackInfo {
   numbers: string[];
   logFile: string;
   stateDir: string;
+  /** The PostgreSQL cluster's data folder (its postmaster's `-D`). */
+  pgData?: string;
+  /** Function settings this stack was started with (StackOptions.functionSettings). */
+  functionSettings?: Record<string, string>;
+}
+
+export interface StopOptions {
+  /** One line per part as it stops (default: the stack's `log`). */
+  log?: (line: string) => void;
+  /** Fired (a second Ctrl-C): stop waiting for anything graceful; PostgreSQL goes immediate. */
+  hurry?: AbortSignal;
 }
 
 export interface Stack {
@@ -42,7 +62,8 @@ export interface Stack {
   livekit: LiveKitEmulator | null;
   twilio: TwilioEmulator | null;
   net: NetWorker;
-  stop(): Promise<void>;
+  /** Stops every part (concurrently, each bounded); resolves when nothing of the stack runs. */
+  stop(opts?: StopOptions): Promise<void>;
 }
 
 /** Numbers the Twilio emulator owns from the start (the demo and tests use them). */
@@ -59,11 +80,22 @@ function randomToken(bytes = 16): string {
     .join("");
 }
 
+/** The state folder of a stack name: `.local/<name>` in the checkout. */
+export function stateDirOf(name: string): string {
+  return `${ROOT}/.local/${name}`;
+}
+
 export interface StackOptions {
   /** State folder name under .local/ */
   name: string;
-  /** Use emulators even when real credentials are in the environment (tests). */
+  /** The state folder itself (absolute), instead of .local/<name>. */
+  stateDir?: string;
+  /** Use emulators only, whatever else is asked (tests, benchmarks). */
   forceEmulators?: boolean;
+  /** Use the real Twilio account of TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN (dev --real-twilio). */
+  realTwilio?: boolean;
+  /** Use the real LiveKit project of LIVEKIT_URL / _API_KEY / _API_SECRET (dev --real-livekit). */
+  realLiveKit?: boolean;
   /** Emulated call durations are multiplied by this. */
   timeScale?: number;
   /** The carrier trunk's calls per second (CARRIER_CPS), enforced by the Twilio emulator too. */
@@ -72,48 +104,254 @@ export interface StackOptions {
   reconcileEverySec?: number;
   /** How long a dial waits for the agent to join (AGENT_JOIN_TIMEOUT_SEC). */
   agentJoinTimeoutSec?: number;
+  /** More of the functions' variables (limits, allowlists), over the stack's own. */
+  functionSettings?: Record<string, string>;
+  /** Aborting it during the start stops what was started and makes startStack throw. */
+  signal?: AbortSignal;
+  /** For that stop (or one after a failed start): stop faster when it fires (StopOptions). */
+  hurry?: AbortSignal;
   log?: (line: string) => void;
+}
+
+/** Which LiveKit and carrier the stack uses, decided from the flags alone. */
+export interface ServiceChoice {
+  livekit: "emulator" | "real";
+  /** `static-sip`: the operator's SIP provider (SIP_PROVIDER_*), no Twilio at all. */
+  carrier: "emulator" | "real-twilio" | "static-sip";
+  /** What to print at start: which is used, and which variables are ignored. */
+  lines: string[];
+  /** What a real service means (printed as WARNING lines). */
+  warnings: string[];
+  /** A flag whose variables are missing: the stack refuses to start. */
+  problems: string[];
+}
+
+const LIVEKIT_VARS = ["LIVEKIT_HOST", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"];
+const SIP_PROVIDER_VARS = [
+  "SIP_PROVIDER_ADDRESS",
+  "SIP_PROVIDER_NUMBERS",
+  "SIP_USERNAME",
+  "SIP_PASSWORD",
+];
+
+function maskSid(sid: string): string {
+  return sid.length > 10 ? `${sid.slice(0, 4)}...${sid.slice(-4)}` : sid;
+}
+
+/**
+ * The services the stack uses. Variables in the environment never choose a real service on
+ * their own: real Twilio needs `realTwilio`, real LiveKit `realLiveKit` (a SIP provider of
+ * SIP_PROVIDER_* is real LiveKit's carrier, used with `realLiveKit` and without `realTwilio`).
+ */
+export function chooseServices(
+  env: Record<string, string | undefined>,
+  want: { realTwilio?: boolean; realLiveKit?: boolean; forceEmulators?: boolean },
+): ServiceChoice {
+  const realTwilio = !want.forceEmulators && !!want.realTwilio;
+  const realLiveKit = !want.forceEmulators && !!want.realLiveKit;
+  const lines: string[] = [];
+  const warnings: string[] = [];
+  const problems: string[] = [];
+  const set = (k: string) => !!env[k]?.trim();
+  const livekitUrl = env.LIVEKIT_HOST ?? env.LIVEKIT_URL;
+
+  if (realLiveKit) {
+    const missing = [
+      ...(livekitUrl ? [] : ["LIVEKIT_URL (or LIVEKIT_HOST)"]),
+      ...["LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"].filter((k) => !set(k)),
+    ];
+    if (missing.length) problems.push(`--real-livekit needs ${missing.join(", ")}`);
+    lines.push(`LiveKit: REAL project ${livekitUrl ?? "(not set)"} (--real-livekit)`);
+  } else {
+    const given = LIVEKIT_VARS.filter(set);
+    lines.push(
+      given.length
+        ? `LiveKit: emulator (${
+          given.join(", ")
+        } in the environment are ignored; pass --real-livekit to use them)`
+        : "LiveKit: emulator",
+    );
+  }
+
+  let carrier: ServiceChoice["carrier"] = "emulator";
+  const twilioGiven = Object.keys(env).filter((k) => k.startsWith("TWILIO_") && set(k));
+  if (realTwilio) {
+    carrier = "real-twilio";
+    const missing = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"].filter((k) => !set(k));
+    if (missing.length) problems.push(`--real-twilio needs ${missing.join(", ")}`);
+    const account = maskSid(env.TWILIO_ACCOUNT_SID ?? "(not set)");
+    lines.push(
+      `Twilio: REAL account ${account}${
+        env.TWILIO_BASE_URL ? ` at ${env.TWILIO_BASE_URL}` : ""
+      } (--real-twilio)`,
+    );
+    warnings.push(
+      `--real-twilio: the Twilio account ${account} will be changed: assigning a number ` +
+        `(map-number) creates or updates its Elastic SIP trunk, points the trunk's origination ` +
+        `at LIVEKIT_SIP_HOST and moves the number onto it` +
+        (realLiveKit
+          ? "; calls placed from it dial real phones."
+          : " (calls are still placed by the LiveKit emulator; with --real-livekit they dial real phones)."),
+    );
+    if (!set("LIVEKIT_SIP_HOST")) {
+      warnings.push(
+        "LIVEKIT_SIP_HOST is not set: provisioning answers 503 not_configured instead of pointing " +
+          "the real trunk's origination at a placeholder.",
+      );
+    }
+  } else {
+    if (realLiveKit && set("SIP_PROVIDER_ADDRESS")) carrier = "static-sip";
+    lines.push(
+      twilioGiven.length
+        ? "Twilio: emulator (TWILIO_* in the environment are ignored; pass --real-twilio to use them)"
+        : "Twilio: emulator",
+    );
+  }
+  if (carrier === "static-sip") {
+    lines.push(
+      `SIP provider: REAL ${env.SIP_PROVIDER_ADDRESS} (SIP_PROVIDER_*, with --real-livekit)`,
+    );
+  } else if (SIP_PROVIDER_VARS.some(set)) {
+    lines.push(
+      "SIP provider: not used (SIP_PROVIDER_* in the environment are ignored; they are real " +
+        "LiveKit's carrier with --real-livekit and without --real-twilio)",
+    );
+  }
+  if (realLiveKit) {
+    const through = carrier === "real-twilio"
+      ? "the real Twilio account"
+      : carrier === "static-sip"
+      ? `the SIP provider ${env.SIP_PROVIDER_ADDRESS}`
+      : "the emulated Twilio trunk's address";
+    warnings.push(
+      `--real-livekit: trunks, dispatch rules and rooms are created in the LiveKit project ` +
+        `${livekitUrl ?? "(not set)"}, and calls placed through it dial real phones (through ` +
+        `${through}).`,
+    );
+  }
+  return { livekit: realLiveKit ? "real" : "emulator", carrier, lines, warnings, problems };
+}
+
+/**
+ * A part of the stack and how it stops (resolving to a note for its line, if any). `boundMs`
+ * caps the wait for an in-process part (what is cut short ends with the process); null for a
+ * part that bounds its own stop: the functions, and PostgreSQL, which finishes its stop (its
+ * bounds escalate to SIGKILL: nothing of it may outlive the stack).
+ */
+interface Part {
+  name: string;
+  stop: (hurry: AbortSignal) => Promise<string | void>;
+  boundMs: number | null;
+}
+
+/** How long in-flight function requests may take to end once the stack stops. */
+const FUNCTIONS_GRACE_MS = 2000;
+
+const seconds = (since: number) => ((performance.now() - since) / 1000).toFixed(1);
+
+/** Resolves with `p`'s note, or a note saying it was cut short (bound reached or hurried). */
+async function bounded(
+  p: Promise<string | void>,
+  ms: number,
+  hurry: AbortSignal,
+): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onHurry = () => {};
+  const cut = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`cut short after ${(ms / 1000).toFixed(1)} s`), ms);
+    onHurry = () => resolve("cut short (hurried)");
+    if (hurry.aborted) onHurry();
+    else hurry.addEventListener("abort", onHurry, { once: true });
+  });
+  try {
+    // A stop that fails after being cut short fails unheard (nothing is left unhandled).
+    const settled = p.then(
+      (note) => note ?? "",
+      (e) => `failed: ${e instanceof Error ? e.message.split("\n")[0] : e}`,
+    );
+    return await Promise.race([settled, cut]);
+  } finally {
+    clearTimeout(timer);
+    hurry.removeEventListener("abort", onHurry);
+  }
 }
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const say = opts.log ?? (() => {});
+  const started = opts.signal;
   // The net worker and the functions share this process and its postgres.js connections.
   guardClosedSocketWrites(say);
-  const stateDir = `${ROOT}/.local/${opts.name}`;
-  const cleanups: (() => Promise<void>)[] = [];
-  const stop = async () => {
-    for (const c of cleanups.reverse()) await c().catch((e) => console.error(String(e)));
-    cleanups.length = 0;
-  };
+  const stateDir = opts.stateDir ?? stateDirOf(opts.name);
+  const env = Deno.env.toObject();
+  const choice = chooseServices(env, opts);
+  if (choice.problems.length) throw new Error(choice.problems.join("; "));
+
+  // Interrupted during the start, the tool under way (initdb, a migration's psql) finishes, no
+  // other starts, and what was started is stopped; once stopping, nothing starts either.
+  const stopped = new AbortController();
+  refuseToolsAfter(stopped.signal);
+  if (started) refuseToolsAfter(started);
+  const parts: Part[] = [];
+  const finalizers: (() => void)[] = [];
+  let stopping: Promise<void> | null = null;
+  const stop = (stopOpts: StopOptions = {}): Promise<void> =>
+    stopping ??= (async () => {
+      stopped.abort();
+      const log = stopOpts.log ?? say;
+      const hurry = stopOpts.hurry ?? new AbortController().signal;
+      // Every part at once: the traffic sources (the pg_net worker, the gateway) stop taking
+      // work at once, and PostgreSQL's fast shutdown ends what the functions still run.
+      await Promise.all(
+        parts.splice(0).map(async (part) => {
+          const t = performance.now();
+          let note: string;
+          try {
+            note = part.boundMs === null
+              ? (await part.stop(hurry)) ?? ""
+              : await bounded(part.stop(hurry), part.boundMs, hurry);
+          } catch (e) {
+            note = `failed: ${e instanceof Error ? e.message.split("\n")[0] : e}`;
+          }
+          log(`stopped ${part.name} (${seconds(t)} s${note ? `; ${note}` : ""})`);
+        }),
+      );
+      const t = performance.now();
+      const ended = await endTrackedProcesses(1000, hurry);
+      if (ended.length) {
+        log(`stopped ${ended.length} child process(es): ${ended.join(", ")} (${seconds(t)} s)`);
+      }
+      for (const f of finalizers.splice(0).reverse()) f();
+    })();
+  const checkpoint = () => started?.throwIfAborted();
   try {
     await Deno.mkdir(stateDir, { recursive: true });
     // Starting a cluster wipes its folder: never do that under a cluster someone else runs.
     await refuseRunningCluster(`${stateDir}/pg`);
-    const cluster = await startCluster(`${stateDir}/pg`);
-    cleanups.push(() => cluster.stop());
+    checkpoint();
+    const cluster = await startCluster(`${stateDir}/pg`, undefined, {
+      onCreated: (c) =>
+        parts.push({ name: "postgres", stop: (hurry) => c.stop({ hurry }), boundMs: null }),
+    });
+    checkpoint();
     say(`postgres on port ${cluster.port}`);
     await applyMigrations(cluster.url, say);
+    checkpoint();
 
     const gatewayPort = freePort();
     const supabaseUrl = `http://127.0.0.1:${gatewayPort}`;
     const keys = await createKeys(supabaseUrl);
-    const env = Deno.env.toObject();
-    const useRealLiveKit = !opts.forceEmulators && !!(env.LIVEKIT_HOST ?? env.LIVEKIT_URL) &&
-      !!env.LIVEKIT_API_KEY && !!env.LIVEKIT_API_SECRET;
-    const useRealTwilio = !opts.forceEmulators && !!env.TWILIO_ACCOUNT_SID &&
-      !!env.TWILIO_AUTH_TOKEN;
 
     const carrierCps = opts.carrierCps ?? Number(env.CARRIER_CPS ?? 1);
     let twilio: TwilioEmulator | null = null;
     let twilioInfo: StackInfo["twilio"] = null;
-    if (useRealTwilio) {
+    if (choice.carrier === "real-twilio") {
       twilioInfo = {
         url: env.TWILIO_BASE_URL ?? null,
         accountSid: env.TWILIO_ACCOUNT_SID,
         authToken: env.TWILIO_AUTH_TOKEN,
         emulated: false,
       };
-    } else if (!env.SIP_PROVIDER_ADDRESS || opts.forceEmulators) {
+    } else if (choice.carrier === "emulator") {
       const accountSid = `AC${randomToken(16)}`;
       const authToken = randomToken(16);
       // The emulated trunk rejects INVITEs over the budget the product paces to, as Twilio does.
@@ -123,13 +361,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         numbers: SEED_NUMBERS.map((phoneNumber) => ({ phoneNumber })),
         cps: carrierCps,
       });
-      cleanups.push(() => twilio!.close());
+      const emulator = twilio;
+      parts.push({ name: "twilio emulator", stop: () => emulator.close(), boundMs: 2000 });
       twilioInfo = { url: twilio.url, accountSid, authToken, emulated: true };
     }
 
     let livekit: LiveKitEmulator | null = null;
     let livekitInfo: StackInfo["livekit"];
-    if (useRealLiveKit) {
+    if (choice.livekit === "real") {
       livekitInfo = {
         url: (env.LIVEKIT_HOST ?? env.LIVEKIT_URL)!,
         apiKey: env.LIVEKIT_API_KEY,
@@ -148,9 +387,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         webhookUrl: `${supabaseUrl}/functions/v1/livekit-webhook`,
         carrier: twilio ? (call) => twilio!.terminate(call) : undefined,
       });
-      cleanups.push(() => livekit!.close());
+      const emulator = livekit;
+      parts.push({ name: "livekit emulator", stop: () => emulator.close(), boundMs: 2000 });
       livekitInfo = { url: livekit.url, apiKey, apiSecret, emulated: true };
     }
+    checkpoint();
 
     // The functions read their configuration from the environment, as on the platform.
     const functionEnv: Record<string, string> = {
@@ -162,26 +403,35 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       LIVEKIT_URL: livekitInfo.url,
       LIVEKIT_API_KEY: livekitInfo.apiKey,
       LIVEKIT_API_SECRET: livekitInfo.apiSecret,
-      LIVEKIT_SIP_HOST: env.LIVEKIT_SIP_HOST ?? "sip.livekit.local",
       CARRIER_CPS: String(carrierCps),
       WEBHOOKS_ALLOW_LOCALHOST: "true", // local receivers (the demo, tests) are http://127.0.0.1
       ...(opts.reconcileEverySec ? { CALL_RECONCILE_SEC: String(opts.reconcileEverySec) } : {}),
       ...(opts.agentJoinTimeoutSec
         ? { AGENT_JOIN_TIMEOUT_SEC: String(opts.agentJoinTimeoutSec) }
         : {}),
+      ...opts.functionSettings,
     };
+    // A real trunk's origination is never pointed at the emulated trunk's placeholder.
+    const sipHost = choice.carrier === "real-twilio"
+      ? env.LIVEKIT_SIP_HOST
+      : env.LIVEKIT_SIP_HOST ?? "sip.livekit.local";
+    if (sipHost) functionEnv.LIVEKIT_SIP_HOST = sipHost;
     if (twilioInfo) {
       functionEnv.TWILIO_ACCOUNT_SID = twilioInfo.accountSid;
       functionEnv.TWILIO_AUTH_TOKEN = twilioInfo.authToken;
       if (twilioInfo.url) functionEnv.TWILIO_BASE_URL = twilioInfo.url;
     }
-    // What the operator's environment sets (limits, countries, ...), then the stack's own.
-    const given: Record<string, string | undefined> = { ...env, ...functionEnv };
-    if (opts.forceEmulators) {
-      for (const k of ["LIVEKIT_HOST", "SIP_PROVIDER_ADDRESS", "SIP_USERNAME", "SIP_PASSWORD"]) {
-        delete given[k];
-      }
-    }
+    // What the operator's environment sets (limits, countries, ...), then the stack's own;
+    // the variables of a service the stack does not use for real never reach the functions.
+    const given: Record<string, string | undefined> = { ...env };
+    const drop = (keep: boolean, keys: (k: string) => boolean) => {
+      if (!keep) { for (const k of Object.keys(given)) if (keys(k)) delete given[k]; }
+    };
+    drop(choice.livekit === "real", (k) => LIVEKIT_VARS.includes(k));
+    drop(choice.carrier === "real-twilio", (k) => k.startsWith("TWILIO_"));
+    drop(choice.carrier === "static-sip", (k) => SIP_PROVIDER_VARS.includes(k));
+    delete given.LIVEKIT_SIP_HOST;
+    Object.assign(given, functionEnv);
     let built: Deps | null = null;
     const deps = () => built ??= depsFromEnv(given);
 
@@ -191,10 +441,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     setLogSink((line) => {
       logHandle.writeSync(encoder.encode(line + "\n"));
     });
-    cleanups.push(() => Promise.resolve(logHandle.close()));
+    // Last, once the parts are down (a request cut short may still log: to nowhere, then).
+    finalizers.push(() => {
+      setLogSink(() => {});
+      logHandle.close();
+    });
 
     const net = await startNetWorker(cluster.url);
-    cleanups.push(() => net.close());
+    parts.push({ name: "pg_net worker", stop: () => net.close(), boundMs: 2000 });
 
     // The Auth and REST stand-ins share one pool (the superuser; REST switches role per request).
     const apiSql = postgres(cluster.url, {
@@ -203,23 +457,59 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       onnotice: () => {},
       connection: { application_name: "auth and rest stand-ins" },
     });
-    cleanups.push(() => apiSql.end({ timeout: 2 }));
+    parts.push({ name: "auth and rest", stop: () => apiSql.end({ timeout: 1 }), boundMs: 2000 });
 
+    // The requests under way, by name, for the stop to say what it did not wait for.
+    const inflight = new Set<{ name: string }>();
+    const counted =
+      <A extends unknown[]>(name: string, handler: (...a: A) => Promise<Response>) =>
+      async (...args: A) => {
+        const request = { name };
+        inflight.add(request);
+        try {
+          return await handler(...args);
+        } finally {
+          inflight.delete(request);
+        }
+      };
     const gateway: Gateway = startGateway({
       port: gatewayPort,
       keys,
-      auth: authHandler({ sql: apiSql, keys }),
-      rest: restHandler({ sql: apiSql, keys }),
-      functions: await discoverFunctions(`${ROOT}/supabase`, deps),
+      auth: counted("auth", authHandler({ sql: apiSql, keys })),
+      rest: counted("rest", restHandler({ sql: apiSql, keys })),
+      functions: (await discoverFunctions(`${ROOT}/supabase`, deps)).map((f) => ({
+        ...f,
+        load: async () => counted(f.name, await f.load()),
+      })),
       controls: {
         dropNetRequests: (count) => net.drop(count),
         restartPostgres: () => restartCluster(cluster),
       },
     });
-    cleanups.push(() => gateway.close());
-    cleanups.push(async () => {
-      const { closeDb } = await import("../supabase/functions/_shared/db.ts");
-      await closeDb();
+    // The gateway stops taking requests at once; those in flight (a campaign tick keeps dialing
+    // for up to its 25 s budget while its database answers) end when PostgreSQL goes down,
+    // which stops at the same time; FUNCTIONS_GRACE_MS bounds the wait for them.
+    // A dial rides out a database restart (it retries for a few seconds), so a request can
+    // outlast the grace: it is not waited for, and ends with the process.
+    parts.push({
+      name: "functions",
+      stop: async (hurry) => {
+        const note = await bounded(gateway.close(), FUNCTIONS_GRACE_MS, hurry);
+        // The functions' pools: PostgreSQL stops at the same time, so there is nothing to
+        // wait for (postgres.js would wait out its end timeout for queries that cannot run).
+        closeDb().catch(() => {});
+        if (!note) return;
+        const names = [...inflight].map((r) => r.name);
+        const background = await settleBackgroundTasks(0);
+        const left = [
+          ...(names.length
+            ? [`${names.length} request(s) (${[...new Set(names)].join(", ")})`]
+            : []),
+          ...(background ? [`${background} EdgeRuntime.waitUntil task(s)`] : []),
+        ];
+        return left.length ? `${left.join(" and ")} still under way, not waited for` : note;
+      },
+      boundMs: null,
     });
 
     // The project URL and service key the database uses to call functions (Supabase's
@@ -237,6 +527,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     } finally {
       await sql.end();
     }
+    checkpoint();
 
     const info: StackInfo = {
       supabaseUrl,
@@ -251,6 +542,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       numbers: twilio ? SEED_NUMBERS : [],
       logFile,
       stateDir,
+      pgData: `${cluster.dir}/data`,
+      functionSettings: opts.functionSettings,
     };
     await Deno.writeTextFile(`${stateDir}/stack.json`, JSON.stringify(info, null, 2));
     const fnEnv = Object.fromEntries(
@@ -258,8 +551,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     );
     return { info, functionEnv: fnEnv, cluster, livekit, twilio, net, stop };
   } catch (e) {
-    await stop();
-    throw e;
+    await stop({ hurry: opts.hurry });
+    throw started?.aborted ? started.reason : e;
   }
 }
 
@@ -323,8 +616,7 @@ export class StackLockedError extends Error {
 }
 
 /** One stack per state folder: `<state>/lock` holds the owner's pid (a stale lock is taken over). */
-export async function lockState(name: string): Promise<StackLock> {
-  const dir = `${ROOT}/.local/${name}`;
+export async function lockState(name: string, dir = stateDirOf(name)): Promise<StackLock> {
   const file = `${dir}/lock`;
   await Deno.mkdir(dir, { recursive: true });
   const mine = { pid: Deno.pid, startedAt: new Date().toISOString() };

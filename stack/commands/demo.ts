@@ -34,6 +34,13 @@ function must<T>(what: string, r: { data: T; error: unknown }): NonNullable<T> {
 }
 
 export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: string) => void }) {
+  // Its callees are hard-coded numbers: they are dialed by the emulators only, never for real.
+  if (!info.livekit.emulated || !info.twilio?.emulated) {
+    throw new Error(
+      "the demo runs on the LiveKit and Twilio emulators only: it would dial its hard-coded " +
+        "demo contacts through a real account",
+    );
+  }
   const say = opts.log;
   const supabase = createClient(info.supabaseUrl, info.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false },
@@ -57,10 +64,7 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
         agent_name: "renewals-agent",
       }).select().single(),
     );
-    const number = info.numbers[0] ?? Deno.env.get("DEMO_NUMBER");
-    if (!number) {
-      throw new Error("No number to assign: set DEMO_NUMBER to a number of your Twilio account.");
-    }
+    const number = info.numbers[0];
 
     say(`demo: assigning ${number} to the assistant through map-number ...`);
     const n = await assignNumber(

@@ -123,6 +123,13 @@ const stack = await startStack({
   carrierCps: 50,
   reconcileEverySec: 1,
   agentJoinTimeoutSec: 1,
+  functionSettings: {
+    // The transfer tests' PBX; and limits no test's own fixtures reach (tests that check the
+    // limits run the functions with low ones).
+    TRANSFER_SIP_HOSTS: "pbx.example.com",
+    PROVISIONING_PER_MINUTE_PER_USER: "10000",
+    LIVEKIT_REQUESTS_PER_MINUTE_PER_USER: "10000",
+  },
 });
 let interrupted = false;
 const onSignal = () => {

@@ -32,6 +32,8 @@ export async function startNetWorker(dbUrl: string): Promise<NetWorker> {
   let closed = false;
   let running: Promise<void> | null = null;
   const inflight = new Set<Promise<void>>();
+  // Closing aborts the requests in flight: a stopping stack waits for no function's answer.
+  const closing = new AbortController();
 
   async function send(req: Queued) {
     const started = Date.now();
@@ -40,7 +42,7 @@ export async function startNetWorker(dbUrl: string): Promise<NetWorker> {
         method: req.method,
         headers: req.headers,
         body: req.body ? new Uint8Array(req.body) : null,
-        signal: AbortSignal.timeout(req.timeout_milliseconds),
+        signal: AbortSignal.any([AbortSignal.timeout(req.timeout_milliseconds), closing.signal]),
       });
       const content = await res.text();
       sent++;
@@ -48,6 +50,7 @@ export async function startNetWorker(dbUrl: string): Promise<NetWorker> {
         values (${req.id}, ${res.status}, ${res.headers.get("content-type")},
                 ${sql.json(Object.fromEntries(res.headers))}, ${content}, false)`;
     } catch (e) {
+      if (closed) return;
       const timedOut = Date.now() - started >= req.timeout_milliseconds;
       await sql`insert into net._http_response (id, timed_out, error_msg)
         values (${req.id}, ${timedOut}, ${String(e instanceof Error ? e.message : e)})`.catch(
@@ -97,9 +100,10 @@ export async function startNetWorker(dbUrl: string): Promise<NetWorker> {
     async close() {
       closed = true;
       clearInterval(timer);
+      closing.abort();
       await running;
       await Promise.allSettled([...inflight]);
-      await sql.end({ timeout: 2 });
+      await sql.end({ timeout: 1 });
     },
   };
 }

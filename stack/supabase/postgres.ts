@@ -1,5 +1,14 @@
 // A throw-away PostgreSQL 15 cluster with pg_cron and pgTAP, the database half of the
 // local stack. Runs as an unprivileged OS user when started as root (Postgres refuses root).
+import {
+  assertMayStart,
+  descendants,
+  processAlive,
+  processesWith,
+  runTracked,
+  signalProcess,
+  waitGone,
+} from "./processes.ts";
 
 const PG_BIN = Deno.env.get("PG_BIN") ?? "/usr/lib/postgresql/15/bin";
 const EXTENSION_DIR = "/usr/share/postgresql/15/extension";
@@ -12,21 +21,28 @@ export interface Cluster {
   dir: string;
   /** Superuser URL (the `postgres` role, as on Supabase). */
   url: string;
-  stop(): Promise<void>;
+  /**
+   * Stops the cluster and waits until none of its processes is left: `pg_ctl stop -m fast`,
+   * `-m immediate` when that takes longer than its bound (or at once when `hurry` fires), and
+   * SIGKILL as the last resort. Resolves to how it went when that was not the fast shutdown.
+   */
+  stop(opts?: { hurry?: AbortSignal }): Promise<string>;
 }
+
+/** How long a fast shutdown may take before an immediate one; then SIGKILL after IMMEDIATE. */
+const FAST_SHUTDOWN_SEC = 3;
+const IMMEDIATE_SHUTDOWN_SEC = 2;
 
 function isRoot(): boolean {
   return Deno.uid() === 0;
 }
 
-async function run(cmd: string[], opts: { asOsUser?: boolean; env?: Record<string, string> } = {}) {
+async function run(
+  cmd: string[],
+  opts: { asOsUser?: boolean; env?: Record<string, string>; stopping?: boolean } = {},
+) {
   const argv = opts.asOsUser && isRoot() ? ["runuser", "-u", OS_USER, "--", ...cmd] : cmd;
-  const out = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env: opts.env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await runTracked(argv, { env: opts.env, stopping: opts.stopping });
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   if (!out.success) throw new Error(`${cmd.join(" ")} failed (exit ${out.code}):\n${text}`);
   return text;
@@ -78,16 +94,23 @@ function randomSecret(bytes = 24): string {
 /** Whether the unprivileged OS user can reach `dir` (a checkout under /root cannot be). */
 async function reachable(dir: string): Promise<boolean> {
   if (!isRoot()) return true;
-  const out = await new Deno.Command("runuser", {
-    args: ["-u", OS_USER, "--", "test", "-x", dir],
+  const out = await runTracked(["runuser", "-u", OS_USER, "--", "test", "-x", dir], {
     stdout: "null",
     stderr: "null",
-  }).output();
+  });
   return out.success;
 }
 
-/** Creates and starts a fresh cluster in `dir` (wiped first), or in /tmp when the OS user cannot reach it. */
-export async function startCluster(wanted: string, port = freePort()): Promise<Cluster> {
+/**
+ * Creates and starts a fresh cluster in `dir` (wiped first), or in /tmp when the OS user cannot
+ * reach it. `onCreated` gets the cluster as soon as its folder is chosen, before anything runs
+ * in it, so a caller interrupted during the start can stop whatever was started.
+ */
+export async function startCluster(
+  wanted: string,
+  port = freePort(),
+  opts: { onCreated?: (cluster: Cluster) => void } = {},
+): Promise<Cluster> {
   await ensurePackages();
   await Deno.mkdir(wanted, { recursive: true });
   const dir = await reachable(wanted)
@@ -98,6 +121,21 @@ export async function startCluster(wanted: string, port = freePort()): Promise<C
   const password = randomSecret();
   const data = `${dir}/data`;
   const pwfile = `${dir}/pwfile`;
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  let stopping: Promise<string> | null = null;
+  const cluster: Cluster = {
+    port,
+    password,
+    dir,
+    url,
+    stop(stopOpts = {}) {
+      stopping ??= stopPostmaster(data, stopOpts.hurry).finally(async () => {
+        if (dir !== wanted) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      });
+      return stopping;
+    },
+  };
+  opts.onCreated?.(cluster);
   await Deno.writeTextFile(pwfile, password);
   if (isRoot()) {
     await run(["chown", "-R", OS_USER, dir]);
@@ -132,49 +170,133 @@ export async function startCluster(wanted: string, port = freePort()): Promise<C
     `full_page_writes = off`,
   ].join("\n");
   await Deno.writeTextFile(`${data}/postgresql.conf`, `\n${conf}\n`, { append: true });
-  await run([
-    `${PG_BIN}/pg_ctl`,
-    "-D",
-    data,
-    "-l",
-    `${dir}/postgres.log`,
-    "-w",
-    "-t",
-    "60",
-    "start",
-  ], {
-    asOsUser: true,
-  });
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  let stopped = false;
-  return {
-    port,
-    password,
-    dir,
-    url,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await run([`${PG_BIN}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"], { asOsUser: true })
-        .catch((e) => console.error(String(e)));
-      if (dir !== wanted) await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-  };
+  await launch(dir);
+  return cluster;
 }
 
-/** Restarts a running cluster in place (used by fault tests). */
+/**
+ * The postmaster of each data folder this process started, by folder. It is this process's
+ * child (through runuser when root), not pg_ctl's: pg_ctl start leaves it to init, and an
+ * init that reaps late (a container's) keeps a stopped postmaster listed (defunct) for
+ * seconds after the stack has ended.
+ */
+const launched = new Map<string, Deno.ChildProcess>();
+
+/** Starts the postmaster of `<dir>/data` and waits until it accepts connections (as pg_ctl -w). */
+async function launch(dir: string): Promise<void> {
+  const data = `${dir}/data`;
+  assertMayStart(`postgres -D ${data}`);
+  const cmd = ["sh", "-c", 'exec "$0" -D "$1" >>"$2" 2>&1', `${PG_BIN}/postgres`, data];
+  cmd.push(`${dir}/postgres.log`);
+  const argv = isRoot() ? ["runuser", "-u", OS_USER, "--", ...cmd] : cmd;
+  // Its own session, as pg_ctl start gives it: a Ctrl-C at the terminal reaches the stack only.
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  launched.set(data, child);
+  const ended: { status?: Deno.CommandStatus } = {};
+  child.status.then((s) => ended.status = s);
+  const until = performance.now() + 60_000;
+  for (;;) {
+    // postmaster.pid's 8th line is the postmaster's status (what pg_ctl -w waits for).
+    const lines = await Deno.readTextFile(`${data}/postmaster.pid`).then((t) => t.split("\n"))
+      .catch(() => []);
+    if (lines[7]?.trim() === "ready" && processAlive(Number(lines[0]))) return;
+    const exited = ended.status;
+    if (exited || performance.now() > until) {
+      const log = await Deno.readTextFile(`${dir}/postgres.log`).catch(() => "");
+      throw new Error(
+        `postgres ${exited ? `exited (code ${exited.code})` : "did not start in 60 s"}:\n` +
+          log.split("\n").slice(-15).join("\n"),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The postmaster's pid from `<data>/postmaster.pid`, or null. */
+function postmasterPid(data: string): number | null {
+  try {
+    const pid = Number(Deno.readTextFileSync(`${data}/postmaster.pid`).split("\n")[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs `pg_ctl stop -m <mode>`, bounded by `sec` (pg_ctl's own -t, and a kill after it). */
+async function pgCtlStop(data: string, mode: "fast" | "immediate", sec: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    run([`${PG_BIN}/pg_ctl`, "-D", data, "-m", mode, "-w", "-t", String(sec), "stop"], {
+      asOsUser: true,
+      stopping: true,
+    }).catch(() => {}),
+    new Promise((r) => timer = setTimeout(r, (sec + 1) * 1000)),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
+ * Stops the postmaster of `data` (if one runs) and waits for all of its processes. The fast
+ * shutdown ends the sessions and checkpoints (fsync is off: that is quick); an immediate one
+ * follows after FAST_SHUTDOWN_SEC or when `hurry` fires; SIGKILL is the last resort, children
+ * first, so that the postmaster reaps them and none is left to init.
+ */
+async function stopPostmaster(data: string, hurry?: AbortSignal): Promise<string> {
+  // A postmaster that had not yet written postmaster.pid is found by its command line.
+  const pids = [postmasterPid(data), ...processesWith(`${PG_BIN}/postgres -D ${data} `)]
+    .filter((p): p is number => p !== null && processAlive(p));
+  const postmasters = [...new Set(pids)];
+  if (postmasters.length === 0) return "";
+  const children = () => postmasters.flatMap(descendants);
+  const seen = new Set([...postmasters, ...children()]);
+  const gone = async (ms: number, signal?: AbortSignal) => {
+    for (const p of children()) seen.add(p);
+    return await waitGone(postmasters, ms, signal);
+  };
+  let how = "";
+  const stops = [pgCtlStop(data, "fast", FAST_SHUTDOWN_SEC)];
+  if (!await gone(FAST_SHUTDOWN_SEC * 1000, hurry)) {
+    how = hurry?.aborted
+      ? "immediate shutdown (hurried)"
+      : `immediate shutdown (fast took over ${FAST_SHUTDOWN_SEC} s)`;
+    stops.push(pgCtlStop(data, "immediate", IMMEDIATE_SHUTDOWN_SEC));
+    if (!await gone(IMMEDIATE_SHUTDOWN_SEC * 1000)) {
+      how = `killed (immediate shutdown took over ${IMMEDIATE_SHUTDOWN_SEC} s)`;
+      for (const p of children()) signalProcess(p, "SIGKILL");
+      if (!await gone(500)) { for (const p of postmasters) signalProcess(p, "SIGKILL"); }
+    }
+  }
+  // The postmaster is gone: its children have ended before it; none may outlive it.
+  if (!await waitGone([...seen], 1000)) {
+    for (const p of seen) signalProcess(p, "SIGKILL");
+    await waitGone([...seen], 1000);
+  }
+  // Its parent (runuser, or this process) reaps it: nothing is left listed, not even defunct.
+  const launcher = launched.get(data);
+  if (launcher) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([launcher.status, new Promise((r) => timer = setTimeout(r, 1000))]);
+    clearTimeout(timer);
+    launched.delete(data);
+  }
+  // pg_ctl returns as soon as the postmaster is gone; one left waiting on a killed postmaster's
+  // pid file is a tracked process, ended with the others when the stack stops.
+  if (!how) await Promise.all(stops);
+  return how;
+}
+
+/** Restarts a running cluster in place (used by fault tests): a fast shutdown, then a start. */
 export async function restartCluster(cluster: Cluster): Promise<void> {
-  await run([
-    `${PG_BIN}/pg_ctl`,
-    "-D",
-    `${cluster.dir}/data`,
-    "-l",
-    `${cluster.dir}/postgres.log`,
-    "-m",
-    "fast",
-    "-w",
-    "restart",
-  ], { asOsUser: true });
+  const data = `${cluster.dir}/data`;
+  await run([`${PG_BIN}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"], { asOsUser: true });
+  await launched.get(data)?.status;
+  await launch(cluster.dir);
 }
 
 /** Runs a SQL file (or text) through psql as the superuser; stops at the first error. */
@@ -192,8 +314,7 @@ export async function psql(
     ...("file" in input ? ["-f", input.file] : ["-c", input.sql]),
     cluster.url,
   ];
-  const out = await new Deno.Command(`${PG_BIN}/psql`, { args, stdout: "piped", stderr: "piped" })
-    .output();
+  const out = await runTracked([`${PG_BIN}/psql`, ...args]);
   const stdout = new TextDecoder().decode(out.stdout);
   const stderr = new TextDecoder().decode(out.stderr);
   if (!out.success) {

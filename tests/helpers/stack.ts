@@ -240,6 +240,7 @@ export function functionEnv(
     TWILIO_ACCOUNT_SID: stack.twilio?.accountSid,
     TWILIO_AUTH_TOKEN: stack.twilio?.authToken,
     TWILIO_BASE_URL: stack.twilio?.url ?? undefined,
+    ...stack.functionSettings,
     ...overrides,
   };
 }
