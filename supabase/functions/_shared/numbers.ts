@@ -26,6 +26,9 @@ export const AssignBody = z.strictObject({
 /** Assigns the number to the assistant (or none) and provisions it; 409 when another's. */
 export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof AssignBody>) {
   const { config, sql } = deps;
+  // What is wrong with the request itself is said before it counts against the rate limit.
+  const assistantId = body.assistantId;
+  if (assistantId) await asUser(sql, user.claims, (tx) => requireAssistant(sql, tx, assistantId));
   const per = config.provisioningPerMinutePerUser;
   await takeRateLimit(deps, user.userId, "provisioning", per, "provisioning requests");
   // The number must be in the Twilio account (when Twilio is what we provision).

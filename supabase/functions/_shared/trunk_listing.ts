@@ -17,8 +17,6 @@ export const TrunkFilter = z.strictObject({
 
 /** The user's numbers' LiveKit trunks, each with whether LiveKit still has it. */
 export async function listTrunks(deps: Deps, user: User, filter: z.infer<typeof TrunkFilter>) {
-  const per = deps.config.liveKitRequestsPerMinutePerUser;
-  await takeRateLimit(deps, user.userId, "livekit", per, "trunk listings and transfers");
   const rows = await asUser(deps.sql, user.claims, async (tx) => {
     if (filter.assistantId) {
       await requireAssistant(deps.sql, tx, filter.assistantId);
@@ -40,6 +38,8 @@ export async function listTrunks(deps: Deps, user: User, filter: z.infer<typeof 
   // Drift check: which of these trunks LiveKit actually has.
   const present = new Set<string>();
   if (inboundIds.length + outboundIds.length > 0) {
+    const per = deps.config.liveKitRequestsPerMinutePerUser;
+    await takeRateLimit(deps, user.userId, "livekit", per, "trunk listings and transfers");
     const lk = deps.liveKit;
     try {
       const [inb, outb] = await Promise.all([
