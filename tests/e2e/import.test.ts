@@ -379,3 +379,45 @@ Deno.test("per-contact variables and the call's ids reach the agent in the dispa
   const [reported] = await sql`select summary from public.outbound_calls where id = ${o.id}`;
   assert.equal(reported.summary, "Ada is not interested.");
 });
+
+Deno.test("twelve slow uploads hold no database connection; another tenant is served meanwhile", async () => {
+  const slowUser = await createUser("slow-uploader");
+  const campaignId = await draftCampaign(slowUser);
+  const other = await createUser("served-meanwhile");
+  const listTrunks = async () => {
+    const t0 = performance.now();
+    const res = await call("list-trunks", { token: other.token, method: "GET" });
+    assert.equal(res.status, 200);
+    return performance.now() - t0;
+  };
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const before: number[] = [];
+  for (let i = 0; i < 5; i++) before.push(await listTrunks());
+
+  // Each upload sends its header, then a line every 200 ms, until the test lets it go.
+  const stop = new AbortController();
+  const uploads = Array.from({ length: 12 }, (_, i) => {
+    let n = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        await new Promise((r) => setTimeout(r, n++ === 0 ? 0 : 200));
+        if (stop.signal.aborted) return c.close();
+        c.enqueue(new TextEncoder().encode(n === 1 ? "phone\n" : `+1312555${i}${n % 1000}\n`));
+      },
+    });
+    return importContacts(slowUser, body, { campaignId }).catch(() => null);
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  const during: number[] = [];
+  for (let i = 0; i < 5; i++) during.push(await listTrunks());
+  const [{ idle }] = await sql`select count(*)::int as idle from pg_stat_activity
+    where application_name = 'edge-functions' and state = 'idle in transaction'`;
+  stop.abort();
+  await Promise.all(uploads);
+  console.log(
+    `list-trunks median: ${median(before).toFixed(0)} ms alone, ${
+      median(during).toFixed(0)
+    } ms during 12 slow uploads`,
+  );
+  assert.equal(idle, 0, "no function connection sat in a transaction while uploads streamed");
+});

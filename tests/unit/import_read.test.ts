@@ -51,11 +51,34 @@ Deno.test("an upload that stalls is refused with 408 before the database is touc
     (e: unknown) => {
       assert.ok(e instanceof AppError);
       assert.equal(e.status, 408);
-      assert.match(e.message, new RegExp(`within ${IMPORT_READ_SEC} s`));
+      assert.match(e.message, new RegExp(`within ${IMPORT_READ_SEC} s|slower than`));
       return true;
     },
   );
   assert.ok(cancelled, "the upload is cancelled");
+});
+
+Deno.test("an upload slower than 1 KiB a second after its first 10 s is refused with 408", async () => {
+  // Each reading of this clock is a second later; its waits never end (the rate decides).
+  let t = 0;
+  const clock: Clock = { now: () => (t += 1000), sleep: () => new Promise(() => {}) };
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(c) {
+      sent++;
+      c.enqueue(new TextEncoder().encode("+13125550100\n".padEnd(100, " ")));
+    },
+  });
+  const req = new Request("http://fn/import-contacts", {
+    method: "POST",
+    headers: { "content-type": "text/csv" },
+    body,
+  });
+  await assert.rejects(
+    () => importContacts(depsWith(clock), user, req, { campaignId: crypto.randomUUID() }),
+    (e: unknown) => e instanceof AppError && e.status === 408 && /slower than/.test(e.message),
+  );
+  assert.ok(sent < 20, `given up after ${sent} pieces`);
 });
 
 Deno.test("a type that is not a contact file is a 415 naming what is accepted, unread", async () => {

@@ -7,7 +7,7 @@ import type { User } from "./auth.ts";
 import { CsvReader } from "./csv.ts";
 import { asUser, type Tx } from "./db.ts";
 import type { Deps } from "./deps.ts";
-import { AppError, NotFoundError, ValidationError } from "./errors.ts";
+import { AppError, NotFoundError, RateLimitError, ValidationError } from "./errors.ts";
 import { parseJson, validate } from "./http.ts";
 import { uuid } from "./schemas.ts";
 
@@ -337,6 +337,11 @@ const ACCEPTED =
   "text/csv (or any type a browser gives a .csv file), multipart/form-data with the CSV file as a part, or application/json";
 /** The whole body must arrive within this (a slow upload must not hold the function). */
 export const IMPORT_READ_SEC = 60;
+/** After the first 10 s, an upload slower than this on average is given up. */
+export const IMPORT_MIN_BYTES_PER_SEC = 1024;
+const IMPORT_GRACE_MS = 10_000;
+/** One import per user in the database at a time: a tenant cannot take the pool's connections. */
+const IMPORT_LEASE_SEC = 120;
 
 /** The body's bytes, before anything touches the database: bounded in size and in time. */
 async function readImport(deps: Deps, req: Request): Promise<Uint8Array> {
@@ -349,7 +354,8 @@ async function readImport(deps: Deps, req: Request): Promise<Uint8Array> {
   }
   if (!req.body) return new Uint8Array();
   const reader = req.body.getReader();
-  const deadline = deps.clock.now() + IMPORT_READ_SEC * 1000;
+  const started = deps.clock.now();
+  const deadline = started + IMPORT_READ_SEC * 1000;
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
@@ -368,6 +374,14 @@ async function readImport(deps: Deps, req: Request): Promise<Uint8Array> {
       }
       if (next.done) break;
       size += next.value.byteLength;
+      const elapsed = deps.clock.now() - started;
+      if (elapsed > IMPORT_GRACE_MS && size < (elapsed / 1000) * IMPORT_MIN_BYTES_PER_SEC) {
+        throw new AppError(
+          408,
+          "request_timeout",
+          `The body is arriving slower than ${IMPORT_MIN_BYTES_PER_SEC} bytes a second; send the file in one go.`,
+        );
+      }
       if (size > MAX_IMPORT_BYTES) {
         throw tooLarge(
           `The file exceeds ${MAX_IMPORT_BYTES / 1024 / 1024} MiB; split it into several.`,
@@ -444,15 +458,20 @@ export async function importContacts(
       throw tooLarge(`The import has more than ${MAX_IMPORT_ROWS} rows; split it into several.`);
     }
     const campaignId = oneCampaign(body.campaignId, query.campaignId, "campaignId in the body");
-    const result = await asUser(deps.sql, user.claims, async (tx) => {
-      await requireCampaign(tx, campaignId);
-      const sink = new ImportSink(tx, campaignId);
-      for (let i = 0; i < body.contacts.length; i++) {
-        await sink.add(jsonContact(body.contacts[i], i + 1));
-      }
-      await sink.flush();
-      return sink.finish();
-    });
+    const result = await oneImportAtATime(
+      deps,
+      user,
+      () =>
+        asUser(deps.sql, user.claims, async (tx) => {
+          await requireCampaign(tx, campaignId);
+          const sink = new ImportSink(tx, campaignId);
+          for (let i = 0; i < body.contacts.length; i++) {
+            await sink.add(jsonContact(body.contacts[i], i + 1));
+          }
+          await sink.flush();
+          return sink.finish();
+        }),
+    );
     deps.log.info("contacts imported", { campaignId, format: "json", ...counts(result) });
     return result;
   }
@@ -467,14 +486,38 @@ export async function importContacts(
     "POST ?campaignId=<uuid> with the CSV as the body (or a campaignId field in the form)",
   );
   // One transaction: a file refused mid-way (too large, unreadable) leaves nothing behind.
-  const result = await asUser(deps.sql, user.claims, async (tx) => {
-    await requireCampaign(tx, campaignId);
-    const sink = new ImportSink(tx, campaignId);
-    await importCsv(new Blob([upload.csv as BlobPart]).stream(), sink);
-    return sink.finish();
-  });
+  const result = await oneImportAtATime(
+    deps,
+    user,
+    () =>
+      asUser(deps.sql, user.claims, async (tx) => {
+        await requireCampaign(tx, campaignId);
+        const sink = new ImportSink(tx, campaignId);
+        await importCsv(new Blob([upload.csv as BlobPart]).stream(), sink);
+        return sink.finish();
+      }),
+  );
   deps.log.info("contacts imported", { campaignId, format: "csv", ...counts(result) });
   return result;
+}
+
+/** Runs the import's database work holding the user's import lease; a second one meanwhile is a 429. */
+async function oneImportAtATime<T>(deps: Deps, user: User, fn: () => Promise<T>): Promise<T> {
+  const key = `import:${user.userId}`;
+  const holder = crypto.randomUUID();
+  const [taken] = await deps.sql<{ ok: boolean | null }[]>`
+    select internal.take_lease(${key}, ${holder}, ${IMPORT_LEASE_SEC}) as ok`;
+  if (!taken?.ok) {
+    throw new RateLimitError(
+      "Another import of yours is under way; send this one once it is done.",
+      5,
+    );
+  }
+  try {
+    return await fn();
+  } finally {
+    await deps.sql`select internal.release_lease(${key}, ${holder})`.catch(() => {});
+  }
 }
 
 /** The campaign named by the body (or form) and the query, which must agree; one is required. */
