@@ -6,6 +6,7 @@
 // What is expected (migrations, their objects, the cron jobs, the functions) is read from this
 // checkout. No secret is ever printed: the database compares them and answers yes or no, and
 // every line is scrubbed of the key and of anything shaped like a credential.
+import { code, creations } from "./sql_objects.ts";
 
 export type Status = "ok" | "warn" | "FAIL";
 
@@ -44,80 +45,9 @@ export interface Expected {
   functions: string[];
 }
 
-/** The SQL with comments, string literals and dollar-quoted bodies blanked. */
-function code(sql: string): string {
-  let out = "";
-  let i = 0;
-  while (i < sql.length) {
-    const rest = sql.slice(i);
-    const dollar = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(rest);
-    let end = -1;
-    if (rest.startsWith("--")) {
-      end = sql.indexOf("\n", i);
-      if (end < 0) end = sql.length;
-    } else if (rest.startsWith("/*")) {
-      end = sql.indexOf("*/", i + 2) + 2;
-      if (end < 2) end = sql.length;
-    } else if (rest[0] === "'") {
-      end = i + 1;
-      while (end < sql.length && !(sql[end] === "'" && sql[end + 1] !== "'")) {
-        end += sql[end] === "'" ? 2 : 1;
-      }
-      end++;
-    } else if (dollar && (i === 0 || !/[A-Za-z0-9_]/.test(sql[i - 1]))) {
-      const close = sql.indexOf(dollar[0], i + dollar[0].length);
-      end = close < 0 ? sql.length : close + dollar[0].length;
-    }
-    if (end > i) {
-      out += " ";
-      i = end;
-    } else {
-      out += sql[i++];
-    }
-  }
-  return out;
-}
-
-const IDENT = String.raw`(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)`;
-const NAME = String.raw`${IDENT}(?:\s*\.\s*${IDENT})?`;
-
-function qualify(name: string): string {
-  const parts = name.replace(/\s+/g, "").split(".").map((p) =>
-    p.startsWith('"') ? p.slice(1, -1) : p.toLowerCase()
-  );
-  return parts.length === 1 ? `public.${parts[0]}` : parts.join(".");
-}
-
 /** The functions, tables, views, triggers and policies a migration creates, keyed as public.doctor() lists them. */
 export function createdObjects(sql: string): string[] {
-  const text = code(sql);
-  const out = new Set<string>();
-  const each = (re: string, key: (m: RegExpMatchArray) => string) => {
-    for (const m of text.matchAll(new RegExp(re, "gi"))) out.add(key(m));
-  };
-  each(
-    String.raw`\bcreate\s+(?:or\s+replace\s+)?function\s+(${NAME})`,
-    (m) => `function ${qualify(m[1])}`,
-  );
-  each(
-    String
-      .raw`\bcreate\s+(?:or\s+replace\s+)?(?:materialized\s+)?view\s+(?:if\s+not\s+exists\s+)?(${NAME})`,
-    (m) => `relation ${qualify(m[1])}`,
-  );
-  each(
-    String.raw`\bcreate\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?(${NAME})`,
-    (m) => `relation ${qualify(m[1])}`,
-  );
-  each(
-    String
-      .raw`\bcreate\s+(?:or\s+replace\s+)?(?:constraint\s+)?trigger\s+(${IDENT})\s[\s\S]*?\bon\s+(${NAME})`,
-    (m) => `trigger ${qualify(m[2])}.${qualify(m[1]).split(".")[1]}`,
-  );
-  each(
-    String.raw`\bcreate\s+policy\s+(${IDENT})\s+on\s+(${NAME})`,
-    (m) => `policy ${qualify(m[2])}.${qualify(m[1]).split(".")[1]}`,
-  );
-  return [...out].sort();
+  return [...new Set(creations("", code(sql)).map((c) => c.key))].sort();
 }
 
 /** Migrations (with their objects), cron job names and function names of a checkout. */

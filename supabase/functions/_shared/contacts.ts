@@ -8,7 +8,7 @@ import { CsvReader } from "./csv.ts";
 import { asUser, type Tx } from "./db.ts";
 import type { Deps } from "./deps.ts";
 import { AppError, NotFoundError, RateLimitError, ValidationError } from "./errors.ts";
-import { parseJson, validate } from "./http.ts";
+import { joinChunks, parseJson, validate } from "./http.ts";
 import { uuid } from "./schemas.ts";
 
 export const MAX_IMPORT_BYTES = 10 * 1024 * 1024;
@@ -393,13 +393,7 @@ async function readImport(deps: Deps, req: Request): Promise<Uint8Array> {
     await reader.cancel().catch(() => {});
     throw e;
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
+  return joinChunks(chunks, size);
 }
 
 /** The CSV file of a multipart upload (the part named `file`, else the first file) and its fields. */
@@ -458,20 +452,12 @@ export async function importContacts(
       throw tooLarge(`The import has more than ${MAX_IMPORT_ROWS} rows; split it into several.`);
     }
     const campaignId = oneCampaign(body.campaignId, query.campaignId, "campaignId in the body");
-    const result = await oneImportAtATime(
-      deps,
-      user,
-      () =>
-        asUser(deps.sql, user.claims, async (tx) => {
-          await requireCampaign(tx, campaignId);
-          const sink = new ImportSink(tx, campaignId);
-          for (let i = 0; i < body.contacts.length; i++) {
-            await sink.add(jsonContact(body.contacts[i], i + 1));
-          }
-          await sink.flush();
-          return sink.finish();
-        }),
-    );
+    const result = await importInto(deps, user, campaignId, async (sink) => {
+      for (let i = 0; i < body.contacts.length; i++) {
+        await sink.add(jsonContact(body.contacts[i], i + 1));
+      }
+      await sink.flush();
+    });
     deps.log.info("contacts imported", { campaignId, format: "json", ...counts(result) });
     return result;
   }
@@ -485,24 +471,26 @@ export async function importContacts(
     query.campaignId,
     "POST ?campaignId=<uuid> with the CSV as the body (or a campaignId field in the form)",
   );
-  // One transaction: a file refused mid-way (too large, unreadable) leaves nothing behind.
-  const result = await oneImportAtATime(
+  const result = await importInto(
     deps,
     user,
-    () =>
-      asUser(deps.sql, user.claims, async (tx) => {
-        await requireCampaign(tx, campaignId);
-        const sink = new ImportSink(tx, campaignId);
-        await importCsv(new Blob([upload.csv as BlobPart]).stream(), sink);
-        return sink.finish();
-      }),
+    campaignId,
+    (sink) => importCsv(new Blob([upload.csv as BlobPart]).stream(), sink),
   );
   deps.log.info("contacts imported", { campaignId, format: "csv", ...counts(result) });
   return result;
 }
 
-/** Runs the import's database work holding the user's import lease; a second one meanwhile is a 429. */
-async function oneImportAtATime<T>(deps: Deps, user: User, fn: () => Promise<T>): Promise<T> {
+/**
+ * One transaction into the user's campaign (a file refused mid-way leaves nothing behind), held
+ * under the user's import lease: a second import meanwhile is a 429.
+ */
+async function importInto(
+  deps: Deps,
+  user: User,
+  campaignId: string,
+  fill: (sink: ImportSink) => Promise<void>,
+): Promise<ImportResult> {
   const key = `import:${user.userId}`;
   const holder = crypto.randomUUID();
   const [taken] = await deps.sql<{ ok: boolean | null }[]>`
@@ -514,7 +502,12 @@ async function oneImportAtATime<T>(deps: Deps, user: User, fn: () => Promise<T>)
     );
   }
   try {
-    return await fn();
+    return await asUser(deps.sql, user.claims, async (tx) => {
+      await requireCampaign(tx, campaignId);
+      const sink = new ImportSink(tx, campaignId);
+      await fill(sink);
+      return sink.finish();
+    });
   } finally {
     await deps.sql`select internal.release_lease(${key}, ${holder})`.catch(() => {});
   }

@@ -244,6 +244,11 @@ export async function readBody(req: Request, max = MAX_BODY_BYTES): Promise<Uint
     if (size > max) throw tooLarge(max);
     chunks.push(chunk);
   }
+  return joinChunks(chunks, size);
+}
+
+/** Chunks read from a body, as one array of `size` bytes. */
+export function joinChunks(chunks: readonly Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size);
   let offset = 0;
   for (const c of chunks) {
