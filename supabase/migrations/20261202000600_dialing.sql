@@ -94,11 +94,27 @@ declare
   i integer;
   j integer;
   k integer;
+  -- Gathered from every campaign first, then given slots: the campaigns, and per candidate its
+  -- campaign (index into camps), contact, number, carrier trunk and place in its campaign.
+  camps public.campaigns[] := '{}';
+  cand_camp integer[] := '{}';
+  cand_cc public.campaign_calls[] := '{}';
+  cand_number uuid[] := '{}';
+  cand_trunk text[] := '{}';
+  cand_owner uuid[] := '{}';
+  cand_pos integer[] := '{}';
+  per_campaign integer;
 begin
   -- A scheduled campaign starts running at its starts_at (at once without one).
   update public.campaigns set status = 'running'
   where status = 'scheduled' and (starts_at is null or starts_at <= now())
     and (only_campaign is null or id = only_campaign);
+  -- Each campaign gathers at most its share of this claim, so every running campaign (and so
+  -- every tenant) is among the candidates the slots are shared between.
+  select greatest(1, ceil(max_calls::numeric / greatest(count(*), 1)))::integer into per_campaign
+  from public.campaigns x
+  where x.status = 'running' and (only_campaign is null or x.id = only_campaign)
+    and (x.starts_at is null or x.starts_at <= now());
   for c in
     select * from public.campaigns
     where status = 'running' and (only_campaign is null or id = only_campaign)
@@ -149,7 +165,7 @@ begin
     select count(*) into live from public.campaign_calls x
     where x.campaign_id = c.id and x.status in ('dialing', 'in_progress');
     free := least(case when c.agent_limit_until > now() then least(c.agent_limit, c.max_concurrent)
-                       else c.max_concurrent end - live, budget);
+                       else c.max_concurrent end - live, budget, per_campaign);
     continue when free <= 0;
 
     eligible := '{}';
@@ -197,41 +213,67 @@ begin
       n_used[best] := clock_timestamp();
     end loop;
 
-    -- Send slots from each chosen number's carrier trunk (trunks in a fixed order).
-    for trunk in select distinct t from unnest(n_carrier) t order by 1 loop
-      picked := array(select g.i from generate_subscripts(chosen, 1) g(i) where n_carrier[chosen[g.i]] = trunk order by g.i);
-      continue when cardinality(picked) = 0;
-      slots := internal.take_carrier_slots(trunk, default_cps, cardinality(picked), horizon_sec, max_rate);
-      for k in 1 .. coalesce(cardinality(slots), 0) loop
-        i := picked[k];
-        cc := eligible[i];
-        j := chosen[i];
-        update public.campaign_calls x set status = 'dialing', attempts = cc.attempts + 1, dials = cc.dials + 1,
-          lease_until = slots[k] + make_interval(secs => lease_sec), lease_owner = tick_id, last_error = null,
-          caller_number_id = n_id[j]
-        where x.id = cc.id;
-        used_id := used_id || n_id[j];
-        used_at := used_at || slots[k];
-        campaign_call_id := cc.id;
-        campaign_id := c.id;
-        owner_id := c.owner_id;
-        assistant_id := c.assistant_id;
-        phone_number_id := n_id[j];
-        carrier_trunk := trunk;
-        e164 := cc.e164;
-        attempt := cc.attempts + 1;
-        send_at := slots[k];
-        -- Deterministic per dial: a second send of the same dial is refused by the room's uniqueness.
-        room_name := format('cc-%s-%s', cc.id, cc.dials + 1);
-        participant_identity := format('sip-cc-%s-%s', cc.id, cc.dials + 1);
-        ringing_timeout_sec := c.ringing_timeout_sec;
-        max_call_duration_sec := c.max_call_duration_sec;
-        allowed_countries := c.allowed_countries;
-        variables := cc.variables;
-        name := cc.name;
-        return next;
-        budget := budget - 1;
-      end loop;
+    camps := camps || c;
+    for i in 1 .. cardinality(eligible) loop
+      cand_camp := cand_camp || cardinality(camps);
+      cand_cc := cand_cc || eligible[i];
+      cand_number := cand_number || n_id[chosen[i]];
+      cand_trunk := cand_trunk || n_carrier[chosen[i]];
+      cand_owner := cand_owner || c.owner_id;
+      cand_pos := cand_pos || i;
+    end loop;
+    budget := budget - cardinality(eligible);
+  end loop;
+
+  -- Send slots from each carrier trunk (trunks in a fixed order), shared fairly between
+  -- tenants: the candidates are ordered so that each tenant's dials on the trunk over the last
+  -- 10 s, counting those given now, stay level (a tenant's first candidate, then its second,
+  -- ...; among its campaigns, each campaign's first before any second). A tenant's share of a
+  -- busy trunk does not grow with its number of campaigns, and concurrent claims, each seeing
+  -- what the others dialed, level it over a few seconds.
+  for trunk in select distinct t from unnest(cand_trunk) t order by 1 loop
+    picked := array(
+      with g as (
+        select * from unnest(cand_trunk, cand_owner, cand_pos, cand_camp) with ordinality
+          u(on_trunk, tenant, place, camp_no, idx)
+        where u.on_trunk = trunk),
+      recent as (
+        select t.tenant, (select count(*) from public.outbound_calls o
+                          where o.owner_id = t.tenant and o.carrier_trunk = trunk
+                            and o.created_at > now() - interval '10 seconds') as dials
+        from (select distinct g.tenant from g) t)
+      select g.idx from g join recent r on r.tenant = g.tenant
+      order by r.dials + row_number() over (partition by g.tenant order by g.place, g.camp_no),
+        min(g.camp_no) over (partition by g.tenant), g.idx);
+    slots := internal.take_carrier_slots(trunk, default_cps, cardinality(picked), horizon_sec, max_rate);
+    for k in 1 .. coalesce(cardinality(slots), 0) loop
+      i := picked[k];
+      cc := cand_cc[i];
+      c := camps[cand_camp[i]];
+      update public.campaign_calls x set status = 'dialing', attempts = cc.attempts + 1, dials = cc.dials + 1,
+        lease_until = slots[k] + make_interval(secs => lease_sec), lease_owner = tick_id, last_error = null,
+        caller_number_id = cand_number[i]
+      where x.id = cc.id;
+      used_id := used_id || cand_number[i];
+      used_at := used_at || slots[k];
+      campaign_call_id := cc.id;
+      campaign_id := c.id;
+      owner_id := c.owner_id;
+      assistant_id := c.assistant_id;
+      phone_number_id := cand_number[i];
+      carrier_trunk := trunk;
+      e164 := cc.e164;
+      attempt := cc.attempts + 1;
+      send_at := slots[k];
+      -- Deterministic per dial: a second send of the same dial is refused by the room's uniqueness.
+      room_name := format('cc-%s-%s', cc.id, cc.dials + 1);
+      participant_identity := format('sip-cc-%s-%s', cc.id, cc.dials + 1);
+      ringing_timeout_sec := c.ringing_timeout_sec;
+      max_call_duration_sec := c.max_call_duration_sec;
+      allowed_countries := c.allowed_countries;
+      variables := cc.variables;
+      name := cc.name;
+      return next;
     end loop;
   end loop;
   -- Least recently used first, across campaigns and ticks: written last, once, so a claim never
@@ -248,7 +290,7 @@ begin
                                  where l.phone_number_id = any (used_id) for update skip locked);
   end if;
 end $$;
-comment on function internal.claim_calls is 'campaign-tick: claims due calls (FOR UPDATE SKIP LOCKED + lease) within the campaign''s concurrency and the callee''s window, picks each callee''s number from the campaign''s pool (resting numbers skipped; all resting pauses it), and takes send slots from each number''s carrier trunk.';
+comment on function internal.claim_calls is 'campaign-tick: claims due calls (FOR UPDATE SKIP LOCKED + lease) within the campaign''s concurrency and the callee''s window, picks each callee''s number from the campaign''s pool (resting numbers skipped; all resting pauses it), and takes send slots from each number''s carrier trunk, tenants taking turns on it.';
 
 -- Functions: the dial ----------------------------------------------------------------------------
 create function internal.call_answered(call_id uuid) returns boolean

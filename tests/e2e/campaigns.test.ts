@@ -617,3 +617,59 @@ Deno.test("a campaign before its start does not complete, even with no contacts;
     await sql`select status, status_reason from public.campaigns where id = ${f.campaignId}`;
   assert.deepEqual({ ...c }, { status: "completed", status_reason: null });
 });
+
+Deno.test("a tenant with ten campaigns and one with one get the same share of a busy carrier trunk", async () => {
+  // Tenant A: ten campaigns of one assistant; tenant B: one campaign. Both dial through the
+  // account's one carrier trunk at 4 cps, with far more callees due than it can take.
+  const many = await campaign("fair-many-0", [], { max_concurrent: 50 }, 4);
+  const manyIds = [many.campaignId];
+  for (let i = 1; i < 10; i++) {
+    const [c] = await sql`insert into public.campaigns ${
+      sql({
+        owner_id: many.user.id,
+        name: `fair-many-${i}`,
+        assistant_id: many.assistantId,
+        phone_number_id: many.numberId,
+        status: "draft",
+        window_start: "00:00",
+        window_end: "23:59:59",
+        weekdays: [1, 2, 3, 4, 5, 6, 7],
+        max_concurrent: 50,
+      })
+    } returning id`;
+    manyIds.push(c.id);
+  }
+  for (const [i, id] of manyIds.entries()) {
+    await importAs(
+      many.user,
+      id,
+      answering(`6465${i}${i}`, 20).map((phoneNumber) => ({ phoneNumber })),
+    );
+  }
+  const one = await campaign(
+    "fair-one",
+    answering("347555", 200).map((phoneNumber) => ({ phoneNumber })),
+    { max_concurrent: 50 },
+    4,
+  );
+  try {
+    for (const id of [...manyIds, one.campaignId]) await startQuietly(id);
+    // Two ticks at once, 8 s each, as pg_cron's overlapping ticks would run.
+    const ticks = await Promise.all([tick({ budgetSec: 8 }), tick({ budgetSec: 8 })]);
+    for (const t of ticks) assert.equal(t.status, 200);
+  } finally {
+    await sql`update public.campaigns set status = 'cancelled'
+      where id = any(${[...manyIds, one.campaignId]}) and status <> 'completed'`;
+    await setCarrierCps(DEFAULT_CARRIER_CPS);
+  }
+  const [{ a, b }] = await sql`select
+      count(*) filter (where owner_id = ${many.user.id})::int as a,
+      count(*) filter (where owner_id = ${one.user.id})::int as b
+    from public.outbound_calls where campaign_id = any(${[...manyIds, one.campaignId]})`;
+  console.log(`dials in 8 s at 4 cps: tenant with 10 campaigns ${a}, tenant with 1 campaign ${b}`);
+  assert.ok(a + b >= 8, `the trunk was busy (${a + b} dials)`);
+  assert.ok(
+    Math.abs(a - b) <= 0.2 * Math.max(a, b) + 1,
+    `shares ${a} and ${b} differ by over 20 %`,
+  );
+});
