@@ -95,7 +95,13 @@ export async function verifyToken(
   const claims = decodeJsonPart(parts[1]);
   const sig = b64urlDecode(parts[2]);
   if (!header || !claims || !sig) return { ok: false, message: invalid };
-  if (claims.iss !== apiKey) return { ok: false, message: "invalid API key" };
+  if (claims.iss !== apiKey) {
+    // livekit-server: errors.New("invalid API key: " + v.APIKey()).
+    return {
+      ok: false,
+      message: `invalid API key: ${typeof claims.iss === "string" ? claims.iss : ""}`,
+    };
+  }
   if (header.alg !== "HS256") {
     return {
       ok: false,

@@ -21,11 +21,18 @@ import {
 import { canAdminRoom, canCreateRoom, canListRooms } from "./auth.ts";
 import { hashedId, ID_PREFIX, newId } from "./ids.ts";
 import type { Rooms } from "./rooms.ts";
-import { PERMISSION_DENIED } from "./sip_service.ts";
+import { PERMISSION_DENIED, PSRPC_PREFIX } from "./sip_service.ts";
 import { type CallContext, method, type Service, TwirpError } from "./twirp.ts";
 
 const ROOM_NOT_FOUND = "requested room does not exist";
-const PARTICIPANT_NOT_FOUND = "participant does not exist";
+// livekit-server 1.13.5 answers these psrpc errors with the psrpc prefix (see PSRPC_PREFIX).
+const PARTICIPANT_NOT_FOUND = `${PSRPC_PREFIX}participant does not exist`;
+const DISPATCH_NOT_FOUND = `${PSRPC_PREFIX}dispatch ID not found`;
+/**
+ * Dispatch calls go to the node holding the room (psrpc, room topic); for a room that does not
+ * exist nobody answers, and livekit-server 1.13.5 says so as `unavailable` (503).
+ */
+const NO_ROOM_NODE = `${PSRPC_PREFIX}no response from servers`;
 
 function deny(): TwirpError {
   return new TwirpError("unauthenticated", PERMISSION_DENIED);
@@ -138,6 +145,7 @@ export function agentDispatchService(rooms: Rooms, agents: Agents): Service {
 
       ListDispatch: method(ListAgentDispatchRequest, (req, ctx) => {
         requireRoomAdmin(ctx, req.room);
+        if (!rooms.has(req.room)) throw new TwirpError("unavailable", NO_ROOM_NODE);
         const all = rooms.dispatches(req.room);
         return new ListAgentDispatchResponse({
           agentDispatches: req.dispatchId ? all.filter((d) => d.id === req.dispatchId) : all,
@@ -146,8 +154,9 @@ export function agentDispatchService(rooms: Rooms, agents: Agents): Service {
 
       DeleteDispatch: method(DeleteAgentDispatchRequest, (req, ctx) => {
         requireRoomAdmin(ctx, req.room);
+        if (!rooms.has(req.room)) throw new TwirpError("unavailable", NO_ROOM_NODE);
         const removed = rooms.removeDispatch(req.room, req.dispatchId);
-        if (!removed) throw new TwirpError("not_found", "dispatch not found");
+        if (!removed) throw new TwirpError("not_found", DISPATCH_NOT_FOUND);
         agents.deleted(removed.id);
         return removed;
       }),

@@ -33,7 +33,6 @@ import {
   SIPTransport,
   SIPTrunkInfo,
   SIPTrunkInfo_TrunkKind,
-  Timestamp,
   TransferSIPParticipantRequest,
   TransferSIPParticipantResponse,
   UpdateSIPDispatchRuleRequest,
@@ -124,14 +123,21 @@ function requireSipAdmin(ctx: CallContext): void {
   if (!canAdminSip(ctx.grants)) throw new TwirpError("unauthenticated", PERMISSION_DENIED);
 }
 
-function stamp<T extends { createdAt?: Timestamp; updatedAt?: Timestamp }>(
-  info: T,
-  createdAt?: Timestamp,
-): T {
-  const now = Timestamp.now();
-  info.createdAt = createdAt ?? now;
-  info.updatedAt = now;
-  return info;
+/**
+ * livekit-server 1.13.5 answers psrpc errors that a handler returns unwrapped with this prefix on
+ * their message (and their own code): "twirp error unknown: participant does not exist".
+ */
+export const PSRPC_PREFIX = "twirp error unknown: ";
+
+/**
+ * The order in which LiveKit validates a new trunk or rule against the stored ones it lists:
+ * iters.MultiIter alternates the stored list (sorted by id) with the new item, so the new one
+ * comes second (livekit pkg/service/sip.go ListSIPInboundTrunk / ListSIPDispatchRule with `add`).
+ * A conflict names the later of the two: "<new>" when the clash is with a stored item listed
+ * after the first.
+ */
+function withNew<T>(stored: T[], candidate: T): T[] {
+  return stored.length === 0 ? [candidate] : [stored[0], candidate, ...stored.slice(1)];
 }
 
 /** What differs between updating an inbound and an outbound trunk. */
@@ -151,7 +157,7 @@ type UpdateAction<Info, Update> =
 
 /** UpdateSIPInboundTrunk / UpdateSIPOutboundTrunk: the replace and update-fields forms. */
 function updateTrunk<
-  Info extends { sipTrunkId: string; createdAt?: Timestamp; updatedAt?: Timestamp; clone(): Info },
+  Info extends { sipTrunkId: string; clone(): Info },
   Update,
 >(sipTrunkId: string, action: UpdateAction<Info, Update>, rules: TrunkRules<Info, Update>): Info {
   if (sipTrunkId === "") throw invalid("trunk id must be set");
@@ -173,15 +179,18 @@ function updateTrunk<
     info = action.value.clone();
     info.sipTrunkId = current.sipTrunkId;
   } else {
-    // LiveKit returns these validation errors unwrapped, so they surface as `unknown` (500).
+    // LiveKit returns these validation errors unwrapped, so they surface as `unknown` (500), or
+    // with their own code and the psrpc prefix when they carry one.
     const applied = rules.apply(current, action.value);
     if ("problem" in applied) {
-      throw new TwirpError(applied.problem.code ?? "unknown", applied.problem.msg);
+      const { code, msg } = applied.problem;
+      throw code ? new TwirpError(code, PSRPC_PREFIX + msg) : new TwirpError("unknown", msg);
     }
     info = applied.trunk;
   }
   rules.check?.(info);
-  rules.trunks.set(info.sipTrunkId, stamp(info, current.createdAt));
+  // livekit-server 1.13.5 sets neither created_at nor updated_at (both null in its answers).
+  rules.trunks.set(info.sipTrunkId, info);
   return info;
 }
 
@@ -206,7 +215,7 @@ export function sipService(deps: SipServiceDeps): Service {
     // On update LiveKit swaps the stored trunk for the updated one only where the filter kept it.
     const list = replaceId
       ? existing.map((t) => (t.sipTrunkId === replaceId ? candidate : t))
-      : [...existing, candidate];
+      : withNew(existing, candidate);
     const err = inboundTrunkConflict(list);
     if (err) throw err;
   };
@@ -219,7 +228,7 @@ export function sipService(deps: SipServiceDeps): Service {
     const existing = byId(store.rules).filter((r) => ruleMatchesTrunks(r, trunkIds));
     const list = replaceId
       ? existing.map((r) => (r.sipDispatchRuleId === replaceId ? candidate : r))
-      : [...existing, candidate];
+      : withNew(existing, candidate);
     const err = dispatchRuleConflict(list);
     if (err) throw err;
   };
@@ -235,7 +244,7 @@ export function sipService(deps: SipServiceDeps): Service {
         const info = req.trunk.clone();
         inboundConflicts(info);
         info.sipTrunkId = newId(ID_PREFIX.trunk);
-        store.inbound.set(info.sipTrunkId, stamp(info));
+        store.inbound.set(info.sipTrunkId, info);
         return info;
       }),
 
@@ -247,7 +256,7 @@ export function sipService(deps: SipServiceDeps): Service {
         if (problem) throw invalid(problem.msg);
         const info = req.trunk.clone();
         info.sipTrunkId = newId(ID_PREFIX.trunk);
-        store.outbound.set(info.sipTrunkId, stamp(info));
+        store.outbound.set(info.sipTrunkId, info);
         return info;
       }),
 
@@ -382,7 +391,7 @@ export function sipService(deps: SipServiceDeps): Service {
         if (problem) throw invalid(problem);
         ruleConflicts(info, req.trunkIds);
         info.sipDispatchRuleId = newId(ID_PREFIX.dispatchRule);
-        store.rules.set(info.sipDispatchRuleId, stamp(info));
+        store.rules.set(info.sipDispatchRuleId, info);
         return info;
       }),
 
@@ -416,7 +425,7 @@ export function sipService(deps: SipServiceDeps): Service {
           info = applied.rule;
         }
         ruleConflicts(info, info.trunkIds, req.sipDispatchRuleId);
-        store.rules.set(info.sipDispatchRuleId, stamp(info, current.createdAt));
+        store.rules.set(info.sipDispatchRuleId, info);
         return info;
       }),
 
@@ -528,7 +537,9 @@ export function sipService(deps: SipServiceDeps): Service {
         const problem = transferProblem(req);
         if (problem) throw invalid(problem);
         const participant = deps.rooms.participant(req.roomName, req.participantIdentity);
-        if (!participant) throw new TwirpError("not_found", "participant does not exist");
+        if (!participant) {
+          throw new TwirpError("not_found", `${PSRPC_PREFIX}participant does not exist`);
+        }
         const sipCallId = participant.attributes["sip.callID"];
         if (!sipCallId) throw invalid("no SIP session associated with participant");
         await deps.calls.transfer(sipCallId, req.transferTo);

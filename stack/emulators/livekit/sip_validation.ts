@@ -11,6 +11,7 @@ import {
   SIPInboundTrunkInfo,
   SIPInboundTrunkUpdate,
   SIPMediaConfig,
+  SIPMediaEncryption,
   SIPOutboundConfig,
   SIPOutboundTrunkInfo,
   SIPOutboundTrunkUpdate,
@@ -76,10 +77,21 @@ const FORBIDDEN_HEADERS = new Set([
   "v",
 ]);
 
+/** protocol livekit/sip_validation.go allowedCharacters.Validate on token characters. */
+function tokenCharProblem(value: string): string | null {
+  for (const ch of value) {
+    const c = ch.codePointAt(0)!;
+    if (c >= 128) return `char ${c} out of range, consider explicilty adding utf8 characters`;
+    if (!TOKEN_CHARS.test(ch)) return `char ${c} not allowed`;
+  }
+  return null;
+}
+
 function headerNameProblem(name: string, restrictNames: boolean): string | null {
   if (name === "") return "header name cannot be empty";
   if (name.length > 255) return "header name too long (max 255 characters)";
-  if (!TOKEN_CHARS.test(name)) return `header name ${name} contains invalid characters`;
+  const chars = tokenCharProblem(name);
+  if (chars) return `header name ${name} contains invalid characters: ${chars}`;
   if (restrictNames && FORBIDDEN_HEADERS.has(name.toLowerCase())) {
     return `header name ${name} not supported`;
   }
@@ -193,6 +205,25 @@ export function outboundUpdateProblem(u: SIPOutboundTrunkUpdate): string | null 
   return listUpdateProblem(u.numbers) ?? mediaProblem(u.media);
 }
 
+/**
+ * What every update-fields request does to `media` (protocol livekit/sip.go updateMediaConfig
+ * and SIPMediaConfig.UpgradeWith): the result always carries a media config, empty when it had
+ * none, holding the legacy mediaEncryption unless that is DISABLE, and mediaEncryption mirrors
+ * it. livekit-server 1.13.5 answers an updated trunk or rule with `media: {}` where the created
+ * one had none.
+ */
+function upgradeMedia(t: { media?: SIPMediaConfig; mediaEncryption: SIPMediaEncryption }): void {
+  const media = t.media ?? new SIPMediaConfig();
+  if (
+    media.encryption === undefined &&
+    t.mediaEncryption !== SIPMediaEncryption.SIP_MEDIA_ENCRYPT_DISABLE
+  ) {
+    media.encryption = t.mediaEncryption;
+  }
+  t.media = media;
+  t.mediaEncryption = media.encryption ?? SIPMediaEncryption.SIP_MEDIA_ENCRYPT_DISABLE;
+}
+
 /** Applies an "update fields" request to a copy of the trunk, then validates the result. */
 export function applyInboundUpdate(
   info: SIPInboundTrunkInfo,
@@ -207,8 +238,9 @@ export function applyInboundUpdate(
   if (u.authRealm !== undefined) t.authRealm = u.authRealm;
   if (u.name !== undefined) t.name = u.name;
   if (u.metadata !== undefined) t.metadata = u.metadata;
-  if (u.mediaEncryption !== undefined) t.mediaEncryption = u.mediaEncryption;
   if (u.media !== undefined) t.media = u.media;
+  if (u.mediaEncryption !== undefined) t.mediaEncryption = u.mediaEncryption;
+  upgradeMedia(t);
   const problem = inboundTrunkProblem(t);
   return problem ? { problem } : { trunk: t };
 }
@@ -227,8 +259,9 @@ export function applyOutboundUpdate(
   if (u.name !== undefined) t.name = u.name;
   if (u.metadata !== undefined) t.metadata = u.metadata;
   if (u.fromHost !== undefined) t.fromHost = u.fromHost;
-  if (u.mediaEncryption !== undefined) t.mediaEncryption = u.mediaEncryption;
   if (u.media !== undefined) t.media = u.media;
+  if (u.mediaEncryption !== undefined) t.mediaEncryption = u.mediaEncryption;
+  upgradeMedia(t);
   const problem = outboundTrunkProblem(t);
   return problem ? { problem } : { trunk: t };
 }
@@ -336,8 +369,9 @@ export function applyDispatchRuleUpdate(
     if (v !== "") r.attributes[k] = v;
     else delete r.attributes[k];
   }
-  if (u.mediaEncryption !== undefined) r.mediaEncryption = u.mediaEncryption;
   if (u.media !== undefined) r.media = u.media;
+  if (u.mediaEncryption !== undefined) r.mediaEncryption = u.mediaEncryption;
+  upgradeMedia(r);
   const problem = dispatchRuleProblem(r);
   return problem ? { problem } : { rule: r };
 }
