@@ -12,7 +12,9 @@ language sql security definer set search_path = '' as $$
 $$;
 comment on function internal.cleanup is 'Daily: trims pg_cron''s run log (never cleaned by itself) and old finished jobs.';
 
-create function internal.schedule_jobs() returns setof cron.job
+-- Returns its own row type, not cron.job: nothing of the project depends on pg_cron's objects, so
+-- the extension can be dropped or reinstalled (from the dashboard too) once the jobs are unscheduled.
+create function internal.schedule_jobs() returns table (jobname text, schedule text, command text)
 language plpgsql security definer set search_path = '' as $$
 declare
   seconds boolean := (select (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= '{1,5}'::int[]
@@ -26,9 +28,9 @@ begin
   perform cron.schedule('webhook-deliver', case when seconds then '5 seconds' else '* * * * *' end,
     'select internal.sweep_webhooks()');
   perform cron.schedule('webhook-cleanup', '29 3 * * *', 'select internal.cleanup_webhooks()');
-  return query select * from cron.job
-    where jobname in ('provisioning-sweep', 'campaign-tick', 'cleanup', 'webhook-deliver', 'webhook-cleanup')
-    order by jobname;
+  return query select j.jobname::text, j.schedule::text, j.command::text from cron.job j
+    where j.jobname in ('provisioning-sweep', 'campaign-tick', 'cleanup', 'webhook-deliver', 'webhook-cleanup')
+    order by j.jobname;
 end $$;
 comment on function internal.schedule_jobs is 'Idempotently (re)schedules the project''s cron jobs by name; seconds schedules where pg_cron >= 1.5.';
 
