@@ -106,3 +106,14 @@ Deno.test("claims pace slots to the dial rate only when most dials miss their sl
   assert.equal(dialPace(dials(40, 30), now), 25, "40 dials in 2 s, most late: 20/s x 1.25");
   assert.equal(dialPace([{ at: now - 5000, late: true }], now), null, "old dials do not count");
 });
+
+Deno.test("a LiveKit error quoting the request's token carries no token", async () => {
+  const { ServerError } = await import("livekit-server-sdk");
+  const { describeLiveKitError } = await import("../../supabase/functions/_shared/livekit.ts");
+  const token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4eHh4eHgifQ.c2lnbmF0dXJlLXZhbHVl";
+  const f = describeLiveKitError(
+    new ServerError("unauthenticated", `invalid token: ${token}, error: signature is invalid`, 401),
+  );
+  assert.ok(!f.message.includes(token), f.message);
+  assert.match(f.message, /invalid token: \[redacted\]/);
+});

@@ -2,6 +2,7 @@
 import { AgentDispatchClient, RoomServiceClient, ServerError, SipClient } from "livekit-server-sdk";
 import { type Config, requireLiveKit } from "./config.ts";
 import { UpstreamError } from "./errors.ts";
+import { redactSecrets } from "./log.ts";
 
 export interface LiveKit {
   sip: SipClient;
@@ -114,7 +115,8 @@ export function describeLiveKitError(e: unknown): LiveKitFailure {
     return {
       code: e.code ?? "unknown",
       status: e.status ?? null,
-      message: e.message,
+      // LiveKit's own messages can quote the request's token ("invalid token: <token>, ...").
+      message: redactSecrets(e.message),
       sipStatusCode: Number.isFinite(sip) ? sip : null,
       sipStatus: meta.sip_status ?? null,
     };

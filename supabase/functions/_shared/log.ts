@@ -7,6 +7,11 @@ const SECRET_KEY = /pass(word)?|secret|token|authorization|api[_-]?key|credentia
 const SECRET_TEXT =
   /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*|\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}|\bsb_secret_[A-Za-z0-9_-]+/g;
 
+/** The text with anything shaped like a JWT, a bearer credential or a secret API key blanked. */
+export function redactSecrets(text: string): string {
+  return text.replace(SECRET_TEXT, "[redacted]");
+}
+
 function redact(value: unknown, depth = 0): unknown {
   if (typeof value === "string") return value.replace(SECRET_TEXT, "[redacted]");
   if (depth > 6 || value === null || typeof value !== "object") return value;
