@@ -57,10 +57,14 @@ comment on function internal.touch is 'Keeps updated_at current on every update.
 -- acts for nobody, so it reads nothing and changes nothing, unless the operator allows them.
 create table internal.platform_settings (
   singleton boolean primary key default true check (singleton),
-  allow_anonymous boolean not null default false
+  allow_anonymous boolean not null default false,
+  -- Per account (tenant) limits; null: none.
+  max_running_campaigns integer check (max_running_campaigns > 0),
+  max_concurrent_calls integer check (max_concurrent_calls > 0),
+  max_call_duration_sec integer check (max_call_duration_sec between 10 and 86400)
 );
 insert into internal.platform_settings default values;
-comment on table internal.platform_settings is 'Operator switches (one row, SQL editor). allow_anonymous: anonymous sessions are tenants like signed-up users (off: they can do nothing).';
+comment on table internal.platform_settings is 'Operator switches (one row, SQL editor). allow_anonymous: anonymous sessions are tenants like signed-up users (off: they can do nothing). max_running_campaigns, max_concurrent_calls, max_call_duration_sec: limits per account over all its campaigns and calls (null: none); a campaign held back by one says so in campaign_progress.throttle_reason.';
 
 create function internal.account_uid() returns uuid
 language sql stable set search_path = '' as $$

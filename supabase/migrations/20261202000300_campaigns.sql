@@ -71,6 +71,8 @@ create table public.campaigns (
   abandon_cap numeric(4, 3) not null default 0.03
     constraint "abandon_cap must be above 0 and at most 1" check (abandon_cap > 0 and abandon_cap <= 1),
   abandon_slowed_at timestamptz,
+  account_limit_reason text,
+  account_limited_at timestamptz,
   retry_voicemail_sec integer not null default 7200
     constraint "retry_voicemail_sec must be between 0 and 604800 (7 days)"
     check (retry_voicemail_sec between 0 and 604800),
@@ -89,6 +91,7 @@ create table public.campaigns (
 );
 comment on table public.campaigns is 'A list of people an assistant calls, with its calling window, limits and retry rules.';
 comment on column public.campaigns.weekdays is 'ISO weekdays (1 = Monday .. 7 = Sunday) on which calls may be placed, in the callee''s time zone.';
+comment on column public.campaigns.account_limit_reason is 'Why the last claim held this campaign back at an operator''s per-account limit (internal.platform_settings); shown as throttle_reason for 30 s after account_limited_at.';
 comment on column public.campaigns.agent_limit is 'Effective concurrency while agent_limit_until: lowered when no agent joined in time (the agent pool is saturated) or abandoned calls pass abandon_cap; throttle_reason says why.';
 comment on column public.campaigns.abandon_cap is 'The most abandoned calls per answered call over 30 days (FTC: 3 %); past it the campaign slows down, then pauses.';
 comment on column public.campaigns.retry_voicemail_sec is 'Delay before calling a callee again whose call reached a voicemail greeting (disposition voicemail), multiplied by retry_backoff per attempt like the other retry delays.';

@@ -104,7 +104,11 @@ declare
   cand_owner uuid[] := '{}';
   cand_pos integer[] := '{}';
   per_campaign integer;
+  limits internal.platform_settings;
+  account_live integer;
+  account_running integer;
 begin
+  select * into limits from internal.platform_settings;
   -- A scheduled campaign starts running at its starts_at (at once without one).
   update public.campaigns set status = 'running'
   where status = 'scheduled' and (starts_at is null or starts_at <= now())
@@ -132,6 +136,19 @@ begin
         perform internal.maybe_complete(c.id);
       end if;
       continue;
+    end if;
+    -- The operator's per-account limits: running campaigns (the earliest started run), calls at
+    -- once over all of the account's campaigns, counting those gathered in this claim.
+    if limits.max_running_campaigns is not null then
+      select count(*) into account_running from public.campaigns y
+      where y.owner_id = c.owner_id and y.status = 'running'
+        and (y.started_at, y.id) < (c.started_at, c.id);
+      if account_running >= limits.max_running_campaigns then
+        update public.campaigns set account_limited_at = now(), account_limit_reason = format(
+          'account limit: at most %s campaigns run at once; this one waits for one to end', limits.max_running_campaigns)
+        where id = c.id;
+        continue;
+      end if;
     end if;
     pool := coalesce(c.caller_number_ids, array[(internal.campaign_caller(c)).id]);
     select count(*)::integer,
@@ -166,6 +183,17 @@ begin
     where x.campaign_id = c.id and x.status in ('dialing', 'in_progress');
     free := least(case when c.agent_limit_until > now() then least(c.agent_limit, c.max_concurrent)
                        else c.max_concurrent end - live, budget, per_campaign);
+    if limits.max_concurrent_calls is not null then
+      select count(*) into account_live from public.campaign_calls x
+      where x.owner_id = c.owner_id and x.status in ('dialing', 'in_progress');
+      account_live := account_live + (select count(*) from unnest(cand_owner) o where o = c.owner_id);
+      if account_live + free > limits.max_concurrent_calls then
+        free := limits.max_concurrent_calls - account_live;
+        update public.campaigns set account_limited_at = now(), account_limit_reason = format(
+          'account limit: at most %s calls at once over all its campaigns', limits.max_concurrent_calls)
+        where id = c.id;
+      end if;
+    end if;
     continue when free <= 0;
 
     eligible := '{}';
@@ -269,7 +297,7 @@ begin
       room_name := format('cc-%s-%s', cc.id, cc.dials + 1);
       participant_identity := format('sip-cc-%s-%s', cc.id, cc.dials + 1);
       ringing_timeout_sec := c.ringing_timeout_sec;
-      max_call_duration_sec := c.max_call_duration_sec;
+      max_call_duration_sec := least(c.max_call_duration_sec, limits.max_call_duration_sec);
       allowed_countries := c.allowed_countries;
       variables := cc.variables;
       name := cc.name;
@@ -626,7 +654,9 @@ select c.id as campaign_id, c.owner_id, c.name, c.status, c.status_reason,
   a.answered_30d, a.abandoned_30d,
   round(a.abandoned_30d::numeric / greatest(a.answered_30d, 1), 4) as abandonment_rate,
   case when c.agent_limit_until > now() then c.agent_limit end as concurrency_limit,
-  case when c.agent_limit_until > now() then c.throttle_reason end as throttle_reason
+  coalesce(case when c.agent_limit_until > now() then c.throttle_reason end,
+           case when c.account_limited_at > now() - interval '30 seconds' then c.account_limit_reason end)
+    as throttle_reason
 from public.campaigns c
 left join public.campaign_calls cc on cc.campaign_id = c.id
 left join lateral (
