@@ -7,6 +7,7 @@ import type { Clock } from "./clock.ts";
 import type { Deps } from "./deps.ts";
 import { isDatabaseUnavailable } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import { type PinnedSender, postPinned } from "./pinned_http.ts";
 import {
   checkWebhookUrl,
   classifyAnswer,
@@ -28,7 +29,9 @@ export interface DeliverOptions {
 }
 
 export interface Network {
-  fetch: typeof fetch;
+  /** Sends one delivery to one of the checked addresses; never resolves the URL's name. */
+  post: PinnedSender;
+  /** Resolves a name for the URL check (the addresses the delivery then connects to). */
   resolve: Resolver;
 }
 
@@ -70,9 +73,6 @@ const DEFAULT_MAX_LANES = 8;
 const IDLE_POLL_MS = 250;
 const IDLE_POLLS = 2;
 
-type HttpClientFactory = (o: { poolMaxIdlePerHost?: number }) => Deno.HttpClient;
-const createHttpClient = (Deno as { createHttpClient?: HttpClientFactory }).createHttpClient;
-
 /** Retries a statement while the database is briefly away (a restart takes a second or two). */
 async function withDatabase<T>(clock: Clock, fn: () => Promise<T>, tries = 6): Promise<T> {
   for (let i = 1;; i++) {
@@ -89,26 +89,25 @@ async function send(
   clock: Clock,
   net: Network,
   lane: Lane,
-  url: string,
+  target: { url: string; addresses: string[] },
   d: Pending,
-  client: Deno.HttpClient | undefined,
 ): Promise<Attempt> {
   const body = deliveryBody(d.type, d.timestamp, d.data);
   const started = performance.now();
   try {
-    const res = await net.fetch(url, {
-      method: "POST",
+    // To the checked addresses only (a fresh DNS answer could be internal); redirects are not
+    // followed: only the status line and headers are read.
+    const res = await net.post({
+      url: target.url,
+      addresses: target.addresses,
       headers: {
         "Content-Type": "application/json",
         "User-Agent": "voice-lines-webhooks/1",
         ...signedHeaders(lane.secret!, d.eventId, new Date(clock.now()), body),
       },
       body,
-      redirect: "manual",
       signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
-      ...(client ? { client } : {}),
-    } as RequestInit);
-    await res.body?.cancel().catch(() => {});
+    });
     const answer = classifyAnswer(res.status, res.headers.get("retry-after"), clock.now());
     return {
       ok: answer.ok,
@@ -156,7 +155,6 @@ async function runLane(
   let released = false;
   let sent = 0;
   let failure: Attempt | null = null;
-  let client: Deno.HttpClient | undefined;
   try {
     if (!lane.secret) throw new Error("the endpoint has no signing secret in Vault");
     // Checked again at send time: a name may have been pointed at a private address since.
@@ -180,11 +178,9 @@ async function runLane(
       counts.failed++;
       return;
     }
-    // One connection per lane, kept alive across its deliveries and closed with it.
-    client = createHttpClient?.({});
     for (const d of deliveries) {
       if (clock.now() >= deadline) break;
-      const attempt = await send(clock, net, lane, target.url, d, client);
+      const attempt = await send(clock, net, lane, target, d);
       sent++;
       counts.sent++;
       const goOn = await record(d, attempt);
@@ -203,7 +199,6 @@ async function runLane(
   } catch (e) {
     l.error("webhook lane stopped", { error: e instanceof Error ? e.message : String(e) });
   } finally {
-    client?.close();
     if (!released) {
       await withDatabase(
         clock,
@@ -220,7 +215,7 @@ async function runLane(
 export async function deliverWebhooks(
   { config, sql, log, clock }: Deps,
   opts: DeliverOptions,
-  net: Network = { fetch, resolve: resolveWithDns },
+  net: Network = { post: (p) => postPinned(p), resolve: resolveWithDns },
 ): Promise<DeliverCounts> {
   const runId = crypto.randomUUID();
   const deadline = clock.now() + (opts.budgetMs ?? DEFAULT_BUDGET_MS);

@@ -153,14 +153,23 @@ function isLoopbackHost(host: string): boolean {
 }
 
 export type UrlCheck =
-  | { ok: true; url: string }
+  /** `addresses`: the ones checked, IPv4 first; a delivery connects to these and nothing else. */
+  | { ok: true; url: string; addresses: string[] }
   | { ok: false; reason: string; retryable: boolean };
+
+/** Unique, IPv4 before IPv6, otherwise in the order given. */
+function orderAddresses(addresses: string[]): string[] {
+  const unique = [...new Set(addresses.map((a) => a.replace(/^\[|\]$/g, "")))];
+  return [...unique.filter((a) => ipv4(a)), ...unique.filter((a) => !ipv4(a))];
+}
 
 /**
  * Whether a URL may receive webhooks. Production: https, and the host (an IP literal or every
  * address it resolves to) must be public. `allowLocalhost` (the local stack) also lets
  * http(s)://localhost and 127.0.0.1 through. `retryable` marks a DNS failure, which at delivery
- * time is a failed attempt like any other.
+ * time is a failed attempt like any other. An accepted URL comes with the addresses that were
+ * checked: a delivery connects to one of them and never resolves the name again (a second
+ * answer could be an internal address: DNS rebinding).
  */
 export async function checkWebhookUrl(
   raw: string,
@@ -181,14 +190,19 @@ export async function checkWebhookUrl(
   const href = url.href;
   if (href.length > 2048) return no("is longer than 2048 characters");
   const host = url.hostname.replace(/^\[|\]$/g, "");
-  if (opts.allowLocalhost && isLoopbackHost(host)) return { ok: true, url: href };
+  if (opts.allowLocalhost && isLoopbackHost(host)) {
+    // A loopback literal is itself; a localhost name is loopback by definition (RFC 6761), so
+    // it is not looked up.
+    const literal = ipv4(host) || ipv6(host) ? [host] : ["127.0.0.1", "::1"];
+    return { ok: true, url: href, addresses: literal };
+  }
   if (url.protocol !== "https:") return no("must be an https:// URL");
   const literal = ipv4(host) ?? ipv6(host);
   if (literal) {
     const why = nonPublicReason(host);
     return why
       ? no(`points at a ${why} address (${host}); webhooks go to public addresses only`)
-      : { ok: true, url: href };
+      : { ok: true, url: href, addresses: [host] };
   }
   const name = host.toLowerCase().replace(/\.$/, "");
   if (
@@ -212,7 +226,7 @@ export async function checkWebhookUrl(
       );
     }
   }
-  return { ok: true, url: href };
+  return { ok: true, url: href, addresses: orderAddresses(addresses) };
 }
 
 // Deliveries ------------------------------------------------------------------------------------
