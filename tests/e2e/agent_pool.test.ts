@@ -74,6 +74,27 @@ Deno.test("with no agent joining, create-participant answers 503 agent_unavailab
   assert.equal(n, 0, "no call record remains for a call never placed");
 });
 
+Deno.test("an agent of another agent name in the call's room is not taken for the assistant's: nothing is dialed", async () => {
+  // LiveKit dispatches agent name "" to every new room, so a worker registered without a name
+  // joins every call room as an AGENT participant, with lk.agent_name "".
+  const { user, assistantId } = await readyAssistant("unnamed");
+  await configureLiveKit({ agentWorkers: 0, unnamedAgentWorkers: -1 });
+  let res: { status: number; body: Json };
+  try {
+    res = await dialAs(user, assistantId, callee());
+  } finally {
+    await configureLiveKit({ agentWorkers: -1, unnamedAgentWorkers: 0 });
+  }
+  assert.equal(res.status, 503, JSON.stringify(res.body));
+  assert.equal(res.body.error.code, "agent_unavailable");
+  const state = await livekitState();
+  const [job] = state.agentJobs.filter((j: Json) => j.agentName === "unnamed-agent");
+  assert.ok(job?.cancelled, "the assistant's agent never joined; its dispatch was deleted");
+  const other = state.agentJobs.find((j: Json) => j.agentName === "" && j.room === job.room);
+  assert.ok(other?.joinedAt, "an agent without a name was in the call's room");
+  assert.equal(state.invitesByRoom[job.room] ?? 0, 0, "the callee was not dialed");
+});
+
 function dialAs(user: TestUser, assistantId: string, phoneNumber: string) {
   return call("create-participant", { token: user.token, body: { assistantId, phoneNumber } });
 }

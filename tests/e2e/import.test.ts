@@ -1,7 +1,6 @@
 // Contact import through the gateway: CSV (streamed, header row, bad rows named) and JSON, one
 // code path with the add_campaign_calls RPC, bounded, and the variables reaching the agent.
 import assert from "node:assert/strict";
-import { AccessToken } from "livekit-server-sdk";
 import {
   asUser,
   call,
@@ -356,17 +355,27 @@ Deno.test("per-contact variables and the call's ids reach the agent in the dispa
       ),
     "the dial",
   );
-  assert.deepEqual(JSON.parse(participant.body.participantMetadata), meta);
+  // The SIP participant carries the same metadata but the agent's token.
+  const { callToken, ...shared } = meta;
+  assert.deepEqual(JSON.parse(participant.body.participantMetadata), shared);
+  assert.equal(typeof callToken, "string");
+  const grant = JSON.parse(atob(callToken.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+  assert.deepEqual(
+    { room: grant.video.room, join: grant.video.roomJoin, publish: grant.video.canPublish },
+    { room: meta.roomName, join: true, publish: false },
+  );
+  // It reports on its own call only.
+  const elsewhere = await fetch(`${meta.functionsUrl}/call-report`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${callToken}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ roomName: "another-room", disposition: "completed" }),
+  });
+  assert.equal(elsewhere.status, 403, await elsewhere.text());
 
   // The README's agent-side script, as an agent runs it with this metadata.
-  const token = new AccessToken(stack.livekit.apiKey, stack.livekit.apiSecret, {
-    identity: "agent-reporter",
-    ttl: "5m",
-  });
-  token.addGrant({ room: meta.roomName, roomJoin: true });
   const res = await fetch(`${meta.functionsUrl}/call-report`, {
     method: "POST",
-    headers: { Authorization: `Bearer ${await token.toJwt()}`, "Content-Type": "application/json" },
+    headers: { Authorization: `Bearer ${meta.callToken}`, "Content-Type": "application/json" },
     body: JSON.stringify({
       disposition: "not_interested",
       summary: `${meta.variables.first_name ?? meta.name} is not interested.`,

@@ -34,6 +34,7 @@ import {
   type RequestLogEntry,
   startLiveKit,
 } from "../../stack/emulators/livekit/server.ts";
+import { signJwt } from "../../stack/emulators/livekit/auth.ts";
 
 type DispatchRuleArg = Parameters<SipClient["createSipDispatchRule"]>[0];
 
@@ -271,13 +272,30 @@ Deno.test("trunks missing numbers, an address, or any inbound restriction are re
   });
 });
 
-Deno.test("a token signed with the wrong secret gets a plain-text 401", async () => {
+Deno.test("a token signed with the wrong secret gets a plain-text 401 quoting the token", async () => {
   await withEmulator({}, async (lk) => {
     const sip = new SipClient(lk.url, KEY, "not-the-secret-but-long-enough-anyway");
     const err = await serverError(sip.listSipInboundTrunk());
     assert.equal(err.status, 401);
     assert.equal(err.code, undefined, "a plain-text body carries no Twirp code");
-    assert.match(err.message, /^invalid authorization token/);
+    // livekit-server pkg/service/auth.go: "invalid token: " + token + ", error: " + err.
+    assert.match(
+      err.message,
+      /^invalid token: eyJ[\w-]+\.[\w-]+\.[\w-]+, error: token signature is invalid: signature is invalid$/,
+    );
+    const expired = await serverError(
+      new SipClient(lk.url, undefined, undefined, {
+        token: await signJwt({ iss: KEY, exp: Math.floor(Date.now() / 1000) - 3600 }, SECRET),
+      }).listSipInboundTrunk(),
+    );
+    assert.match(
+      expired.message,
+      /^invalid token: eyJ.*, error: token has invalid claims: token is expired$/,
+    );
+    const garbled = await serverError(
+      new SipClient(lk.url, undefined, undefined, { token: "not-a-token" }).listSipInboundTrunk(),
+    );
+    assert.equal(garbled.message, "invalid authorization token");
   });
 });
 
@@ -844,7 +862,10 @@ Deno.test("createDispatch creates the room and listParticipants shows the SIP pa
     assert.match(created.id, /^AD_[0-9A-Za-z]{12}$/);
     assert.equal(created.agentName, "phone-agent");
     assert.equal(created.metadata, '{"call":"cc-1"}');
-    assert.deepEqual((await dispatch.listDispatch("room-agent")).map((d) => d.id), [created.id]);
+    // The new room also got livekit-server's automatic dispatch for agent name "".
+    const listed = await dispatch.listDispatch("room-agent");
+    assert.deepEqual(listed.map((d) => d.agentName).sort(), ["", "phone-agent"]);
+    assert.equal(listed.find((d) => d.agentName === "phone-agent")?.id, created.id);
 
     const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
     const [room] = await rooms.listRooms();
@@ -900,7 +921,7 @@ Deno.test("deleting a room ends its calls and finishes it; deleting an unknown r
 
       const err = await serverError(rooms.deleteRoom("room-delete"));
       assert.equal(err.code, "not_found");
-      assert.equal(err.message, "requested room does not exist");
+      assert.equal(err.message, "twirp error unknown: requested room does not exist");
     });
   });
 });
@@ -1092,7 +1113,7 @@ Deno.test("requests LiveKit would reject are refused with its messages", async (
   });
 });
 
-Deno.test("an agent dispatch retried with the same request id keeps its id", async () => {
+Deno.test("an agent dispatch retried with the same request id is a new dispatch, as on livekit-server", async () => {
   await withEmulator({}, async (lk) => {
     const token = await adminToken({ video: { roomAdmin: true, room: "room-retry" } });
     const create = async () => {
@@ -1110,9 +1131,64 @@ Deno.test("an agent dispatch retried with the same request id keeps its id", asy
     };
     const first = await create();
     assert.match(first, /^AD_[0-9A-Za-z]{12}$/);
-    assert.equal(await create(), first);
+    const second = await create();
+    assert.match(second, /^AD_[0-9A-Za-z]{12}$/);
+    assert.notEqual(second, first, "livekit-server gives each CreateDispatch a new random id");
     const dispatch = new AgentDispatchClient(lk.url, KEY, SECRET);
-    assert.equal((await dispatch.listDispatch("room-retry")).length, 1);
+    const mine = (await dispatch.listDispatch("room-retry")).filter((d) =>
+      d.agentName === "phone-agent"
+    );
+    assert.deepEqual(mine.map((d) => d.id).sort(), [first, second].sort());
+  });
+});
+
+Deno.test('every new room gets a dispatch for agent name ""; only a worker without a name takes it', async () => {
+  await withEmulator({ timeScale: 0.01 }, async (lk) => {
+    const rooms = new RoomServiceClient(lk.url, KEY, SECRET);
+    const dispatch = new AgentDispatchClient(lk.url, KEY, SECRET);
+    const sip = new SipClient(lk.url, KEY, SECRET);
+    const names = async (room: string) =>
+      (await dispatch.listDispatch(room)).map((d) => d.agentName).sort();
+
+    // CreateRoom without agents, a dispatch's room and a call's room: the automatic dispatch.
+    await rooms.createRoom({ name: "room-plain" });
+    assert.deepEqual(await names("room-plain"), [""]);
+    await dispatch.createDispatch("room-dispatched", "phone-agent");
+    assert.deepEqual(await names("room-dispatched"), ["", "phone-agent"]);
+    const trunk = await outboundTrunk(sip);
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000001", "room-called", {
+      participantIdentity: "callee",
+    });
+    assert.deepEqual(await names("room-called"), [""]);
+    // CreateRoom with agents: those instead.
+    await rooms.createRoom({
+      name: "room-with-agents",
+      agents: [new RoomAgentDispatch({ agentName: "front-desk", metadata: "m" })],
+    });
+    assert.deepEqual(
+      (await dispatch.listDispatch("room-with-agents")).map((d) => [d.agentName, d.metadata]),
+      [["front-desk", "m"]],
+    );
+
+    // No worker registered without a name (the default): the job is dropped, nothing joins for
+    // it; the named agent joins with lk.agent_name set (livekit pkg/agent/worker.go).
+    const agentsIn = async (room: string) =>
+      (await rooms.listParticipants(room)).filter((p) => p.kind === ParticipantInfo_Kind.AGENT);
+    await waitFor("the phone agent", async () => (await agentsIn("room-dispatched")).length > 0);
+    const [phoneAgent] = await agentsIn("room-dispatched");
+    assert.equal(phoneAgent.attributes["lk.agent_name"], "phone-agent");
+    assert.equal(phoneAgent.attributes["lk.agent.state"], "listening");
+    assert.deepEqual(await agentsIn("room-called"), []);
+    assert.ok(lk.state().agentJobs.every((j) => j.agentName !== ""), 'no job for agent name ""');
+
+    // A worker registered without a name joins every new room through that dispatch.
+    lk.configure({ unnamedAgentWorkers: -1 });
+    await sip.createSipParticipant(trunk.sipTrunkId, "+15550000002", "room-called-2", {
+      participantIdentity: "callee",
+    });
+    await waitFor("the unnamed agent", async () => (await agentsIn("room-called-2")).length > 0);
+    const [unnamed] = await agentsIn("room-called-2");
+    assert.equal(unnamed.attributes["lk.agent_name"], "");
   });
 });
 

@@ -821,11 +821,9 @@ const agentDispatch: Scenario = async (r, b) => {
     () => dispatch.createDispatch(room, "receptionist", { metadata: '{"callId":"c-1"}' }),
   );
   await r.call("the room exists", () => rooms.listRooms([room]), { list: true });
-  await r.call(
-    "listDispatch (product dispatches only)",
-    async () => (await dispatch.listDispatch(room)).filter((d) => d.agentName !== ""),
-    { list: true },
-  );
+  await r.call("listDispatch (with the automatic one)", () => dispatch.listDispatch(room), {
+    list: true,
+  });
   await delay(300);
   await r.call("no agent joins", () => rooms.listParticipants(room), { list: true });
   await r.call("getDispatch", () => dispatch.getDispatch(created?.id ?? "", room));
@@ -848,7 +846,7 @@ const agentDispatch: Scenario = async (r, b) => {
     ...requestId,
   });
   const id = (x: { json: Json }) => (x.json as { id?: string }).id ?? null;
-  r.record("a request id sent twice: one dispatch", {
+  r.record("a request id sent twice: two dispatches", {
     statuses: [once.status, twice.status],
     sameId: id(once) !== null && id(once) === id(twice),
   });
@@ -1022,28 +1020,10 @@ const SCENARIOS: [string, Scenario][] = [
 // Differences the emulator still has, each pinned by an assertion of
 // tests/integration/livekit_emulator.test.ts (not this file's to change): listed here so that the
 // test fails on any other difference, and also when one of these goes away (then drop it here).
-// Each is in stack/emulators/livekit/README.md, "Differences from livekit-server".
+// Each is in stack/emulators/livekit/README.md, "Checked against livekit-server".
 
-const AWAITING_EMULATOR_TEST_CHANGE: Record<string, string> = {
-  "agent dispatch: a request id sent twice: one dispatch":
-    "livekit-server gives each CreateDispatch a new random id (pkg/rtc/room.go, guid.New); the " +
-    "emulator derives it from X-Livekit-Request-Id, as livekit_emulator.test.ts 'an agent " +
-    "dispatch retried with the same request id keeps its id' asserts",
-  'agent dispatch: the automatic dispatch for agent name ""':
-    'livekit-server adds a dispatch for agent name "" to every room created without agents ' +
-    "(pkg/rtc/room.go createAgentDispatchesFromRoomAgent); livekit_emulator.test.ts asserts " +
-    "listDispatch lists only the created dispatch ('createDispatch creates the room ...', " +
-    "'an agent dispatch retried ...')",
-  "rooms and participants: deleteRoom again":
-    "livekit-server says 'twirp error unknown: requested room does not exist'; " +
-    "livekit_emulator.test.ts 'deleting a room ends its calls ...' asserts the message without " +
-    "the prefix",
-  "rooms and participants: deleteRoom of an unknown room": "as 'deleteRoom again'",
-  "auth: a token signed with another secret":
-    "livekit-server says 'invalid token: <the token>, error: token signature is invalid: ...' " +
-    "(pkg/service/auth.go); livekit_emulator.test.ts 'a token signed with the wrong secret ...' " +
-    "asserts /^invalid authorization token/",
-};
+// None at present.
+const AWAITING_EMULATOR_TEST_CHANGE: Record<string, string> = {};
 
 interface Difference {
   label: string;

@@ -4,6 +4,11 @@
  * worker joins the room (kind AGENT) after its start-up time and publishes its audio. A job
  * ends when the room's last other participant has left, when the room goes, or when its
  * dispatch is deleted; its worker then takes the next waiting job of that name.
+ *
+ * Every new room also gets a dispatch for agent name "" (rooms.ts). Its job goes to workers
+ * registered without an agent name (`unnamedAgentWorkers`); with none registered, as by default,
+ * it is dropped and nothing joins, as livekit-server drops a job no worker is registered for
+ * (reference livekit-selfhosted.md "Agent dispatch", livekit `pkg/agent/client.go`).
  */
 import {
   type AgentDispatch,
@@ -17,6 +22,11 @@ import type { Scheduler } from "./timers.ts";
 export interface AgentKnobs {
   /** Workers per agent name; -1 = as many as there are jobs. */
   agentWorkers: number;
+  /**
+   * Workers registered without an agent name, which take the automatic dispatch for agent name
+   * "" every new room gets; 0 = none registered (those jobs are dropped); -1 = as many as jobs.
+   */
+  unnamedAgentWorkers: number;
   /** A worker's time from taking a job to joining its room (simulated ms). */
   agentJoinDelayMs: number;
   /** 0..1 chance a joined agent never publishes audio (never speaks). */
@@ -68,7 +78,9 @@ export class Agents {
 
   /** A new dispatch: a job for a worker of its agent name. */
   dispatched(d: AgentDispatch): void {
-    if (!d.agentName) return;
+    // No worker registered under the name: LiveKit drops the job, never retried. Modelled for
+    // agent name "" only; a named agent's job waits for a worker (`agentWorkers`).
+    if (d.agentName === "" && this.#workers("") === 0) return;
     if (this.#jobs.some((j) => j.record.dispatchId === d.id)) return;
     this.#jobs.push({
       state: "waiting",
@@ -114,6 +126,12 @@ export class Agents {
     return this.#jobs.filter((j) => j.record.room === room && j.state !== "done");
   }
 
+  /** Workers of an agent name (-1 = as many as there are jobs). */
+  #workers(agentName: string): number {
+    const k = this.#deps.knobs();
+    return agentName === "" ? k.unnamedAgentWorkers : k.agentWorkers;
+  }
+
   #busy(agentName: string): number {
     return this.#jobs.filter((j) =>
       j.record.agentName === agentName && (j.state === "starting" || j.state === "joined")
@@ -122,10 +140,10 @@ export class Agents {
 
   /** Hands waiting jobs, oldest first, to free workers. */
   #pump(): void {
-    const { agentWorkers } = this.#deps.knobs();
     for (const job of this.#jobs) {
       if (job.state !== "waiting") continue;
-      if (agentWorkers >= 0 && this.#busy(job.record.agentName) >= agentWorkers) continue;
+      const workers = this.#workers(job.record.agentName);
+      if (workers >= 0 && this.#busy(job.record.agentName) >= workers) continue;
       if (!this.#deps.rooms.has(job.record.room)) {
         job.state = "done";
         job.record.cancelled = true;
@@ -153,7 +171,9 @@ export class Agents {
       identity,
       name: agentName,
       metadata: "",
-      attributes: { "lk.agent.state": "listening" },
+      // livekit-server sets lk.agent_name on every agent's token to its worker's agent name
+      // (pkg/agent/worker.go AgentNameAttributeKey; reference livekit-selfhosted.md).
+      attributes: { "lk.agent.state": "listening", "lk.agent_name": agentName },
       kind: ParticipantInfo_Kind.AGENT,
     }, () => this.#end(job, DisconnectReason.ROOM_DELETED, false));
     if (Math.random() >= this.#deps.knobs().agentSilentRate) {

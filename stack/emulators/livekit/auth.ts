@@ -80,21 +80,27 @@ export async function signJwt(payload: Record<string, unknown>, secret: string):
 }
 
 /**
- * Verifies an API token the way LiveKit's auth middleware does. Messages follow
- * livekit-server (pkg/service/auth.go) wrapping golang-jwt's errors.
+ * Verifies an API token the way LiveKit's auth middleware does (livekit-server
+ * pkg/service/auth.go): a token that does not parse is `invalid authorization token`; an unknown
+ * key `invalid API key: <key>`; a failed verification (golang-jwt's error) repeats the whole
+ * token: `invalid token: <token>, error: <error>`.
  */
 export async function verifyToken(
   token: string,
   apiKey: string,
   apiSecret: string,
 ): Promise<AuthResult> {
-  const invalid = "invalid authorization token";
+  const unparsable = { ok: false, message: "invalid authorization token" } as const;
+  const invalid = (error: string): AuthResult => ({
+    ok: false,
+    message: `invalid token: ${token}, error: ${error}`,
+  });
   const parts = token.split(".");
-  if (parts.length !== 3) return { ok: false, message: invalid };
+  if (parts.length !== 3) return unparsable;
   const header = decodeJsonPart(parts[0]);
   const claims = decodeJsonPart(parts[1]);
   const sig = b64urlDecode(parts[2]);
-  if (!header || !claims || !sig) return { ok: false, message: invalid };
+  if (!header || !claims || !sig) return unparsable;
   if (claims.iss !== apiKey) {
     // livekit-server: errors.New("invalid API key: " + v.APIKey()).
     return {
@@ -103,12 +109,7 @@ export async function verifyToken(
     };
   }
   if (header.alg !== "HS256") {
-    return {
-      ok: false,
-      message: `${invalid}: token signature is invalid: signing method ${
-        String(header.alg)
-      } is invalid`,
-    };
+    return invalid(`token signature is invalid: signing method ${String(header.alg)} is invalid`);
   }
   const valid = await crypto.subtle.verify(
     "HMAC",
@@ -116,22 +117,18 @@ export async function verifyToken(
     sig,
     enc.encode(`${parts[0]}.${parts[1]}`),
   );
-  if (!valid) {
-    return { ok: false, message: `${invalid}: token signature is invalid: signature is invalid` };
-  }
+  if (!valid) return invalid("token signature is invalid: signature is invalid");
   const now = Date.now() / 1000;
   if (typeof claims.exp !== "number") {
-    return {
-      ok: false,
-      message:
-        `${invalid}: token has invalid claims: token is missing required claim: exp claim is required`,
-    };
+    return invalid(
+      "token has invalid claims: token is missing required claim: exp claim is required",
+    );
   }
   if (now > claims.exp + LEEWAY_SECONDS) {
-    return { ok: false, message: `${invalid}: token has invalid claims: token is expired` };
+    return invalid("token has invalid claims: token is expired");
   }
   if (typeof claims.nbf === "number" && now < claims.nbf - LEEWAY_SECONDS) {
-    return { ok: false, message: `${invalid}: token has invalid claims: token is not valid yet` };
+    return invalid("token has invalid claims: token is not valid yet");
   }
   return {
     ok: true,

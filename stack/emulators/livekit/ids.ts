@@ -35,14 +35,3 @@ export function newId(prefix: string): string {
   }
   return prefix + out.join("");
 }
-
-/** A stable id derived from `seed` (LiveKit derives agent dispatch ids from the request id). */
-export async function hashedId(prefix: string, seed: string): Promise<string> {
-  const out: string[] = [];
-  let block = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(seed)));
-  for (let round = 0; round < 16 && out.length < ID_LENGTH; round++) {
-    fill(out, block);
-    block = new Uint8Array(await crypto.subtle.digest("SHA-256", block));
-  }
-  return prefix + out.join("");
-}

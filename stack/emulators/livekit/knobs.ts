@@ -57,6 +57,7 @@ export const DEFAULT_KNOBS: LiveKitKnobs = {
   webhookUrl: null,
   transferRefusal: null,
   agentWorkers: -1,
+  unnamedAgentWorkers: 0,
   agentJoinDelayMs: 500,
   agentSilentRate: 0,
 };
@@ -80,6 +81,7 @@ const knobsPatch = z.object({
     at: z.enum(["refer", "notify"]).optional(),
   }).nullable().optional(),
   agentWorkers: z.number().int().min(-1).optional(),
+  unnamedAgentWorkers: z.number().int().min(-1).optional(),
   agentJoinDelayMs: z.number().min(0).optional(),
   agentSilentRate: z.number().min(0).max(1).optional(),
 }).strict();

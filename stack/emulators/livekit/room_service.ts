@@ -1,8 +1,6 @@
 /** livekit.RoomService and livekit.AgentDispatchService over Twirp. */
 import type { Agents } from "./agents.ts";
 import {
-  AgentDispatch,
-  AgentDispatchState,
   CreateAgentDispatchRequest,
   CreateRoomRequest,
   DeleteAgentDispatchRequest,
@@ -19,13 +17,12 @@ import {
   RoomParticipantIdentity,
 } from "@livekit/protocol";
 import { canAdminRoom, canCreateRoom, canListRooms } from "./auth.ts";
-import { hashedId, ID_PREFIX, newId } from "./ids.ts";
 import type { Rooms } from "./rooms.ts";
 import { PERMISSION_DENIED, PSRPC_PREFIX } from "./sip_service.ts";
 import { type CallContext, method, type Service, TwirpError } from "./twirp.ts";
 
-const ROOM_NOT_FOUND = "requested room does not exist";
 // livekit-server 1.13.5 answers these psrpc errors with the psrpc prefix (see PSRPC_PREFIX).
+const ROOM_NOT_FOUND = `${PSRPC_PREFIX}requested room does not exist`;
 const PARTICIPANT_NOT_FOUND = `${PSRPC_PREFIX}participant does not exist`;
 const DISPATCH_NOT_FOUND = `${PSRPC_PREFIX}dispatch ID not found`;
 /**
@@ -42,43 +39,21 @@ function requireRoomAdmin(ctx: CallContext, room: string): void {
   if (!canAdminRoom(ctx.grants, room)) throw deny();
 }
 
-async function dispatchId(ctx: CallContext): Promise<string> {
-  // LiveKit derives the id from the request id, so an SDK retry lands on the same dispatch.
-  return ctx.requestId
-    ? await hashedId(ID_PREFIX.agentDispatch, ctx.requestId)
-    : newId(ID_PREFIX.agentDispatch);
-}
-
-function newDispatch(id: string, init: Partial<AgentDispatch>): AgentDispatch {
-  return new AgentDispatch({
-    ...init,
-    id,
-    state: new AgentDispatchState({ createdAt: BigInt(Date.now()) * 1_000_000n }),
-  });
-}
-
 export function roomService(rooms: Rooms): Service {
   return {
     methods: {
       CreateRoom: method(CreateRoomRequest, (req, ctx) => {
         if (!canCreateRoom(ctx.grants)) throw deny();
         if (req.name === "") throw new TwirpError("invalid_argument", "no room name");
-        const existed = rooms.has(req.name);
-        const room = rooms.ensure(req.name, {
+        // A new room gets a dispatch per requested agent, or the automatic one for agent name ""
+        // (Rooms.ensure); an existing room keeps its own.
+        return rooms.ensure(req.name, {
           emptyTimeout: req.emptyTimeout,
           departureTimeout: req.departureTimeout,
           maxParticipants: req.maxParticipants,
           metadata: req.metadata,
+          agents: req.agents,
         });
-        if (!existed) {
-          for (const agent of req.agents) {
-            rooms.addDispatch(
-              req.name,
-              newDispatch(newId(ID_PREFIX.agentDispatch), { ...agent, room: req.name }),
-            );
-          }
-        }
-        return room;
       }),
 
       ListRooms: method(ListRoomsRequest, (req, ctx) => {
@@ -128,19 +103,18 @@ export function roomService(rooms: Rooms): Service {
 export function agentDispatchService(rooms: Rooms, agents: Agents): Service {
   return {
     methods: {
-      CreateDispatch: method(CreateAgentDispatchRequest, async (req, ctx) => {
+      CreateDispatch: method(CreateAgentDispatchRequest, (req, ctx) => {
         requireRoomAdmin(ctx, req.room);
-        const dispatch = newDispatch(await dispatchId(ctx), {
+        // A new random id every time, also for a request repeated with the same
+        // X-Livekit-Request-Id: livekit-server does not de-duplicate (pkg/rtc/room.go, guid.New).
+        // The room, if new, also gets the automatic dispatch for agent name "" (Rooms.ensure).
+        return rooms.addDispatch(req.room, {
           agentName: req.agentName,
-          room: req.room,
           metadata: req.metadata,
           restartPolicy: req.restartPolicy,
           deployment: req.deployment,
           attributes: req.attributes,
         });
-        const added = rooms.addDispatch(req.room, dispatch);
-        agents.dispatched(added);
-        return added;
       }),
 
       ListDispatch: method(ListAgentDispatchRequest, (req, ctx) => {

@@ -5,12 +5,14 @@
  */
 import {
   AgentDispatch,
+  AgentDispatchState,
   DisconnectReason,
   ParticipantInfo,
   ParticipantInfo_Kind,
   ParticipantInfo_State,
   ParticipantPermission,
   Room,
+  RoomAgentDispatch,
   RoomEndReason,
   TrackInfo,
   TrackSource,
@@ -30,7 +32,15 @@ export interface RoomSettings {
   departureTimeout?: number;
   maxParticipants?: number;
   metadata?: string;
+  /** The agents CreateRoom asks for; none gets the automatic dispatch for agent name "". */
+  agents?: DispatchInit[];
 }
+
+/** What a dispatch is made of (its id, room and state are the room's to set). */
+export type DispatchInit = Pick<
+  AgentDispatch,
+  "agentName" | "metadata" | "restartPolicy" | "deployment" | "attributes"
+>;
 
 export interface ParticipantInit {
   identity: string;
@@ -61,6 +71,8 @@ export interface RoomsDeps {
   emit(event: WebhookEvent): void;
   /** Simulated seconds to real milliseconds (applies the time scale). */
   scaledMs(seconds: number): number;
+  /** A new dispatch: its job is offered to the agent workers. */
+  dispatched(dispatch: AgentDispatch): void;
 }
 
 export class Rooms {
@@ -79,7 +91,12 @@ export class Rooms {
     return this.#rooms.get(name)?.info.clone();
   }
 
-  /** Returns the room, creating it (room_started) when it does not exist. */
+  /**
+   * Returns the room, creating it (room_started) when it does not exist. A new room gets a
+   * dispatch for each agent asked for, or, when none is, one for agent name "": livekit-server
+   * gives every new room that automatic dispatch (pkg/rtc/room.go
+   * createAgentDispatchesFromRoomAgent; reference livekit-selfhosted.md "Agent dispatch").
+   */
   ensure(name: string, settings: RoomSettings = {}): Room {
     const existing = this.#rooms.get(name);
     if (existing) return existing.info.clone();
@@ -103,6 +120,11 @@ export class Rooms {
     this.#rooms.set(name, entry);
     this.#emit("room_started", entry);
     this.#scheduleCloseIfEmpty(entry);
+    const agents = settings.agents?.length ? settings.agents : [new RoomAgentDispatch()];
+    for (const a of agents) {
+      const { agentName, metadata, restartPolicy, deployment, attributes } = a;
+      this.#dispatch(entry, { agentName, metadata, restartPolicy, deployment, attributes });
+    }
     return entry.info.clone();
   }
 
@@ -199,12 +221,21 @@ export class Rooms {
     return names.length ? rooms.filter((r) => names.includes(r.name)) : rooms;
   }
 
-  addDispatch(roomName: string, dispatch: AgentDispatch): AgentDispatch {
+  /** CreateDispatch: a dispatch with a new random id, in the room (created if need be). */
+  addDispatch(roomName: string, init: DispatchInit): AgentDispatch {
     this.ensure(roomName);
-    const entry = this.#rooms.get(roomName)!;
-    const same = entry.dispatches.find((d) => d.id === dispatch.id);
-    if (same) return same.clone();
+    return this.#dispatch(this.#rooms.get(roomName)!, init);
+  }
+
+  #dispatch(entry: RoomEntry, init: DispatchInit): AgentDispatch {
+    const dispatch = new AgentDispatch({
+      ...init,
+      id: newId(ID_PREFIX.agentDispatch),
+      room: entry.info.name,
+      state: new AgentDispatchState({ createdAt: BigInt(Date.now()) * 1_000_000n }),
+    });
     entry.dispatches.push(dispatch);
+    this.#deps.dispatched(dispatch.clone());
     return dispatch.clone();
   }
 

@@ -99,6 +99,7 @@ export async function startLiveKit(opts: LiveKitEmulatorOptions): Promise<LiveKi
       webhooks.emit(e);
       agents.observe(e);
     },
+    dispatched: (d) => agents.dispatched(d),
   });
   const agents: Agents = new Agents({ rooms, scheduler, scaledMs, knobs: () => knobs });
   const calls = new Calls({

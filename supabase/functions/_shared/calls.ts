@@ -14,7 +14,12 @@ import {
   RateLimitError,
   UpstreamError,
 } from "./errors.ts";
-import { describeLiveKitError, DIAL_TIMEOUT_SEC, type LiveKitFailure } from "./livekit.ts";
+import {
+  describeLiveKitError,
+  DIAL_TIMEOUT_SEC,
+  type LiveKitFailure,
+  roomToken,
+} from "./livekit.ts";
 import type { Logger } from "./log.ts";
 import {
   applyEvent,
@@ -282,7 +287,9 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
   const id = crypto.randomUUID();
   // One statement before dialing: the ready trunk, the do-not-call check, a campaign still
   // running, and the record. Only when it writes nothing is the reason looked up.
-  const [inserted] = await sql<(CallRow & { agent_name: string })[]>`
+  const [inserted] = await sql<
+    (CallRow & { agent_name: string; account_max_call_sec: number | null })[]
+  >`
     insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
       attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id, carrier_trunk)
     select ${id}, p.owner_id, a.id, p.id, ${input.campaign?.campaignId ?? null}, ${
@@ -303,7 +310,8 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
   }
     order by (p.rest_until > now()) is true, p.e164 limit 1
     on conflict (room_name) do nothing
-    returning *, (select x.agent_name from public.assistant x where x.id = assistant_id) as agent_name`;
+    returning *, (select x.agent_name from public.assistant x where x.id = assistant_id) as agent_name,
+      (select l.max_call_duration_sec from internal.platform_settings l) as account_max_call_sec`;
   if (!inserted) return await refused(sql, input);
   const trunk = {
     ...inserted,
@@ -344,12 +352,24 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
     from: trunk.e164,
     functionsUrl: `${config.supabaseUrl}/functions/v1`,
   };
+  // The agent's credential for call-report and transfer-call on this call only: a LiveKit token
+  // for the call's room (nothing to publish or subscribe), so an agent needs no API secret.
+  const maxCallSec = Math.min(
+    input.maxCallDurationSec ?? config.maxCallDurationSec,
+    trunk.account_max_call_sec ?? Infinity,
+  );
+  const callToken = await roomToken(
+    config,
+    call.room_name,
+    `reporter-${call.id}`,
+    maxCallSec + 600,
+  );
   let dispatchId: string | null = null;
   let answer: DialAnswer;
   let dialedAt: Date | null = null;
   try {
     const dispatch = await lk.dispatch.createDispatch(call.room_name, trunk.agent_name, {
-      metadata: JSON.stringify(metadata),
+      metadata: JSON.stringify({ ...metadata, callToken }),
     });
     dispatchId = dispatch.id;
   } catch (e) {
@@ -366,7 +386,7 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
     // No silent answers: the callee's phone rings only once the agent is in the room. It has
     // until just before the slot to join unseen (one look then usually finds it).
     if (slot) await clock.sleep(slot.getTime() - AGENT_LOOK_AHEAD_MS - clock.now());
-    agent = await awaitAgent(deps, call.room_name, config.agentJoinTimeoutSec);
+    agent = await awaitAgent(deps, call.room_name, trunk.agent_name, config.agentJoinTimeoutSec);
     if (!agent) {
       await lk.dispatch.deleteDispatch(dispatchId, call.room_name).catch(() => {});
       await sql`delete from public.outbound_calls where id = ${call.id}`;
@@ -419,7 +439,8 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
           fromNumber: trunk.e164,
           waitUntilAnswered: true,
           ringingTimeout,
-          maxCallDuration: input.maxCallDurationSec ?? config.maxCallDurationSec,
+          // The operator's per-account limit, if any, caps every call's length.
+          maxCallDuration: maxCallSec,
           krispEnabled: true,
           timeout: DIAL_TIMEOUT_SEC,
         },
@@ -453,12 +474,27 @@ export class AgentUnavailableError extends AppError {
   }
 }
 
-/** The assistant's agent once it is in the room (LiveKit's participants say so), or null. */
-async function awaitAgent({ liveKit: lk, clock }: Deps, room: string, waitSec: number) {
+/** LiveKit's attribute naming the agent name an agent participant was dispatched under. */
+const AGENT_NAME_ATTRIBUTE = "lk.agent_name";
+
+/**
+ * The assistant's agent once it is in the room (LiveKit's participants say so), or null. Only an
+ * AGENT participant whose `lk.agent_name` is the assistant's agent name counts: LiveKit also
+ * dispatches agent name "" to every new room, so a worker registered without a name joins too.
+ */
+async function awaitAgent(
+  { liveKit: lk, clock }: Deps,
+  room: string,
+  agentName: string,
+  waitSec: number,
+) {
   const until = clock.now() + waitSec * 1000;
   for (let pause = 25;; pause = Math.min(pause * 2, 250)) {
     const found = await lk.rooms.listParticipants(room).then(
-      (ps) => ps.find((p) => p.kind === ParticipantInfo_Kind.AGENT) ?? null,
+      (ps) =>
+        ps.find((p) =>
+          p.kind === ParticipantInfo_Kind.AGENT && p.attributes[AGENT_NAME_ATTRIBUTE] === agentName
+        ) ?? null,
       () => null,
     );
     if (found) return found;

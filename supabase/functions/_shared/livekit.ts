@@ -1,5 +1,11 @@
 // The LiveKit clients (the real livekit-server-sdk) and the mapping of their errors.
-import { AgentDispatchClient, RoomServiceClient, ServerError, SipClient } from "livekit-server-sdk";
+import {
+  AccessToken,
+  AgentDispatchClient,
+  RoomServiceClient,
+  ServerError,
+  SipClient,
+} from "livekit-server-sdk";
 import { type Config, requireLiveKit } from "./config.ts";
 import { UpstreamError } from "./errors.ts";
 import { redactSecrets } from "./log.ts";
@@ -18,6 +24,22 @@ export const REQUEST_TIMEOUT_SEC = 35;
 export const DIAL_TIMEOUT_SEC = 85;
 
 /** Clients for the configured LiveKit project; key and secret always passed explicitly. */
+/**
+ * A LiveKit token for one room that can join it but neither publish nor subscribe: what the
+ * product hands an agent for call-report and transfer-call on that call (agent_auth.ts).
+ */
+export async function roomToken(
+  config: Config,
+  room: string,
+  identity: string,
+  ttlSec: number,
+): Promise<string> {
+  const { apiKey, apiSecret } = requireLiveKit(config);
+  const token = new AccessToken(apiKey, apiSecret, { identity, ttl: Math.ceil(ttlSec) });
+  token.addGrant({ room, roomJoin: true, canPublish: false, canSubscribe: false });
+  return await token.toJwt();
+}
+
 export function liveKit(config: Config): LiveKit {
   const { host, apiKey, apiSecret } = requireLiveKit(config);
   const key = `${host}|${apiKey}`;
