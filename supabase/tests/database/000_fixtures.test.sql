@@ -51,6 +51,18 @@ begin
   return jsonb_build_object('user', uid, 'assistant', aid, 'number', pid, 'campaign', cid, 'e164', e164);
 end $$;
 
+-- The owner fixture with its number ready on a carrier trunk, as provisioning would leave it.
+create or replace function tests.create_ready_fixture(email text, trunk_id text, carrier text) returns jsonb
+language plpgsql security definer set search_path = '' as $$
+declare
+  f jsonb := tests.create_owner_fixture(email);
+begin
+  update public.phone_number p set trunk_status = 'ready', outbound_trunk_id = trunk_id,
+    carrier_trunk = carrier, provisioned_assistant_id = p.assistant_id
+  where p.id = (f ->> 'number')::uuid;
+  return f;
+end $$;
+
 grant execute on all functions in schema tests to anon, authenticated, service_role;
 
 begin;

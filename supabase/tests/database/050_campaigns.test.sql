@@ -2,11 +2,8 @@
 begin;
 select plan(20);
 
-select tests.create_owner_fixture('engine@example.com') as f \gset
 -- A ready number, as provisioning would leave it.
-update public.phone_number set trunk_status = 'ready', outbound_trunk_id = 'ST_test', carrier_trunk = 'pgtap.pstn.twilio.com',
-  provisioned_assistant_id = assistant_id
-where id = (:'f'::jsonb ->> 'number')::uuid;
+select tests.create_ready_fixture('engine@example.com', 'ST_test', 'pgtap.pstn.twilio.com') as f \gset
 update public.campaigns set window_start = '00:00', window_end = '23:59:59', weekdays = '{1,2,3,4,5,6,7}',
   max_concurrent = 2, retry_busy_sec = 600
 where id = (:'f'::jsonb ->> 'campaign')::uuid;

@@ -6,10 +6,8 @@
 begin;
 select plan(29);
 
-select tests.create_owner_fixture('bounds@example.com') as f \gset
-update public.phone_number set trunk_status = 'ready', outbound_trunk_id = 'ST_bounds', carrier_trunk = 'bounds.pstn.twilio.com',
-  provisioned_assistant_id = assistant_id
-where id = (:'f'::jsonb ->> 'number')::uuid;
+-- A ready number, as provisioning would leave it.
+select tests.create_ready_fixture('bounds@example.com', 'ST_bounds', 'bounds.pstn.twilio.com') as f \gset
 
 -- Past its end ------------------------------------------------------------------------------------
 insert into public.campaigns (owner_id, name, assistant_id, phone_number_id, status, starts_at, ends_at,

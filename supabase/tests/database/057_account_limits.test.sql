@@ -4,10 +4,8 @@
 begin;
 select plan(7);
 
-select tests.create_owner_fixture('limits@example.com') as f \gset
-update public.phone_number set trunk_status = 'ready', outbound_trunk_id = 'ST_limits', carrier_trunk = 'limits.pstn.twilio.com',
-  provisioned_assistant_id = assistant_id
-where id = (:'f'::jsonb ->> 'number')::uuid;
+-- A ready number, as provisioning would leave it.
+select tests.create_ready_fixture('limits@example.com', 'ST_limits', 'limits.pstn.twilio.com') as f \gset
 
 insert into public.campaigns (owner_id, name, assistant_id, phone_number_id, status, window_start, window_end,
   weekdays, max_concurrent, max_call_duration_sec)
