@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { type Cluster, freePort, restartCluster, startCluster } from "./supabase/postgres.ts";
 import { endTrackedProcesses, refuseToolsAfter } from "./supabase/processes.ts";
 import { applyMigrations } from "./supabase/migrate.ts";
-import { createKeys, type Keys } from "./supabase/keys.ts";
+import { createKeys, type KeyMode, type Keys } from "./supabase/keys.ts";
 import {
   discoverFunctions,
   type Gateway,
@@ -30,9 +30,14 @@ export { ROOT };
 /** What a client of the stack needs; written to <state>/stack.json. */
 export interface StackInfo {
   supabaseUrl: string;
+  /** The API keys' kind (StackOptions.keys); absent in a stack.json written before it existed. */
+  keys?: KeyMode;
+  /** The anon key: the legacy anon JWT, or in "new" mode the `sb_publishable_` key. */
   anonKey: string;
+  /** The service key: the legacy service_role JWT, or in "new" mode the `sb_secret_` key. */
   serviceKey: string;
   dbUrl: string;
+  /** The legacy HS256 secret; "" in "new" mode, which has none. */
   jwtSecret: string;
   issuer: string;
   privateJwk: Keys["privateJwk"];
@@ -106,6 +111,12 @@ export interface StackOptions {
   agentJoinTimeoutSec?: number;
   /** More of the functions' variables (limits, allowlists), over the stack's own. */
   functionSettings?: Record<string, string>;
+  /**
+   * The project's API keys: "legacy" (default) anon and service_role JWTs signed with an HS256
+   * secret; "new" an `sb_publishable_` and an `sb_secret_` key and no HS256 secret, as a project
+   * with only the new keys (the functions get SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS).
+   */
+  keys?: KeyMode;
   /** Aborting it during the start stops what was started and makes startStack throw. */
   signal?: AbortSignal;
   /** For that stop (or one after a failed start): stop faster when it fires (StopOptions). */
@@ -126,6 +137,13 @@ export interface ServiceChoice {
   problems: string[];
 }
 
+const SUPABASE_KEY_VARS = [
+  "SUPABASE_ANON_KEY",
+  "SUPABASE_SERVICE_ROLE_KEY",
+  "SUPABASE_PUBLISHABLE_KEYS",
+  "SUPABASE_SECRET_KEYS",
+  "JWT_SECRET",
+];
 const LIVEKIT_VARS = ["LIVEKIT_HOST", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"];
 const SIP_PROVIDER_VARS = [
   "SIP_PROVIDER_ADDRESS",
@@ -339,7 +357,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     const gatewayPort = freePort();
     const supabaseUrl = `http://127.0.0.1:${gatewayPort}`;
-    const keys = await createKeys(supabaseUrl);
+    const keys = await createKeys(supabaseUrl, opts.keys ?? "legacy");
 
     const carrierCps = opts.carrierCps ?? Number(env.CARRIER_CPS ?? 1);
     let twilio: TwilioEmulator | null = null;
@@ -396,10 +414,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // The functions read their configuration from the environment, as on the platform.
     const functionEnv: Record<string, string> = {
       SUPABASE_URL: supabaseUrl,
-      SUPABASE_ANON_KEY: keys.anonKey,
-      SUPABASE_SERVICE_ROLE_KEY: keys.serviceKey,
+      // As the platform sets them: the legacy keys and secret, or only the new keys.
+      ...(keys.mode === "new"
+        ? {
+          SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: keys.anonKey }),
+          SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.serviceKey }),
+        }
+        : {
+          SUPABASE_ANON_KEY: keys.anonKey,
+          SUPABASE_SERVICE_ROLE_KEY: keys.serviceKey,
+          JWT_SECRET: keys.jwtSecret,
+        }),
       SUPABASE_DB_URL: cluster.url,
-      JWT_SECRET: keys.jwtSecret,
       LIVEKIT_URL: livekitInfo.url,
       LIVEKIT_API_KEY: livekitInfo.apiKey,
       LIVEKIT_API_SECRET: livekitInfo.apiSecret,
@@ -428,6 +454,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       if (!keep) { for (const k of Object.keys(given)) if (keys(k)) delete given[k]; }
     };
     drop(choice.livekit === "real", (k) => LIVEKIT_VARS.includes(k));
+    // The platform's key variables come from this stack's keys only, never the environment.
+    drop(false, (k) => SUPABASE_KEY_VARS.includes(k));
     drop(choice.carrier === "real-twilio", (k) => k.startsWith("TWILIO_"));
     drop(choice.carrier === "static-sip", (k) => SIP_PROVIDER_VARS.includes(k));
     delete given.LIVEKIT_SIP_HOST;
@@ -531,6 +559,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
     const info: StackInfo = {
       supabaseUrl,
+      keys: keys.mode,
       anonKey: keys.anonKey,
       serviceKey: keys.serviceKey,
       dbUrl: cluster.url,

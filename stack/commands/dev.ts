@@ -7,6 +7,7 @@
 // line as each is down; a second Ctrl-C stops faster (PostgreSQL's immediate shutdown); the
 // command ends only when nothing of the stack runs. DEV_STATE_DIR sets another state folder
 // (lock, cluster, stack.json, functions.log) than .local/dev, for a second, separate stack.
+// `--new-keys` gives the stack only the new API keys (sb_publishable_, sb_secret_; no JWT secret).
 import { runDemo } from "./demo.ts";
 import {
   chooseServices,
@@ -18,7 +19,7 @@ import {
   stateDirOf,
 } from "../stack.ts";
 
-const FLAGS = ["--once", "--no-demo", "--real-twilio", "--real-livekit"];
+const FLAGS = ["--once", "--no-demo", "--real-twilio", "--real-livekit", "--new-keys"];
 const unknown = Deno.args.filter((a) => !FLAGS.includes(a));
 if (unknown.length > 0) {
   console.error(`unknown argument ${unknown.join(" ")}; the arguments are ${FLAGS.join(" ")}`);
@@ -28,6 +29,7 @@ const once = Deno.args.includes("--once");
 let demo = !Deno.args.includes("--no-demo");
 const realTwilio = Deno.args.includes("--real-twilio");
 const realLiveKit = Deno.args.includes("--real-livekit");
+const keys = Deno.args.includes("--new-keys") ? "new" : "legacy";
 const timeScale = Number(Deno.env.get("EMULATOR_TIME_SCALE") ?? "0.1");
 const NAME = "dev";
 const stateOverride = Deno.env.get("DEV_STATE_DIR");
@@ -126,6 +128,7 @@ const starting: Promise<Stack> = startStack({
   timeScale,
   realTwilio,
   realLiveKit,
+  keys,
   signal: startup.signal,
   hurry: hurry.signal,
   log: (l) => console.log(l),
@@ -145,8 +148,9 @@ await lock.note({ supabaseUrl: stack.info.supabaseUrl, stackFile });
 const { info } = stack;
 const summary = {
   SUPABASE_URL: info.supabaseUrl,
-  SUPABASE_ANON_KEY: info.anonKey,
-  SUPABASE_SERVICE_ROLE_KEY: info.serviceKey,
+  ...(keys === "new"
+    ? { "publishable key": info.anonKey, "secret key": info.serviceKey }
+    : { SUPABASE_ANON_KEY: info.anonKey, SUPABASE_SERVICE_ROLE_KEY: info.serviceKey }),
   SUPABASE_DB_URL: info.dbUrl,
   auth: `${info.supabaseUrl}/auth/v1 (local stand-in)`,
   rest: `${info.supabaseUrl}/rest/v1 (local stand-in)`,

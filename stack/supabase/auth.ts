@@ -6,8 +6,8 @@
 // Sources for each behaviour: stack/supabase/README.md.
 import * as jose from "jose";
 import type postgres from "postgres";
-import type { Keys } from "./keys.ts";
-import { bearerToken, type Claims, randomToken, TokenError, tokenVerifier } from "./jwt.ts";
+import { type Keys, keyVerifier } from "./keys.ts";
+import { bearerToken, type Claims, randomToken, TokenError } from "./jwt.ts";
 
 export interface AuthOptions {
   sql: postgres.Sql;
@@ -108,7 +108,8 @@ export function authHandler(opts: AuthOptions) {
   const { sql, keys } = opts;
   const expiresIn = opts.expiresInSec ?? 3600;
   const reuseInterval = opts.reuseIntervalSec ?? 10;
-  const verify = tokenVerifier(keys);
+  // Session JWTs; behind the gateway the project's sb_ keys stand for their role (keys.ts).
+  const verify = keyVerifier(keys);
   let signingKey: Promise<CryptoKey | Uint8Array> | null = null;
 
   async function accessToken(u: UserRow, sessionId: string, amr: { method: string; at: Date }[]) {

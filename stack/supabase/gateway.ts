@@ -4,7 +4,7 @@
 // need the project's apikey as on Supabase, answers CORS preflights, and serves the JWKS at
 // /auth/v1/.well-known/jwks.json.
 import * as jose from "jose";
-import type { Keys } from "./keys.ts";
+import { type Keys, NEW_API_KEY } from "./keys.ts";
 import type { Deps } from "../../supabase/functions/_shared/deps.ts";
 import { logger } from "../../supabase/functions/_shared/log.ts";
 
@@ -143,7 +143,8 @@ export function startGateway(opts: {
   const { keys } = opts;
   installEdgeRuntime();
   const jwks = jose.createLocalJWKSet(keys.jwks as jose.JSONWebKeySet);
-  const secret = new TextEncoder().encode(keys.jwtSecret);
+  // "new" mode has no HS256 secret: an HS256 token never passes.
+  const secret = keys.mode === "new" ? null : new TextEncoder().encode(keys.jwtSecret);
   const byName = new Map(opts.functions.map((f) => [f.name, f]));
   const loaded = new Map<string, Promise<Handler>>();
 
@@ -153,22 +154,37 @@ export function startGateway(opts: {
     if (!m) return false;
     try {
       const { alg } = jose.decodeProtectedHeader(m[1]);
-      if (alg === "HS256") await jose.jwtVerify(m[1], secret, { algorithms: ["HS256"] });
-      else await jose.jwtVerify(m[1], jwks, { algorithms: ["ES256"] });
+      if (alg === "HS256") {
+        if (!secret) return false;
+        await jose.jwtVerify(m[1], secret, { algorithms: ["HS256"] });
+      } else await jose.jwtVerify(m[1], jwks, { algorithms: ["ES256"] });
       return true;
     } catch {
       return false;
     }
   }
 
-  /** Auth and REST answer only with the project's anon or service key, as on Supabase. */
+  const known = (key: string | null) => key === keys.anonKey || key === keys.serviceKey;
+
+  /**
+   * Auth and REST answer only with the project's anon or service key, as on Supabase: the legacy
+   * JWTs, or in "new" mode the `sb_publishable_` and `sb_secret_` keys, in `apikey` (an `sb_` key
+   * may also come as `Authorization: Bearer`, as supabase-js sends it without a session). An
+   * `sb_` key the project does not have (unknown, revoked) is a 401 wherever it comes.
+   */
   function apiKeyProblem(req: Request, url: URL): Response | null {
-    const key = req.headers.get("apikey") ?? url.searchParams.get("apikey");
-    if (key === keys.anonKey || key === keys.serviceKey) return null;
-    const body = key
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.get("authorization") ?? "")?.[1] ??
+      null;
+    const key = req.headers.get("apikey") ?? url.searchParams.get("apikey") ??
+      (bearer !== null && NEW_API_KEY.test(bearer) ? bearer : null);
+    const badBearer = bearer !== null && NEW_API_KEY.test(bearer) && !known(bearer);
+    if (known(key) && !badBearer) return null;
+    const body = key || badBearer
       ? {
         message: "Invalid API key",
-        hint: "Double check your Supabase `anon` or `service_role` API key.",
+        hint: keys.mode === "new"
+          ? "Double check your Supabase publishable or secret API key."
+          : "Double check your Supabase `anon` or `service_role` API key.",
       }
       : {
         message: "No API key found in request",

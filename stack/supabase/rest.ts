@@ -6,9 +6,9 @@
 // the catalogue and quoted; every value is a bound parameter. Requests outside the covered
 // subset get a 400 naming what is not supported. Sources: stack/supabase/README.md.
 import type postgres from "postgres";
-import type { Keys } from "./keys.ts";
+import { type Keys, keyVerifier } from "./keys.ts";
 import { isConnectionError } from "./auth.ts";
-import { bearerToken, type Claims, TokenError, tokenVerifier } from "./jwt.ts";
+import { bearerToken, type Claims, TokenError } from "./jwt.ts";
 
 export interface RestOptions {
   sql: postgres.Sql;
@@ -919,7 +919,8 @@ const ROLES = new Set(["anon", "authenticated", "service_role"]);
 
 export function restHandler(opts: RestOptions) {
   const { sql, keys } = opts;
-  const verify = tokenVerifier(keys);
+  // The token's claims; the project's sb_publishable_ key is anon, its sb_secret_ key service_role.
+  const verify = keyVerifier(keys);
   let catalogue: Promise<Catalogue> | null = null;
 
   async function lookup<T>(get: (c: Catalogue) => T | undefined): Promise<T | undefined> {
