@@ -1,0 +1,34 @@
+-- A busy carrier trunk's send slots are shared between accounts, not campaigns: an account with
+-- ten campaigns gets no more of a claim's slots than one with a single campaign.
+begin;
+select plan(3);
+
+select tests.create_ready_fixture('fair-many@example.com', 'ST_fair_a', 'fair.pstn.twilio.com') as a \gset
+select tests.create_ready_fixture('fair-one@example.com', 'ST_fair_b', 'fair.pstn.twilio.com') as b \gset
+insert into public.campaigns (owner_id, name, assistant_id, phone_number_id, status, window_start, window_end, weekdays, max_concurrent)
+select (:'a'::jsonb ->> 'user')::uuid, 'Many ' || n, (:'a'::jsonb ->> 'assistant')::uuid, (:'a'::jsonb ->> 'number')::uuid,
+  'running', '00:00', '23:59:59', '{1,2,3,4,5,6,7}', 50
+from generate_series(1, 10) n;
+insert into public.campaigns (owner_id, name, assistant_id, phone_number_id, status, window_start, window_end, weekdays, max_concurrent)
+values ((:'b'::jsonb ->> 'user')::uuid, 'One', (:'b'::jsonb ->> 'assistant')::uuid, (:'b'::jsonb ->> 'number')::uuid,
+  'running', '00:00', '23:59:59', '{1,2,3,4,5,6,7}', 50);
+insert into public.campaign_calls (owner_id, campaign_id, e164)
+select c.owner_id, c.id, format('+1212%s%s', 200 + dense_rank() over (order by c.name), lpad(n::text, 4, '0'))
+from public.campaigns c, generate_series(1, 10) n
+where c.name like 'Many %' or c.name = 'One';
+insert into public.campaign_calls (owner_id, campaign_id, e164)
+select c.owner_id, c.id, format('+1646555%s', lpad(n::text, 4, '0'))
+from public.campaigns c, generate_series(100, 190) n where c.name = 'One';
+
+-- 2 calls a second over a 5 s horizon: about ten slots for over 200 due callees.
+create temp table claimed as
+  select * from internal.claim_calls(null, 200, gen_random_uuid(), 2, 5);
+select ok((select count(*) from claimed) between 8 and 12, 'the trunk is the limit: about ten slots');
+select ok(abs((select count(*) from claimed where owner_id = (:'a'::jsonb ->> 'user')::uuid)
+            - (select count(*) from claimed where owner_id = (:'b'::jsonb ->> 'user')::uuid)) <= 1,
+  'the account with ten campaigns and the one with one get the same share, give or take one');
+select ok((select count(distinct campaign_id) from claimed where owner_id = (:'a'::jsonb ->> 'user')::uuid) > 1,
+  'within an account, its campaigns take turns');
+
+select * from finish();
+rollback;
