@@ -670,9 +670,9 @@ Deno.test("a tenant with ten campaigns and one with one get the same share of a 
   assert.ok(a + b >= 8, `the trunk was busy (${a + b} dials)`);
   // Shared by campaign, the single campaign would get about 1/11 of the trunk. The exact split
   // of one claim is checked in pgTAP (058_trunk_fairness); end to end, other work on a loaded
-  // machine moves it, so this asserts only that neither account is starved.
+  // machine moves it, so this asserts only that neither account is starved (under a sixth).
   assert.ok(
-    Math.min(a, b) >= 0.25 * (a + b),
-    `shares ${a} and ${b}: one account got under a quarter`,
+    Math.min(a, b) >= (a + b) / 6,
+    `shares ${a} and ${b}: one account got under a sixth`,
   );
 });
