@@ -13,15 +13,10 @@ import {
   sql,
   stack,
 } from "../helpers/stack.ts";
+import { ok, startCampaign } from "../helpers/frontend.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
-
-/** What the README's snippet does with a failed call: stop with its error. */
-function ok(r: { data: unknown; error: unknown }): Json {
-  if (r.error) throw r.error;
-  return r.data;
-}
 
 Deno.test("the README's frontend flow: sign up, assistant, number, campaign, contacts, start, progress until completed", async () => {
   const supabase = createClient(stack.supabaseUrl, stack.anonKey, {
@@ -30,47 +25,16 @@ Deno.test("the README's frontend flow: sign up, assistant, number, campaign, con
   const email = `me-${Date.now()}@example.com`;
   ok(await supabase.auth.signUp({ email, password: "a-long-password" }));
 
-  const assistant = ok(
-    await supabase.from("assistant").insert({ name: "Receptionist", agent_name: "receptionist" })
-      .select().single(),
-  );
-
-  const phoneNumber = await freeNumber();
-  const mapped = await supabase.functions.invoke("map-number", {
-    body: { phoneNumber, assistantId: assistant.id },
-  });
-  assert.equal(mapped.error, null, String(mapped.error));
-  assert.equal(mapped.data.phoneNumber.trunkStatus, "ready");
-
-  const campaign = ok(
-    await supabase.from("campaigns").insert({
-      name: "Renewals",
-      assistant_id: assistant.id,
-      phone_number_id: mapped.data.phoneNumber.id,
-      window_start: "00:00",
-      window_end: "23:59:59",
-      weekdays: [1, 2, 3, 4, 5, 6, 7],
-      max_attempts: 1,
-    }).select().single(),
-  );
-
-  const imported = ok(
-    await supabase.rpc("add_campaign_calls", {
-      campaign_id: campaign.id,
-      contacts: [
-        { phoneNumber: "+1 212 555 0905", name: "Ada" },
-        { phoneNumber: "+1 212 555 1910", name: "Grace" },
-        { phoneNumber: "+1 312 555 0486", name: "Linus" },
-        { phoneNumber: "not a number" },
-      ],
-    }),
-  );
+  const { campaign, imported } = await startCampaign(supabase, await freeNumber(), [
+    { phoneNumber: "+1 212 555 0905", name: "Ada" },
+    { phoneNumber: "+1 212 555 1910", name: "Grace" },
+    { phoneNumber: "+1 312 555 0486", name: "Linus" },
+    { phoneNumber: "not a number" },
+  ]);
   assert.deepEqual(
     { added: imported.added, duplicates: imported.duplicates, rejected: imported.rejected.length },
     { added: 3, duplicates: 0, rejected: 1 },
   );
-
-  ok(await supabase.from("campaigns").update({ status: "running" }).eq("id", campaign.id));
 
   const progress = await eventually(
     async () => {

@@ -9,17 +9,13 @@ import { createClient } from "@supabase/supabase-js";
 import * as jose from "jose";
 import { Webhook } from "standardwebhooks";
 import { SEED_NUMBERS, type Stack, startStack } from "../../stack/stack.ts";
+import { ok, startCampaign } from "../helpers/frontend.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
 /** The whole flow, once the stack is up, fails rather than stall past this. */
 const FLOW_BUDGET_MS = 90_000;
-
-function ok(r: { data: unknown; error: unknown }): Json {
-  if (r.error) throw r.error;
-  return r.data;
-}
 
 async function until<T>(
   deadline: number,
@@ -121,42 +117,13 @@ Deno.test({
       secret = created.data.endpoint.secret;
       assert.ok(secret, "the endpoint's signing secret");
 
-      const assistant = ok(
-        await supabase.from("assistant").insert({
-          name: "Receptionist",
-          agent_name: "receptionist",
-        })
-          .select().single(),
-      );
-      const mapped = await supabase.functions.invoke("map-number", {
-        body: { phoneNumber: SEED_NUMBERS[0], assistantId: assistant.id },
-      });
-      assert.equal(mapped.error, null, String(mapped.error));
-      assert.equal(mapped.data.phoneNumber.trunkStatus, "ready");
-
-      const campaign = ok(
-        await supabase.from("campaigns").insert({
-          name: "Renewals",
-          assistant_id: assistant.id,
-          phone_number_id: mapped.data.phoneNumber.id,
-          window_start: "00:00",
-          window_end: "23:59:59",
-          weekdays: [1, 2, 3, 4, 5, 6, 7],
-          max_attempts: 1,
-        }).select().single(),
-      );
-      const imported = ok(
-        await supabase.rpc("add_campaign_calls", {
-          campaign_id: campaign.id,
-          contacts: [
-            { phoneNumber: "+1 212 555 0905", name: "Ada" },
-            { phoneNumber: "+1 212 555 1910", name: "Grace" },
-            { phoneNumber: "+1 312 555 0486", name: "Linus" },
-          ],
-        }),
-      );
+      // The README frontend's campaign (pg_cron ticks it with the sb_secret_ key).
+      const { campaign, imported } = await startCampaign(supabase, SEED_NUMBERS[0], [
+        { phoneNumber: "+1 212 555 0905", name: "Ada" },
+        { phoneNumber: "+1 212 555 1910", name: "Grace" },
+        { phoneNumber: "+1 312 555 0486", name: "Linus" },
+      ]);
       assert.equal(imported.added, 3);
-      ok(await supabase.from("campaigns").update({ status: "running" }).eq("id", campaign.id));
 
       const progress = await until(deadline, "the campaign to complete", async () => {
         const p = ok(
