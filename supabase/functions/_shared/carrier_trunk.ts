@@ -16,7 +16,7 @@ type TwilioConfig = NonNullable<Config["twilio"]>;
 export type Carrier = Pick<Deps, "config" | "twilio">;
 
 /** The carrier's Twilio client: the one given, else the configured account's. */
-function twilioOf(carrier: Carrier): Promise<Twilio> {
+export function twilioOf(carrier: Carrier): Promise<Twilio> {
   return carrier.twilio ? carrier.twilio() : twilioClient(carrier.config);
 }
 
@@ -211,6 +211,11 @@ export async function sipCredentials(
   );
 }
 
+/** The account's Elastic SIP trunk with this domain (the deployment's own), or null. */
+export async function findAccountTrunk(tw: Twilio, domain: string) {
+  return (await tw.trunking.v1.trunks.list()).find((x) => x.domainName === domain) ?? null;
+}
+
 /** The account's trunk, origination and credential, each found before it is made (under the lease). */
 async function ensureCarrierTrunk(
   config: Config,
@@ -246,8 +251,7 @@ async function ensureCarrierTrunk(
     if (!exists) trunkSid = null;
   }
   if (!trunkSid) {
-    const trunks = await call("list SIP trunks", () => tw.trunking.v1.trunks.list());
-    trunkSid = trunks.find((x) => x.domainName === domain)?.sid ??
+    trunkSid = (await call("list SIP trunks", () => findAccountTrunk(tw, domain)))?.sid ??
       (await call(
         "create the SIP trunk",
         () =>

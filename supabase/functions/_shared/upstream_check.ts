@@ -3,7 +3,13 @@
 // Twilio account's Elastic SIP trunk is looked up with its origination towards LiveKit. Each
 // upstream is reported ok, or failed with its error code and HTTP status, or not configured
 // with the missing variables. It changes nothing, and no credential is ever part of the answer.
-import { requireOrigination, trunkDomain, twilioClient, twilioError } from "./carrier_trunk.ts";
+import {
+  findAccountTrunk,
+  requireOrigination,
+  trunkDomain,
+  twilioError,
+  twilioOf,
+} from "./carrier_trunk.ts";
 import type { Deps } from "./deps.ts";
 import { NotConfiguredError, type UpstreamError } from "./errors.ts";
 import { liveKitError } from "./livekit.ts";
@@ -84,9 +90,8 @@ async function checkTwilio(deps: Upstreams): Promise<TwilioCheck> {
     originationProblem = e;
   }
   try {
-    const tw = deps.twilio ? await deps.twilio() : await twilioClient(config);
-    const found = (await tw.trunking.v1.trunks.list({ limit: 1000 }))
-      .find((t) => t.domainName === domain);
+    const tw = await twilioOf(deps);
+    const found = await findAccountTrunk(tw, domain);
     let origination: "ok" | "missing" | null = null;
     if (found && sipUrl) {
       const urls = await tw.trunking.v1.trunks(found.sid).originationUrls.list();
