@@ -21,6 +21,7 @@ import {
   startPgCounter,
 } from "./lib.ts";
 import { dialFixture, HIGH_CPS } from "./same_work.ts";
+import { DEFAULT_TICK_CPU_BUDGET_MS } from "../supabase/functions/_shared/config.ts";
 
 /** Supabase Edge Functions: 2 s of CPU time per request (supabase.com/docs/guides/functions/limits). */
 export const CPU_LIMIT_MS = 2000;
@@ -35,8 +36,10 @@ export async function hostedLimits(ctx: Ctx): Promise<Row[]> {
   const counter = startPgCounter(ctx.info.dbUrl);
   try {
     return await quietly(ctx, async () => {
+      // As deployed: the tick's CPU budget is the default, kept against its own process here.
       const host = await startFunctionHost(ctx, "campaign-tick", [], {
         SUPABASE_DB_URL: counter.url,
+        TICK_CPU_BUDGET_MS: String(DEFAULT_TICK_CPU_BUDGET_MS),
       });
       try {
         const tick = async (body: Record<string, unknown>) => {
@@ -92,16 +95,30 @@ export async function hostedLimits(ctx: Ctx): Promise<Row[]> {
         for (const [text, n] of statements.slice(0, 14)) {
           ctx.say(`    ${String(n).padStart(5)}  ${text}`);
         }
+        const used = full.body.cpu as {
+          usedMs: number;
+          budgetMs: number;
+          stoppedTakingCalls: boolean;
+        };
+        const [{ left }] = await ctx.sql<{ left: number }[]>`
+          select count(*)::integer as left from public.campaign_calls
+          where campaign_id = ${campaign} and status = 'queued'`;
         return [
           {
             id: "5a",
-            what: `tick CPU: ${dialed}-call tick / ${CPU_LIMIT_MS / 1000} s limit`,
-            ratio: full.cpuMs / CPU_LIMIT_MS,
+            what: `tick CPU: ${TICK_CALLS} due calls / its ${used.budgetMs} ms budget`,
+            ratio: full.cpuMs / used.budgetMs,
             target: "<= 1.0",
-            pass: full.cpuMs <= CPU_LIMIT_MS && dialed >= TICK_CALLS,
-            note: `${fmt(full.cpuMs, 0)} ms CPU for ${dialed} calls (${fmt(perCall, 2)} ms/call + ${
+            pass: full.cpuMs <= used.budgetMs && full.cpuMs <= CPU_LIMIT_MS && dialed > 0,
+            note: `${
+              fmt(full.cpuMs, 0)
+            } ms CPU (the tick read ${used.usedMs}) for ${dialed} calls, ${
+              used.stoppedTakingCalls
+                ? `stopped taking calls, ${left} left for the next tick`
+                : "all"
+            } (${fmt(perCall, 2)} ms/call + ${
               fmt(empty.cpuMs, 0)
-            } ms per tick); at most ~${most} calls per tick`,
+            } ms per tick); ~${most} calls fit in ${CPU_LIMIT_MS / 1000} s of CPU here`,
           },
           {
             id: "5b",

@@ -431,6 +431,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       LIVEKIT_API_SECRET: livekitInfo.apiSecret,
       CARRIER_CPS: String(carrierCps),
       WEBHOOKS_ALLOW_LOCALHOST: "true", // local receivers (the demo, tests) are http://127.0.0.1
+      // Every function here runs on the gateway's thread, beside the emulators: the CPU time a
+      // tick reads is all of theirs, not its own as in a deployed isolate. The tick's budget is
+      // tested where it runs alone (tests/e2e/tick_cpu.test.ts, bench row 5a).
+      TICK_CPU_BUDGET_MS: "600000",
       ...(opts.reconcileEverySec ? { CALL_RECONCILE_SEC: String(opts.reconcileEverySec) } : {}),
       ...(opts.agentJoinTimeoutSec
         ? { AGENT_JOIN_TIMEOUT_SEC: String(opts.agentJoinTimeoutSec) }

@@ -152,6 +152,15 @@ create index campaign_calls_due on public.campaign_calls (campaign_id, next_atte
 create index campaign_calls_live on public.campaign_calls (campaign_id, lease_until)
   where status in ('dialing', 'in_progress');
 
+-- The one name of a contact's dial: its room (the SIP participant's identity is 'sip-' and the
+-- same). Deterministic, so a second send of the same dial is refused by the room's uniqueness;
+-- a call is the contact's current dial when its room is internal.dial_room(id, dials).
+create function internal.dial_room(campaign_call uuid, dial integer) returns text
+language sql immutable parallel safe set search_path = '' as $$
+  select format('cc-%s-%s', campaign_call, dial)
+$$;
+comment on function internal.dial_room is 'The room of a campaign contact''s n-th dial; its current dial is internal.dial_room(id, dials).';
+
 -- Calling windows, in the callee's time zone ---------------------------------------------
 create function internal.in_window(at timestamptz, tz text, window_start time, window_end time,
   weekdays smallint[]) returns boolean

@@ -8,6 +8,14 @@
 create type public.call_status as enum
   ('dialing', 'ringing', 'in_progress', 'completed', 'busy', 'no_answer', 'failed');
 
+-- The one definition of a final call: it never moves again (a late event only fills in a time).
+-- Every other status is live. TypeScript's copy (outcomes.ts FINAL) is tied to it by a test.
+create function internal.call_is_final(s public.call_status) returns boolean
+language sql immutable parallel safe set search_path = '' as $$
+  select s in ('completed', 'busy', 'no_answer', 'failed')
+$$;
+comment on function internal.call_is_final is 'A final call status: the call ended and never moves again. Every other status is live.';
+
 -- Tables ------------------------------------------------------------------------------------
 create table public.outbound_calls (
   id uuid primary key default gen_random_uuid(),
@@ -140,7 +148,7 @@ create index outbound_calls_owner on public.outbound_calls (owner_id, created_at
 create index outbound_calls_campaign_call on public.outbound_calls (campaign_call_id)
   where campaign_call_id is not null;
 create index outbound_calls_open on public.outbound_calls (updated_at)
-  where status in ('dialing', 'ringing', 'in_progress');
+  where not internal.call_is_final(status);
 create index call_events_call on public.call_events (call_id);
 create index outbound_calls_campaign_answered on public.outbound_calls (campaign_id, answered_at)
   where answered_at is not null;
@@ -226,7 +234,7 @@ create function internal.calls_to_reconcile(check_every_sec numeric, dial_grace_
 returns setof public.outbound_calls
 language sql security definer set search_path = '' as $$
   select o.* from public.outbound_calls o
-  where o.status in ('dialing', 'ringing', 'in_progress')
+  where not internal.call_is_final(o.status)
     and coalesce(o.checked_at, o.dial_returned_at, o.created_at) < now() - make_interval(secs => check_every_sec)
     and (o.dial_returned_at is not null or o.created_at < now() - make_interval(secs => dial_grace_sec))
   order by coalesce(o.checked_at, o.created_at)

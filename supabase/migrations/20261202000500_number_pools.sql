@@ -130,7 +130,7 @@ begin
   from (select o.answered_at, o.ended_at, o.outcome from public.outbound_calls o
         where o.phone_number_id = new.phone_number_id and o.ended_at is not null
           and o.ended_at >= greatest(h.since, now() - make_interval(secs => s.window_sec))
-          and o.status in ('completed', 'busy', 'no_answer', 'failed')
+          and internal.call_is_final(o.status)
           -- Not the number's doing: the trunk's budget or credentials, LiveKit, an unknown end.
           and coalesce(o.outcome, 'failed') not in ('cps_limited', 'auth_failed', 'carrier_error', 'livekit_error', 'lost')
         order by o.ended_at desc
@@ -193,8 +193,7 @@ create trigger rest_changed before update of rest_until on public.phone_number
   for each row when (old.rest_until is distinct from new.rest_until)
   execute function internal.number_rest_changed();
 create trigger number_health after update of status on public.outbound_calls
-  for each row when (old.status in ('dialing', 'ringing', 'in_progress')
-                     and new.status in ('completed', 'busy', 'no_answer', 'failed')
+  for each row when (not internal.call_is_final(old.status) and internal.call_is_final(new.status)
                      and new.phone_number_id is not null)
   execute function internal.record_number_health();
 

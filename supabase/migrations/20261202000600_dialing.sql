@@ -294,8 +294,8 @@ begin
       attempt := cc.attempts + 1;
       send_at := slots[k];
       -- Deterministic per dial: a second send of the same dial is refused by the room's uniqueness.
-      room_name := format('cc-%s-%s', cc.id, cc.dials + 1);
-      participant_identity := format('sip-cc-%s-%s', cc.id, cc.dials + 1);
+      room_name := internal.dial_room(cc.id, cc.dials + 1);
+      participant_identity := 'sip-' || internal.dial_room(cc.id, cc.dials + 1);
       ringing_timeout_sec := c.ringing_timeout_sec;
       max_call_duration_sec := least(c.max_call_duration_sec, limits.max_call_duration_sec);
       allowed_countries := c.allowed_countries;
@@ -330,7 +330,7 @@ begin
     lease_until = now() + make_interval(secs => c.max_call_duration_sec + 120)
   from public.outbound_calls o, public.campaigns c
   where o.id = call_id and cc.id = o.campaign_call_id and c.id = cc.campaign_id
-    and cc.status in ('dialing', 'in_progress') and o.room_name = format('cc-%s-%s', cc.id, cc.dials);
+    and cc.status in ('dialing', 'in_progress') and o.room_name = internal.dial_room(cc.id, cc.dials);
   live := found;
   update public.campaigns c set agent_timeouts = 0
   from public.outbound_calls o where o.id = call_id and c.id = o.campaign_id and c.agent_timeouts > 0;
@@ -379,7 +379,7 @@ declare
   rate numeric;
 begin
   if new.campaign_id is null or new.answered_at is null or old.status = new.status
-     or new.status not in ('completed', 'busy', 'no_answer', 'failed') then
+     or not internal.call_is_final(new.status) then
     return null;
   end if;
   select * into c from public.campaigns where id = new.campaign_id;
@@ -576,7 +576,7 @@ begin
   end if;
   select * into cc from public.campaign_calls where id = call.campaign_call_id for update;
   -- Only the current dial may settle the campaign call, once.
-  if cc.status not in ('dialing', 'in_progress') or call.room_name <> format('cc-%s-%s', cc.id, cc.dials) then
+  if cc.status not in ('dialing', 'in_progress') or call.room_name <> internal.dial_room(cc.id, cc.dials) then
     return;
   end if;
   perform internal.settle_contact(call, cc);
@@ -600,12 +600,12 @@ begin
   loop
     select * into c from public.campaigns where id = cc.campaign_id;
     select * into call from public.outbound_calls o
-    where o.room_name = format('cc-%s-%s', cc.id, cc.dials);
+    where o.room_name = internal.dial_room(cc.id, cc.dials);
     if call.id is null then
       -- Never dialed: the attempt does not count.
       perform internal.give_back(cc.id, cc.attempts, 'the tick that claimed it stopped before dialing');
       released := released + 1;
-    elsif call.status in ('completed', 'busy', 'no_answer', 'failed') then
+    elsif internal.call_is_final(call.status) then
       perform internal.call_finished(call.id);
     else
       -- Dialed: the call may still be live. Reconciliation against LiveKit ends it.
@@ -623,7 +623,7 @@ language plpgsql security definer set search_path = '' as $$
 begin
   if not exists (select from public.campaigns where status = 'running')
      and not exists (select from public.campaign_calls where status in ('dialing', 'in_progress') and lease_until < now())
-     and not exists (select from public.outbound_calls where status in ('dialing', 'ringing', 'in_progress')
+     and not exists (select from public.outbound_calls where not internal.call_is_final(status)
                      and created_at < now() - interval '30 seconds') then
     return null;
   end if;

@@ -86,7 +86,7 @@ begin
   if call.campaign_call_id is not null then
     select * into cc from public.campaign_calls x where x.id = call.campaign_call_id for update;
     select * into c from public.campaigns x where x.id = cc.campaign_id;
-    is_current := call.room_name = format('cc-%s-%s', cc.id, cc.dials);
+    is_current := call.room_name = internal.dial_room(cc.id, cc.dials);
   end if;
   -- A different disposition for a call already reported: only while the contact is not final.
   if call.disposition is not null and report_call.disposition <> 'opted_out' and cc.id is not null
@@ -107,12 +107,12 @@ begin
   returning * into call;
   -- The call already ended and settled its contact: the report settles it again, now.
   resettle := is_current and call.answered_at is not null
-    and call.status in ('completed', 'busy', 'no_answer', 'failed');
+    and internal.call_is_final(call.status);
 
   effect := case
     when cc.id is null then 'recorded on the call'
     when not is_current then 'recorded on the call; a later dial of the contact is under way'
-    when call.answered_at is null and call.status in ('completed', 'busy', 'no_answer', 'failed')
+    when call.answered_at is null and internal.call_is_final(call.status)
       then 'recorded on the call; an unanswered call''s outcome decides'
     when not resettle then 'decides the contact''s next step when the call ends'
     else 'decided the contact''s next step' end;

@@ -4,7 +4,7 @@
 // Cloud: the product's clients must send each dial once, whatever happens to its answer.
 import assert from "node:assert/strict";
 import { SipClient } from "livekit-server-sdk";
-import { placeCall } from "../../supabase/functions/_shared/calls.ts";
+import { placeCall } from "../../supabase/functions/_shared/dial.ts";
 import { parseConfig } from "../../supabase/functions/_shared/config.ts";
 import { depsFor } from "../../supabase/functions/_shared/deps.ts";
 import { type LiveKit, liveKit } from "../../supabase/functions/_shared/livekit.ts";

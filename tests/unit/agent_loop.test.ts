@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { callbackProblem, reportBody } from "../../supabase/functions/_shared/reports.ts";
+import { callbackProblem, reportBody } from "../../supabase/functions/call-report/reports.ts";
 import { parseTransferTarget } from "../../supabase/functions/_shared/transfer.ts";
 
 Deno.test("transfer targets: E.164, tel: and sip: URIs; phone numbers inside SIP URIs are found", () => {

@@ -1,7 +1,7 @@
 // Product code reads the time and waits only through the deps' clock (`_shared/clock.ts` holds
 // the wall clock), so any of it runs on a clock of a test's own and nothing depends on the date.
 import assert from "node:assert/strict";
-import { callbackProblem, reportBody } from "../../supabase/functions/_shared/reports.ts";
+import { callbackProblem, reportBody } from "../../supabase/functions/call-report/reports.ts";
 
 const root = new URL("../../supabase/functions/", import.meta.url);
 

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
-import { CsvReader, detectDelimiter, parseCsv } from "../../supabase/functions/_shared/csv.ts";
+import {
+  CsvReader,
+  detectDelimiter,
+  parseCsv,
+} from "../../supabase/functions/import-contacts/csv.ts";
 import {
   csvContact,
   jsonContact,
   mapHeader,
   PHONE_COLUMNS,
-} from "../../supabase/functions/_shared/contacts.ts";
+} from "../../supabase/functions/import-contacts/contacts.ts";
 import { ValidationError } from "../../supabase/functions/_shared/errors.ts";
 
 const fields = (text: string) => parseCsv(text).map((r) => r.fields);

@@ -2,7 +2,10 @@
 // upload ends in a 408 and never holds a connection.
 import assert from "node:assert/strict";
 import type { Clock } from "../../supabase/functions/_shared/clock.ts";
-import { IMPORT_READ_SEC, importContacts } from "../../supabase/functions/_shared/contacts.ts";
+import {
+  IMPORT_READ_SEC,
+  importContacts,
+} from "../../supabase/functions/import-contacts/contacts.ts";
 import type { Deps } from "../../supabase/functions/_shared/deps.ts";
 import { AppError } from "../../supabase/functions/_shared/errors.ts";
 import { logger } from "../../supabase/functions/_shared/log.ts";
@@ -16,6 +19,7 @@ function fastClock(): Clock {
       await new Promise((r) => queueMicrotask(() => r(null)));
       now += Math.max(0, ms);
     },
+    cpuMs: () => 0,
   };
 }
 
@@ -61,7 +65,11 @@ Deno.test("an upload that stalls is refused with 408 before the database is touc
 Deno.test("an upload slower than 1 KiB a second after its first 10 s is refused with 408", async () => {
   // Each reading of this clock is a second later; its waits never end (the rate decides).
   let t = 0;
-  const clock: Clock = { now: () => (t += 1000), sleep: () => new Promise(() => {}) };
+  const clock: Clock = {
+    now: () => (t += 1000),
+    sleep: () => new Promise(() => {}),
+    cpuMs: () => 0,
+  };
   let sent = 0;
   const body = new ReadableStream<Uint8Array>({
     pull(c) {

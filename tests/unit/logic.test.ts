@@ -1,8 +1,7 @@
 import type { Config } from "../../supabase/functions/_shared/config.ts";
 import { wallClock } from "../../supabase/functions/_shared/clock.ts";
 import assert from "node:assert/strict";
-import { dialPace } from "../../supabase/functions/_shared/campaign.ts";
-import { retryDelaySec } from "../../supabase/functions/_shared/provision.ts";
+import { cpuRoom, dialPace } from "../../supabase/functions/campaign-tick/tick.ts";
 import { generatePassword } from "../../supabase/functions/_shared/carrier_trunk.ts";
 import { parseMetadata, roomPrefix, trunkNames } from "../../supabase/functions/_shared/trunks.ts";
 import { logger, setLogSink } from "../../supabase/functions/_shared/log.ts";
@@ -12,11 +11,6 @@ const carrier = (config: Config) => ({
   config,
   twilio: () => Promise.reject(new Error("no Twilio client in this test")),
   clock: wallClock,
-});
-
-Deno.test("provisioning retries back off from 10 s doubling to an hour", () => {
-  assert.deepEqual([1, 2, 3, 4].map(retryDelaySec), [10, 20, 40, 80]);
-  assert.equal(retryDelaySec(30), 3600);
 });
 
 Deno.test("generated SIP passwords meet Twilio's rules and differ", () => {
@@ -116,4 +110,16 @@ Deno.test("a LiveKit error quoting the request's token carries no token", async 
   );
   assert.ok(!f.message.includes(token), f.message);
   assert.match(f.message, /invalid token: \[redacted\]/);
+});
+
+Deno.test("a tick claims within its CPU budget: a few calls until it knows a dial's cost, then what fits", () => {
+  assert.equal(cpuRoom(1200, 50, 0, 0), 5, "before any dial ended, a first few");
+  assert.equal(cpuRoom(1200, 50, 0, 3), 2, "counting those under way");
+  assert.equal(cpuRoom(1200, 890, 0, 0), 0, "none when the first ones would not fit");
+  // 300 ms used over 30 dials: 10 ms a dial; 900 ms planned (3/4 of the budget) leave 60.
+  assert.equal(cpuRoom(1200, 300, 30, 0), 60);
+  assert.equal(cpuRoom(1200, 300, 30, 50), 10, "less the dials still under way");
+  assert.ok(cpuRoom(1200, 900, 30, 0) <= 0, "nothing once the planned share is used");
+  // A slower machine (the same dials cost twice the CPU) claims half as many.
+  assert.equal(cpuRoom(1200, 600, 30, 0), 15);
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { carriedLateness } from "../../supabase/functions/_shared/calls.ts";
+import { carriedLateness } from "../../supabase/functions/_shared/pacing.ts";
 
 Deno.test("a dial that went out late pushes back the dials up to 1.04 s after its slot, less 10 ms", () => {
   const sent = [{ slot: 10_000, late: 25 }, { slot: 10_520, late: 3 }];

@@ -1,5 +1,7 @@
-// The campaign state machine has one owner: the database. Functions only call its SQL
-// functions (claim, give back, answered, finished, skip, pause); none writes the rows itself.
+// Every state machine has one owner: the database. Functions only call its SQL functions
+// (campaigns: claim, give back, skip, pause; calls: open, answer, failure, event, reconcile;
+// numbers: assign, ready, released, failed; provisioning jobs: claim, done, failed); none
+// writes those rows itself.
 import assert from "node:assert/strict";
 
 const root = new URL("../../supabase/functions/", import.meta.url);
@@ -12,9 +14,19 @@ function* sources(dir: URL): Generator<URL> {
   }
 }
 
-const WRITE = /\b(insert\s+into|update|delete\s+from)\s+(public\.)?(campaign_calls|campaigns)\b/gi;
+const TABLES = [
+  "campaign_calls",
+  "campaigns",
+  "outbound_calls",
+  "phone_number",
+  "provisioning_job",
+];
+const WRITE = new RegExp(
+  `\\b(insert\\s+into|update|delete\\s+from)\\s+((public|internal)\\.)?(${TABLES.join("|")})\\b`,
+  "gi",
+);
 
-Deno.test("campaigns and campaign_calls are written only inside SQL functions, never by a function's TypeScript", () => {
+Deno.test("campaigns, their calls, outbound calls, numbers and provisioning jobs are written only inside SQL functions, never by a function's TypeScript", () => {
   const writes: string[] = [];
   let files = 0;
   for (const file of sources(root)) {
@@ -30,6 +42,12 @@ Deno.test("campaigns and campaign_calls are written only inside SQL functions, n
 });
 
 Deno.test("the scan finds a direct write when there is one", () => {
-  const sample = "await sql`update public.campaign_calls set status = 'queued'`";
-  assert.equal([...sample.matchAll(WRITE)].length, 1);
+  const samples = [
+    "await sql`update public.campaign_calls set status = 'queued'`",
+    "await tx`update public.outbound_calls set status = ${s}`",
+    "await sql`delete from public.outbound_calls where id = ${id}`",
+    "await sql`insert into internal.provisioning_job (e164) values (${e})`",
+    "await tx`update public.phone_number set assistant_id = ${a}`",
+  ];
+  for (const sample of samples) assert.equal([...sample.matchAll(WRITE)].length, 1, sample);
 });

@@ -6,8 +6,8 @@ import {
   MalformedAnswerError,
   type PinnedPost,
   postPinned,
-} from "../../supabase/functions/_shared/pinned_http.ts";
-import { deliverWebhooks } from "../../supabase/functions/_shared/webhook_delivery.ts";
+} from "../../supabase/functions/webhook-deliver/pinned_http.ts";
+import { deliverWebhooks } from "../../supabase/functions/webhook-deliver/delivery.ts";
 import {
   checkWebhookUrl,
   classifyAnswer,

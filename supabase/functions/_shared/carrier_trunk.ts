@@ -373,11 +373,7 @@ async function ensureCarrierTrunk(
         }),
     );
     await save({ sip_username: username, password_secret_id: id });
-    await sql`
-      insert into internal.provisioning_job (phone_number_id, e164, owner_id)
-      select id, e164, owner_id from public.phone_number where assistant_id is not null and outbound_trunk_id is not null
-      on conflict (e164) where status in ('pending', 'running') do update
-        set generation = internal.provisioning_job.generation + 1, run_after = now()`;
+    await sql`select internal.requeue_trunk_numbers()`;
   }
 
   // 4. Attach the list to the trunk's termination.

@@ -7,6 +7,9 @@ const countryList = z.string().trim().regex(
   /^[A-Za-z]{2}(\s*,\s*[A-Za-z]{2})*$/,
   "comma-separated ISO country codes",
 );
+/** Supabase's Edge Functions stop a request after 2 s of CPU time: a tick keeps well within. */
+export const DEFAULT_TICK_CPU_BUDGET_MS = 1_200;
+
 const intFrom = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
@@ -49,6 +52,7 @@ const schema = z.object({
   LIVEKIT_REQUESTS_PER_MINUTE_PER_USER: intFrom(1, 10_000, 60),
   CARRIER_CPS: z.coerce.number().min(0.1).max(1_000).default(1),
   CALL_RECONCILE_SEC: intFrom(1, 3_600, 30),
+  TICK_CPU_BUDGET_MS: intFrom(50, 600_000, DEFAULT_TICK_CPU_BUDGET_MS),
   AGENT_JOIN_TIMEOUT_SEC: z.coerce.number().min(0.1).max(60).default(5),
   WEBHOOKS_ALLOW_LOCALHOST: z.enum(["true", "false"], { message: "true or false" }).optional(),
 });
@@ -97,6 +101,8 @@ export interface Config {
   carrierCps: number;
   /** How often a live call is checked against LiveKit's rooms and participants. */
   reconcileEverySec: number;
+  /** CPU time (ms) a campaign tick may use; it stops taking calls so that it ends within it. */
+  tickCpuBudgetMs: number;
   /** How long a dial waits for the assistant's agent to join its room before giving up. */
   agentJoinTimeoutSec: number;
   /** Webhook endpoints may be http(s)://localhost or 127.0.0.1 (the local stack only). */
@@ -280,6 +286,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     liveKitRequestsPerMinutePerUser: e.LIVEKIT_REQUESTS_PER_MINUTE_PER_USER,
     carrierCps: e.CARRIER_CPS,
     reconcileEverySec: e.CALL_RECONCILE_SEC,
+    tickCpuBudgetMs: e.TICK_CPU_BUDGET_MS,
     webhooksAllowLocalhost: e.WEBHOOKS_ALLOW_LOCALHOST === "true",
     agentJoinTimeoutSec: e.AGENT_JOIN_TIMEOUT_SEC,
     missing: { livekit: missingLiveKit, twilio: missingTwilio },

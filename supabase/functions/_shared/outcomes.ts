@@ -1,45 +1,36 @@
-// Pure decisions about a call: what a LiveKit error or disconnect means, and how a webhook
-// event moves a call. Events may repeat or arrive in any order, so a call only moves
-// forward, and a final state is never replaced.
+// What LiveKit's answer to a dial means: the status and outcome its exact SIP status or error
+// code maps to. What that then does to the call (forward only, a final call never moves) is
+// decided by the database (20261202000650_call_transitions.sql).
 
-export type CallStatus =
-  | "dialing"
-  | "ringing"
-  | "in_progress"
-  | "completed"
-  | "busy"
-  | "no_answer"
-  | "failed";
+/** public.call_status, in its order (tests/e2e/rules.test.ts ties the two). */
+export const CALL_STATUSES = [
+  "dialing",
+  "ringing",
+  "in_progress",
+  "completed",
+  "busy",
+  "no_answer",
+  "failed",
+] as const;
+export type CallStatus = (typeof CALL_STATUSES)[number];
 
-export type Outcome =
-  | "answered"
-  | "busy"
-  | "no_answer"
-  | "unavailable"
-  | "not_found"
-  | "blocked"
-  | "rejected"
-  | "auth_failed"
-  | "cps_limited"
-  | "carrier_error"
-  | "livekit_error"
-  | "failed"
-  | "lost";
-
-export const FINAL: ReadonlySet<CallStatus> = new Set(["completed", "busy", "no_answer", "failed"]);
-const RANK: Record<CallStatus, number> = {
-  dialing: 0,
-  ringing: 1,
-  in_progress: 2,
-  completed: 3,
-  busy: 3,
-  no_answer: 3,
-  failed: 3,
-};
-
-export function isFinal(s: CallStatus): boolean {
-  return FINAL.has(s);
-}
+/** The outcomes a dial can end with; each is a row of internal.call_outcome (tied by a test). */
+export const OUTCOMES = [
+  "answered",
+  "busy",
+  "no_answer",
+  "unavailable",
+  "not_found",
+  "blocked",
+  "rejected",
+  "auth_failed",
+  "cps_limited",
+  "carrier_error",
+  "livekit_error",
+  "failed",
+  "lost",
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
 
 /**
  * What an ended call is. Whether a campaign retries it, requeues it without counting the
@@ -90,106 +81,4 @@ export function outcomeFromError(
     return m("failed", "failed");
   }
   return m("failed", "livekit_error");
-}
-
-/**
- * The SIP participant left and the dial's own answer is not known (only reconciliation gets
- * here). livekit/sip's disconnect reasons are coarse: USER_REJECTED covers busy, declines,
- * auth failures and carrier limits; USER_UNAVAILABLE covers no answer and invalid numbers.
- */
-export function outcomeFromDisconnect(reason: string, answered: boolean): Mapped {
-  if (answered) return m("completed", "answered");
-  switch (reason) {
-    case "USER_REJECTED":
-      return m("busy", "busy");
-    case "USER_UNAVAILABLE":
-      return m("no_answer", "no_answer");
-    case "SIP_TRUNK_FAILURE":
-      return m("failed", "carrier_error");
-    default:
-      return m("failed", "failed");
-  }
-}
-
-export interface CallState {
-  status: CallStatus;
-  answeredAt: Date | null;
-  endedAt: Date | null;
-  /** CreateSIPParticipant is still waiting for the answer: its result, not a webhook, decides a failure. */
-  dialPending: boolean;
-}
-
-export type CallEvent =
-  | { kind: "ringing"; at: Date }
-  | { kind: "answered"; at: Date }
-  | { kind: "left"; at: Date; reason: string; answered: boolean }
-  /** The room closed `departureSec` after its last participant left. */
-  | { kind: "room_finished"; at: Date; departureSec: number };
-
-export interface Transition {
-  status: CallStatus;
-  answeredAt: Date | null;
-  endedAt: Date | null;
-  /** Null while the call is not final (or an ended call only gains a time). */
-  outcome: Outcome | null;
-}
-
-/**
- * The state after an event, or null when the event changes nothing. An unanswered call whose
- * dial is still waiting only notes when it ended: the dial's SIP status will say why.
- */
-export function applyEvent(call: CallState, ev: CallEvent): Transition | null {
-  const final = isFinal(call.status);
-  const answered = call.answeredAt !== null || call.status === "in_progress";
-  switch (ev.kind) {
-    case "ringing":
-      if (RANK[call.status] >= RANK.ringing) return null;
-      return { ...call, status: "ringing", outcome: null };
-    case "answered": {
-      if (call.answeredAt) return null;
-      // A late answer still fills in the time, but never reopens a final call.
-      return {
-        status: final ? call.status : "in_progress",
-        answeredAt: ev.at,
-        endedAt: call.endedAt,
-        outcome: final ? null : "answered",
-      };
-    }
-    case "left": {
-      if (final) return null;
-      if (ev.answered || answered) {
-        // Webhook times have whole seconds: never before the answer.
-        const endedAt = call.answeredAt && ev.at < call.answeredAt ? call.answeredAt : ev.at;
-        return { status: "completed", answeredAt: call.answeredAt, endedAt, outcome: "answered" };
-      }
-      if (call.dialPending) {
-        return call.endedAt ? null : { ...call, endedAt: ev.at, outcome: null };
-      }
-      const x = outcomeFromDisconnect(ev.reason, false);
-      return { status: x.status, answeredAt: null, endedAt: ev.at, outcome: x.outcome };
-    }
-    case "room_finished": {
-      if (final) return null;
-      if (answered) {
-        // Without the participant's leave, the best estimate of the hang-up: the room closes
-        // its departure timeout after the last participant left.
-        const left = call.endedAt ?? new Date(ev.at.getTime() - ev.departureSec * 1000);
-        const endedAt = call.answeredAt && left < call.answeredAt ? call.answeredAt : left;
-        return { status: "completed", answeredAt: call.answeredAt, endedAt, outcome: "answered" };
-      }
-      if (call.dialPending) return call.endedAt ? null : { ...call, endedAt: ev.at, outcome: null };
-      return {
-        status: "failed",
-        answeredAt: null,
-        endedAt: call.endedAt ?? ev.at,
-        outcome: "failed",
-      };
-    }
-  }
-}
-
-/** Whole seconds between answer and end, when both are known. */
-export function durationSec(answeredAt: Date | null, endedAt: Date | null): number | null {
-  if (!answeredAt || !endedAt) return null;
-  return Math.max(0, Math.round((endedAt.getTime() - answeredAt.getTime()) / 1000));
 }

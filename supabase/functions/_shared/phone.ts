@@ -1,6 +1,8 @@
 // Phone numbers: E.164 normalisation (national formats with a default country), the
 // destination country, and the checks that stop toll fraud.
 import { type CountryCode, parsePhoneNumberFromString } from "libphonenumber-js/max";
+import type { Config } from "./config.ts";
+import { PreconditionError } from "./errors.ts";
 
 export interface ParsedNumber {
   e164: string;
@@ -73,4 +75,17 @@ export function checkDestination(e164: string, allowed: readonly string[]): Dest
   const nanp = nanpBlocked(e164);
   if (nanp) return { ok: false, reason: `${e164} is a ${nanp} number` };
   return { ok: true, country: p.country };
+}
+
+/** Callee checks that need no database: a valid number in an allowed country. */
+export function checkDestinationAllowed(config: Config, to: string, narrow?: readonly string[]) {
+  const allowed = narrow
+    ? config.allowedCountries.filter((c) => narrow.includes(c))
+    : config.allowedCountries;
+  const dest = checkDestination(to, allowed);
+  if (!dest.ok) {
+    throw new PreconditionError("destination_not_allowed", `Cannot call ${to}: ${dest.reason}.`, {
+      allowed,
+    });
+  }
 }

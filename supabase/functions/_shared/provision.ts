@@ -122,12 +122,7 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
       if (!owner) {
         await detachNumber(deps, sql, e164);
         if (!row) return { row: null, error: null };
-        const [done] = await sql<NumberRow[]>`
-          update public.phone_number set trunk_status = 'released', trunk_error = null,
-            inbound_trunk_id = null, inbound_trunk_name = null, outbound_trunk_id = null,
-            outbound_trunk_name = null, dispatch_rule_id = null, provisioned_assistant_id = null,
-            carrier_trunk = null, provisioned_at = now()
-          where id = ${row.id} returning *`;
+        const [done] = await sql<NumberRow[]>`select * from internal.number_released(${row.id})`;
         l.info("number released");
         return { row: done, error: null };
       }
@@ -155,13 +150,9 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
         l.info("outbound trunk updated", { outboundTrunkId: outbound.sipTrunkId, fields: updated });
       }
       const [done] = await sql<NumberRow[]>`
-        update public.phone_number set trunk_status = 'ready', trunk_error = null,
-          twilio_sid = coalesce(${twilioSid}, twilio_sid),
-          inbound_trunk_id = ${inbound.sipTrunkId}, inbound_trunk_name = ${inbound.name},
-          outbound_trunk_id = ${outbound.sipTrunkId}, outbound_trunk_name = ${outbound.name},
-          dispatch_rule_id = ${rule.sipDispatchRuleId}, provisioned_assistant_id = ${owner.assistantId},
-          carrier_trunk = ${outbound.address}, provisioned_at = now()
-        where id = ${owner.phoneNumberId} returning *`;
+        select * from internal.number_ready(${owner.phoneNumberId}, ${owner.assistantId},
+          ${twilioSid}, ${inbound.sipTrunkId}, ${inbound.name}, ${outbound.sipTrunkId},
+          ${outbound.name}, ${rule.sipDispatchRuleId}, ${outbound.address})`;
       l.info("number ready", {
         inboundTrunkId: inbound.sipTrunkId,
         outboundTrunkId: outbound.sipTrunkId,
@@ -171,32 +162,12 @@ export async function provisionNumber(deps: Deps, key: NumberKey): Promise<Provi
       if (!(e instanceof AppError)) throw e;
       l.warn("provisioning failed", { code: e.code, details: e.details, message: e.message });
       if (!row) return { row: null, error: e };
-      if (e instanceof NotInAccountError) {
-        // Given up, its trunks gone: the reason stays on the number until its owner changes it.
-        const [failed] = await sql<NumberRow[]>`
-          update public.phone_number set trunk_status = 'error', trunk_error = ${e.message},
-            inbound_trunk_id = null, inbound_trunk_name = null, outbound_trunk_id = null,
-            outbound_trunk_name = null, dispatch_rule_id = null, provisioned_assistant_id = null,
-            carrier_trunk = null
-          where id = ${row.id} returning *`;
-        return { row: failed, error: e };
-      }
-      // A re-check of a number already ready for this assistant keeps it usable: its trunks
-      // were there a moment ago. The error is still shown and the job retries.
-      const stillReady = row.trunk_status === "ready" &&
-        row.provisioned_assistant_id === row.assistant_id;
+      // Given up (the number is not in the carrier account): its trunks gone, the reason stays
+      // until its owner changes it. Otherwise retried with the outbox's backoff.
       const [failed] = await sql<NumberRow[]>`
-        update public.phone_number set trunk_status = ${
-        stillReady ? "ready" : "error"
-      }, trunk_error = ${e.message}
-        where id = ${row.id} returning *`;
-      // A run outside the outbox (a direct request, or one that found the job taken) leaves a
-      // job to retry it, with the outbox's backoff; one already open retries it anyway.
-      await sql`insert into internal.provisioning_job
-          (phone_number_id, e164, owner_id, attempts, run_after, last_error)
-        values (${row.id}, ${e164}, ${row.owner_id}, 1,
-          now() + make_interval(secs => ${retryDelaySec(1)}), ${e.message})
-        on conflict (e164) where status in ('pending', 'running') do nothing`;
+        select * from internal.number_failed(${row.id}, ${e.message}, ${
+        e instanceof NotInAccountError
+      })`;
       return { row: failed, error: e };
     }
   });
@@ -210,11 +181,6 @@ interface Job {
   generation: number;
 }
 
-/** Seconds before retry `attempt` (1-based): 10 s doubling, at most an hour. */
-export function retryDelaySec(attempt: number): number {
-  return Math.min(3600, 10 * 2 ** Math.max(0, attempt - 1));
-}
-
 /** Runs one outbox job; returns null when another worker holds it or it is already done. */
 export async function runJob(
   deps: Deps,
@@ -223,10 +189,8 @@ export async function runJob(
 ): Promise<(ProvisionResult & { job: Job }) | null> {
   const sql = deps.sql;
   const [job] = await sql<Job[]>`
-    update internal.provisioning_job set status = 'running', attempts = attempts + 1,
-      locked_until = now() + interval '2 minutes'
-    where id = ${jobId} and status in ('pending', 'running') and (locked_until is null or locked_until < now())
-    returning id::text, phone_number_id, e164, attempts, generation`;
+    select id::text, phone_number_id, e164, attempts, generation
+    from internal.claim_provisioning_job(${jobId})`;
   if (!job) return null;
   const key: NumberKey = job.phone_number_id
     ? { phoneNumberId: job.phone_number_id, e164: job.e164 }
@@ -235,30 +199,17 @@ export async function runJob(
   try {
     result = await provisionNumber(withFields(deps, { jobId }), key);
   } catch (e) {
-    await sql`update internal.provisioning_job set status = 'pending', locked_until = null,
-      run_after = now() + make_interval(secs => ${
-      retryDelaySec(job.attempts)
-    }), last_error = 'internal error'
-      where id = ${jobId}`;
+    await sql`select internal.provisioning_job_failed(${jobId}, 'internal error', false)`;
     throw e;
   }
-  if (result.error instanceof NotInAccountError) {
-    await sql`update internal.provisioning_job set status = 'failed', locked_until = null,
-      done_at = now(), last_error = ${result.error.message}
-      where id = ${jobId}`;
-  } else if (result.error) {
-    await sql`update internal.provisioning_job set status = 'pending', locked_until = null,
-      run_after = now() + make_interval(secs => ${
-      retryDelaySec(job.attempts)
-    }), last_error = ${result.error.message}
-      where id = ${jobId}`;
+  if (result.error) {
+    await sql`select internal.provisioning_job_failed(${jobId}, ${result.error.message}, ${
+      result.error instanceof NotInAccountError
+    })`;
   } else {
     // A change that arrived while we worked bumped the generation: run again for it.
-    const [after] = await sql<{ status: string }[]>`update internal.provisioning_job set
-      status = case when generation = ${job.generation} then 'done' else 'pending' end,
-      done_at = case when generation = ${job.generation} then now() end,
-      locked_until = null, last_error = null, run_after = now(), attempts = 0
-      where id = ${jobId} returning status`;
+    const [after] = await sql<{ status: string }[]>`
+      select internal.provisioning_job_done(${jobId}, ${job.generation}) as status`;
     if (after?.status === "pending" && rounds > 1) {
       return await runJob(deps, jobId, rounds - 1) ?? { job, ...result };
     }

@@ -3,7 +3,8 @@
 // do-not-call list apply to phone numbers (a sip: URI whose user part is one included) and are
 // checked before LiveKit is called; the result is recorded on the call and as a call event.
 import { type CallRequester, requesterLabel, requireRoom } from "./agent_auth.ts";
-import { type CallRow, checkDestinationAllowed } from "./calls.ts";
+import type { CallRow } from "./calls.ts";
+import { checkDestinationAllowed } from "./phone.ts";
 import type { Deps } from "./deps.ts";
 import { asUser, type Sql, type Tx } from "./db.ts";
 import { ConflictError, NotFoundError, PreconditionError, UpstreamError } from "./errors.ts";

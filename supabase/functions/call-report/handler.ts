@@ -1,7 +1,7 @@
 import { authenticateCallRequester, namedCall } from "../_shared/agent_auth.ts";
 import { findCall } from "../_shared/transfer.ts";
 import { readJson, serve } from "../_shared/http.ts";
-import { reportBody, reportCall } from "../_shared/reports.ts";
+import { reportBody, reportCall } from "./reports.ts";
 
 export const handler = serve("call-report", ["POST"], async (req, ctx) => {
   const { sql, log } = ctx;

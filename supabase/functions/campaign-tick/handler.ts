@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { authenticate, requireService } from "../_shared/auth.ts";
-import { tick } from "../_shared/campaign.ts";
+import { tick } from "./tick.ts";
 import { readJson, serve } from "../_shared/http.ts";
 import { uuid } from "../_shared/schemas.ts";
 

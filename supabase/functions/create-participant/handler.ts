@@ -1,5 +1,5 @@
 import { authenticate } from "../_shared/auth.ts";
-import { CallBody, requestCall } from "../_shared/direct_calls.ts";
+import { CallBody, requestCall } from "./direct_calls.ts";
 import { readJson, serve } from "../_shared/http.ts";
 
 export const handler = serve("create-participant", ["POST"], async (req, ctx) => {

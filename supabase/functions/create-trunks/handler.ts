@@ -4,7 +4,7 @@ import { ForbiddenError } from "../_shared/errors.ts";
 import { readJson, serve } from "../_shared/http.ts";
 import { provisionRequested, runJob, trunkView } from "../_shared/provision.ts";
 import { uuid } from "../_shared/schemas.ts";
-import { checkUpstreams } from "../_shared/upstream_check.ts";
+import { checkUpstreams } from "./upstream_check.ts";
 
 const Body = z.union([
   z.strictObject({ phoneNumberId: uuid }),

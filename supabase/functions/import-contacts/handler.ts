@@ -1,5 +1,5 @@
 import { authenticate, requireUser } from "../_shared/auth.ts";
-import { importContacts, ImportQuery } from "../_shared/contacts.ts";
+import { importContacts, ImportQuery } from "./contacts.ts";
 import { serve, validate } from "../_shared/http.ts";
 
 export const handler = serve("import-contacts", ["POST"], async (req, ctx) => {

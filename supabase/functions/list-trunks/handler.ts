@@ -1,6 +1,6 @@
 import { authenticate, requireUser } from "../_shared/auth.ts";
 import { readJson, readQuery, serve } from "../_shared/http.ts";
-import { listTrunks, TrunkFilter } from "../_shared/trunk_listing.ts";
+import { listTrunks, TrunkFilter } from "./listing.ts";
 
 export const handler = serve("list-trunks", ["GET", "POST"], async (req, ctx) => {
   const user = requireUser(await authenticate(req, ctx));

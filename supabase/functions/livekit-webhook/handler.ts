@@ -1,5 +1,5 @@
 import { TokenVerifier, WebhookReceiver } from "livekit-server-sdk";
-import { recordWebhook } from "../_shared/calls.ts";
+import { recordWebhook } from "./intake.ts";
 import { requireLiveKit } from "../_shared/config.ts";
 import { withFields } from "../_shared/deps.ts";
 import { AppError, AuthError, ValidationError } from "../_shared/errors.ts";

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { authenticate, requireService } from "../_shared/auth.ts";
 import { readJson, serve } from "../_shared/http.ts";
 import { uuid } from "../_shared/schemas.ts";
-import { deliverWebhooks } from "../_shared/webhook_delivery.ts";
+import { deliverWebhooks } from "./delivery.ts";
 
 const Body = z.strictObject({
   endpointId: uuid.optional(),

@@ -9,7 +9,7 @@ import {
   listEndpoints,
   ReplayBody,
   replayEvents,
-} from "../_shared/webhook_endpoints.ts";
+} from "./endpoints.ts";
 import { resolveWithDns } from "../_shared/webhooks.ts";
 
 export const handler = serve(

@@ -1,14 +1,19 @@
 // A requester's numbers: assigning one to an assistant, then provisioning it at once.
-import { requireAssistant } from "./assistants.ts";
-import { takeRateLimit } from "./rate_limit.ts";
+import { requireAssistant } from "../_shared/assistants.ts";
+import { takeRateLimit } from "../_shared/rate_limit.ts";
 import { z } from "zod";
-import type { User } from "./auth.ts";
-import { findTwilioNumber } from "./carrier_trunk.ts";
-import { asUser } from "./db.ts";
-import { type Deps, withFields } from "./deps.ts";
-import { ConflictError, NotConfiguredError, NotFoundError, UpstreamError } from "./errors.ts";
-import { type NumberRow, numberView, provisionAssigned } from "./provision.ts";
-import { e164, phoneSid, uuid } from "./schemas.ts";
+import type { User } from "../_shared/auth.ts";
+import { findTwilioNumber } from "../_shared/carrier_trunk.ts";
+import { asUser } from "../_shared/db.ts";
+import { type Deps, withFields } from "../_shared/deps.ts";
+import {
+  ConflictError,
+  NotConfiguredError,
+  NotFoundError,
+  UpstreamError,
+} from "../_shared/errors.ts";
+import { type NumberRow, numberView, provisionAssigned } from "../_shared/provision.ts";
+import { e164, phoneSid, uuid } from "../_shared/schemas.ts";
 
 export const AssignBody = z.strictObject({
   phoneNumber: e164.optional(),
@@ -57,41 +62,17 @@ export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof 
   }
 
   // The assistant was checked above; one deleted since fails the foreign key (409).
-  const row = await asUser(sql, user.claims, async (tx) => {
-    /** The requester's row for this number, assigned as asked (409 when it is another assistant's). */
-    const assign = async (existing: NumberRow) => {
-      if (
-        existing.assistant_id && body.assistantId && existing.assistant_id !== body.assistantId &&
-        !body.force
-      ) {
-        throw new ConflictError(
-          `${number} is assigned to assistant ${existing.assistant_id}; send force: true to move it.`,
-          { assistantId: existing.assistant_id },
-        );
-      }
-      const [updated] = await tx<NumberRow[]>`
-        update public.phone_number set assistant_id = ${body.assistantId},
-          label = ${body.label ?? existing.label}
-        where id = ${existing.id} returning *`;
-      return updated;
-    };
-    const byNumber = async () =>
-      (await tx<NumberRow[]>`select * from public.phone_number where e164 = ${number!}`)[0];
-    const existing = await byNumber();
-    if (existing) return await assign(existing);
-    // Numbers enter only here, checked against the carrier account above: users may not insert
-    // them (a row could claim anyone's number). Another account's number is invisible to the
-    // user; the unique key still refuses it.
-    const [inserted] = await sql<NumberRow[]>`
-      insert into public.phone_number (owner_id, e164, twilio_sid, label, assistant_id)
-      values (${user.userId}, ${number!}, ${twilioSid}, ${body.label ?? null}, ${body.assistantId})
-      on conflict (e164) do nothing returning *`;
-    if (inserted) return inserted;
-    // Lost an insert race (a double-click): the winner's row, now committed, may be our own.
-    const winner = await byNumber();
-    if (!winner) throw new ConflictError(`${number} is registered to another account.`);
-    return await assign(winner);
-  });
+  const [row] = await asUser(sql, user.claims, (tx) =>
+    tx<NumberRow[]>`
+      select * from internal.assign_number(${number!}, ${twilioSid}, ${body.label ?? null},
+        ${body.assistantId}, ${body.force ?? false})`);
+  if (!row) throw new ConflictError(`${number} is registered to another account.`);
+  if (row.assistant_id && body.assistantId && row.assistant_id !== body.assistantId) {
+    throw new ConflictError(
+      `${number} is assigned to assistant ${row.assistant_id}; send force: true to move it.`,
+      { assistantId: row.assistant_id },
+    );
+  }
 
   // The assignment is committed with its outbox job; that job runs now, for this answer.
   const result = await provisionAssigned(

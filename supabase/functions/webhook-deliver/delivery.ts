@@ -3,10 +3,10 @@
 // attempt goes back to the database, which decides the retry, the backoff and whether the
 // endpoint is disabled. Lanes run side by side (bounded), so a slow or dead endpoint only holds
 // up its own deliveries.
-import type { Clock } from "./clock.ts";
-import type { Deps } from "./deps.ts";
-import { isDatabaseUnavailable } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Clock } from "../_shared/clock.ts";
+import type { Deps } from "../_shared/deps.ts";
+import { isDatabaseUnavailable } from "../_shared/errors.ts";
+import type { Logger } from "../_shared/log.ts";
 import { type PinnedSender, postPinned } from "./pinned_http.ts";
 import {
   checkWebhookUrl,
@@ -17,7 +17,7 @@ import {
   type Resolver,
   resolveWithDns,
   signedHeaders,
-} from "./webhooks.ts";
+} from "../_shared/webhooks.ts";
 
 export interface DeliverOptions {
   /** Only this endpoint's lane. */

@@ -2,15 +2,16 @@
 // the service by assistantId or outboundTrunkId). Whose call it is, the per-user rate limit,
 // then the one dial path; a requester who does not wait gets the call once it was dialed.
 import { z } from "zod";
-import type { Requester } from "./auth.ts";
-import { requireAssistant } from "./assistants.ts";
-import { takeRateLimit } from "./rate_limit.ts";
-import { type CallRow, callView, placeCall } from "./calls.ts";
-import { asUser } from "./db.ts";
-import type { Deps } from "./deps.ts";
-import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
-import { liveKitError } from "./livekit.ts";
-import { e164, uuid } from "./schemas.ts";
+import type { Requester } from "../_shared/auth.ts";
+import { requireAssistant } from "../_shared/assistants.ts";
+import { takeRateLimit } from "../_shared/rate_limit.ts";
+import { type CallRow, callView } from "../_shared/calls.ts";
+import { placeCall } from "../_shared/dial.ts";
+import { asUser } from "../_shared/db.ts";
+import type { Deps } from "../_shared/deps.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../_shared/errors.ts";
+import { liveKitError } from "../_shared/livekit.ts";
+import { e164, uuid } from "../_shared/schemas.ts";
 
 const name = z.string().min(1).max(128).regex(
   /^[A-Za-z0-9_.:=-]+$/,

@@ -1,10 +1,11 @@
 // The campaign engine's tick: claims due calls (the database decides which, and when each
 // may be sent), dials each at its slot through the shared dial helper, and hands every
 // result back to the database, which schedules retries and completes campaigns.
-import { type Deps, withFields } from "./deps.ts";
-import { placeCall, SLOT_TOLERANCE_MS } from "./calls.ts";
-import type { Sql } from "./db.ts";
-import { PreconditionError } from "./errors.ts";
+import { type Deps, withFields } from "../_shared/deps.ts";
+import { placeCall } from "../_shared/dial.ts";
+import { SLOT_TOLERANCE_MS } from "../_shared/pacing.ts";
+import type { Sql } from "../_shared/db.ts";
+import { PreconditionError } from "../_shared/errors.ts";
 import { reconcileCalls } from "./reconcile.ts";
 
 export interface TickOptions {
@@ -70,6 +71,38 @@ export function dialPace(
   const window = recent.filter((d) => d.at >= now - 2000);
   const late = window.filter((d) => d.late).length;
   return window.length >= 20 && late * 2 > window.length ? (window.length / 2) * 1.25 : null;
+}
+
+/** A tick claims this few calls until one of its dials has ended and told it what a dial costs. */
+const FIRST_CLAIM = 5;
+/** What a dial is assumed to cost in CPU (ms) until the tick has measured its own. */
+const PRIOR_CPU_PER_DIAL_MS = 20;
+/** The share of the budget claims may plan for; the rest absorbs what the estimate misses. */
+const CPU_PLANNED = 0.75;
+
+/**
+ * How many more calls the tick may claim within its CPU budget. Until a dial has ended, a few
+ * (what a dial costs is not known yet: the first request of an isolate also compiles the code);
+ * then what the dials under way and the new ones will cost at the rate measured: everything used
+ * so far over the dials that ended, which counts the fixed cost of the tick and the work already
+ * done by the dials under way as if each dial had cost it (an overestimate, on purpose).
+ */
+export function cpuRoom(
+  budgetMs: number,
+  usedMs: number,
+  ended: number,
+  underWay: number,
+): number {
+  const planned = budgetMs * CPU_PLANNED;
+  if (ended === 0) {
+    return usedMs + (underWay + 1) * PRIOR_CPU_PER_DIAL_MS <= planned
+      ? Math.min(
+        FIRST_CLAIM - underWay,
+        Math.floor((planned - usedMs) / PRIOR_CPU_PER_DIAL_MS) - underWay,
+      )
+      : 0;
+  }
+  return Math.floor((planned - usedMs) / (usedMs / ended)) - underWay;
 }
 
 /** The dispatch goes out this long before the dial's slot, so the agent is in the room by then. */
@@ -148,6 +181,12 @@ export async function tick(deps: Deps, opts: TickOptions) {
   const byCampaign = new Map<string, Counts>();
   const inflight = new Set<Promise<void>>();
   let claimedTotal = 0;
+  // The tick keeps within its CPU budget whatever the machine's speed: it claims only what it
+  // can finish within it, and leaves the rest to the next tick.
+  const cpuStart = clock.cpuMs();
+  const cpuUsed = () => clock.cpuMs() - cpuStart;
+  let ended = 0;
+  let stoppedFor: "cpu" | null = null;
 
   await sql`select internal.release_expired_leases()`;
   await reconcileCalls(scoped);
@@ -155,7 +194,16 @@ export async function tick(deps: Deps, opts: TickOptions) {
     while (clock.now() < deadline && claimedTotal < maxCalls) {
       // Claim only what this isolate can have under way: under overload the ticks wait for
       // their dials instead of taking slots and calls they cannot use.
-      const room = Math.min(200, maxCalls - claimedTotal, ISOLATE_MAX_INFLIGHT - underWay);
+      const cpu = cpuRoom(config.tickCpuBudgetMs, cpuUsed(), ended, inflight.size);
+      if (cpu <= 0 && inflight.size === 0) {
+        stoppedFor = "cpu";
+        l.info("tick stopped taking calls: CPU budget", {
+          cpuMs: Math.round(cpuUsed()),
+          budgetMs: config.tickCpuBudgetMs,
+        });
+        break;
+      }
+      const room = Math.min(200, maxCalls - claimedTotal, ISOLATE_MAX_INFLIGHT - underWay, cpu);
       if (room <= 0) {
         await (inflight.size > 0 ? Promise.race([...inflight]) : clock.sleep(50));
         continue;
@@ -182,6 +230,7 @@ export async function tick(deps: Deps, opts: TickOptions) {
             per[r]++;
             byCampaign.set(c.campaign_id, per);
           }).finally(() => {
+            ended++;
             underWay--;
             inflight.delete(p);
           });
@@ -232,6 +281,15 @@ export async function tick(deps: Deps, opts: TickOptions) {
     ...(byCampaign.get(r.id) ?? { dialed: 0, failed: 0, skipped: 0, deferred: 0 }),
     status: r.status,
   }));
-  l.info("tick done", { ...totals });
-  return { ...totals, campaigns };
+  const cpuMs = Math.round(cpuUsed());
+  l.info("tick done", { ...totals, cpuMs });
+  return {
+    ...totals,
+    campaigns,
+    cpu: {
+      usedMs: cpuMs,
+      budgetMs: config.tickCpuBudgetMs,
+      stoppedTakingCalls: stoppedFor === "cpu",
+    },
+  };
 }

@@ -3,11 +3,11 @@
 // SQL functions that write what users cannot (the Vault secret, the queued deliveries) for the
 // verified requester only.
 import { z } from "zod";
-import type { Deps } from "./deps.ts";
-import { asUser, type Sql, type UserClaims } from "./db.ts";
-import { ConflictError, NotFoundError, ValidationError } from "./errors.ts";
-import { uuid } from "./schemas.ts";
-import { checkWebhookUrl, EVENT_TYPES, newSecret, type Resolver } from "./webhooks.ts";
+import type { Deps } from "../_shared/deps.ts";
+import { asUser, type Sql, type UserClaims } from "../_shared/db.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../_shared/errors.ts";
+import { uuid } from "../_shared/schemas.ts";
+import { checkWebhookUrl, EVENT_TYPES, newSecret, type Resolver } from "../_shared/webhooks.ts";
 
 export const CreateBody = z.strictObject({
   url: z.string().min(1, "is required").max(2048, "must be at most 2048 characters"),

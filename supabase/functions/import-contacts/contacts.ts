@@ -3,13 +3,13 @@
 // de-duplication, do-not-call, destination and time-zone rules all live there. Here the file is
 // read within its bounds, the header is mapped, and rows that cannot even be read are named.
 import { z } from "zod";
-import type { User } from "./auth.ts";
+import type { User } from "../_shared/auth.ts";
 import { CsvReader } from "./csv.ts";
-import { asUser, type Tx } from "./db.ts";
-import type { Deps } from "./deps.ts";
-import { AppError, NotFoundError, RateLimitError, ValidationError } from "./errors.ts";
-import { joinChunks, parseJson, validate } from "./http.ts";
-import { uuid } from "./schemas.ts";
+import { asUser, type Tx } from "../_shared/db.ts";
+import type { Deps } from "../_shared/deps.ts";
+import { AppError, NotFoundError, RateLimitError, ValidationError } from "../_shared/errors.ts";
+import { joinChunks, parseJson, validate } from "../_shared/http.ts";
+import { uuid } from "../_shared/schemas.ts";
 
 export const MAX_IMPORT_BYTES = 10 * 1024 * 1024;
 export const MAX_IMPORT_ROWS = 100_000;

@@ -3,10 +3,10 @@
 // decided by the database (internal.report_call, internal.settle_contact and the outcome
 // table), in one transaction with the call's row lock.
 import { z } from "zod";
-import type { CallRequester } from "./agent_auth.ts";
-import type { Sql } from "./db.ts";
-import { AppError, ConflictError, NotFoundError, PreconditionError } from "./errors.ts";
-import { uuid } from "./schemas.ts";
+import type { CallRequester } from "../_shared/agent_auth.ts";
+import type { Sql } from "../_shared/db.ts";
+import { AppError, ConflictError, NotFoundError, PreconditionError } from "../_shared/errors.ts";
+import { uuid } from "../_shared/schemas.ts";
 
 export const DISPOSITIONS = [
   "completed",

@@ -1,14 +1,14 @@
 // The LiveKit trunks of a user's numbers, each with whether LiveKit still has it (drift).
 // Imports nothing of the carrier side, so list-trunks never loads `twilio`.
-import { requireAssistant } from "./assistants.ts";
-import { takeRateLimit } from "./rate_limit.ts";
+import { requireAssistant } from "../_shared/assistants.ts";
+import { takeRateLimit } from "../_shared/rate_limit.ts";
 import { z } from "zod";
-import type { User } from "./auth.ts";
-import { asUser } from "./db.ts";
-import type { Deps } from "./deps.ts";
-import { liveKitError } from "./livekit.ts";
-import type { NumberRow } from "./provision.ts";
-import { uuid } from "./schemas.ts";
+import type { User } from "../_shared/auth.ts";
+import { asUser } from "../_shared/db.ts";
+import type { Deps } from "../_shared/deps.ts";
+import { liveKitError } from "../_shared/livekit.ts";
+import type { NumberRow } from "../_shared/provision.ts";
+import { uuid } from "../_shared/schemas.ts";
 
 export const TrunkFilter = z.strictObject({
   assistantId: uuid.optional(),

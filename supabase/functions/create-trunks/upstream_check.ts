@@ -9,10 +9,10 @@ import {
   trunkDomain,
   twilioError,
   twilioOf,
-} from "./carrier_trunk.ts";
-import type { Deps } from "./deps.ts";
-import { NotConfiguredError, type UpstreamError } from "./errors.ts";
-import { liveKitError } from "./livekit.ts";
+} from "../_shared/carrier_trunk.ts";
+import type { Deps } from "../_shared/deps.ts";
+import { NotConfiguredError, type UpstreamError } from "../_shared/errors.ts";
+import { liveKitError } from "../_shared/livekit.ts";
 
 type Failed = {
   status: "failed";

@@ -1,0 +1,465 @@
+// Placing a call. One dial helper serves create-participant and the campaign engine: resolve the
+// assistant's ready outbound trunk and write the call record (internal.open_call), dispatch the
+// agent into a fresh room, wait for it and for a carrier slot, dial, and hand the answer to the
+// database (internal.record_answer / internal.record_dial_failure), which decides what it means.
+import { ParticipantInfo_Kind, TrackType } from "@livekit/protocol";
+import type { ParticipantInfo } from "livekit-server-sdk";
+import type { CallRow } from "./calls.ts";
+import type { Deps } from "./deps.ts";
+import type { Sql } from "./db.ts";
+import { AppError, PreconditionError, UpstreamError } from "./errors.ts";
+import {
+  describeLiveKitError,
+  DIAL_TIMEOUT_SEC,
+  type LiveKitFailure,
+  roomToken,
+} from "./livekit.ts";
+import type { Logger } from "./log.ts";
+import { type Mapped, type Outcome, outcomeFromError } from "./outcomes.ts";
+import { awaitSlot, carrierBusy, DIRECT_SLOT_WAIT_SEC, takeSlot } from "./pacing.ts";
+import { checkDestinationAllowed } from "./phone.ts";
+
+export interface DialInput {
+  ownerId: string;
+  /** The assistant whose agent talks; its ready outbound trunk dials. */
+  assistantId?: string | null;
+  /** Service requesters may name the outbound trunk instead. */
+  outboundTrunkId?: string | null;
+  /** Campaigns dial from a chosen number of the assistant. */
+  phoneNumberId?: string | null;
+  to: string;
+  roomName?: string;
+  participantName?: string;
+  participantIdentity?: string;
+  metadata?: Record<string, unknown>;
+  ringingTimeoutSec?: number;
+  maxCallDurationSec?: number;
+  /** Narrows the account's allowed destination countries (a campaign's list). */
+  allowedCountries?: readonly string[];
+  campaign?: { campaignId: string; campaignCallId: string; attempt: number };
+  /** The carrier trunk's send slot, when already taken (the campaign claim hands them out). */
+  slot?: Date;
+  /** Told when the dial goes out (the SIP participant joins the room a moment later). */
+  onDialing?: (call: CallRow) => void;
+}
+
+export interface DialResult {
+  call: CallRow;
+  /** The attempt's room already existed: it was dialed before and is not dialed again. */
+  duplicate: boolean;
+  /** No carrier slot opened, or no agent joined, in time: nothing was dialed and the record is gone. */
+  notDialed: boolean;
+  /** Not dialed because the assistant's agent did not join the room in time. */
+  agentUnavailable?: boolean;
+  error: AppError | null;
+  mapped: Mapped | null;
+}
+
+interface Trunk {
+  phone_number_id: string;
+  e164: string;
+  outbound_trunk_id: string;
+  owner_id: string;
+  assistant_id: string;
+  agent_name: string;
+  carrier_trunk: string | null;
+  /** The callee is on the owner's do-not-call list. */
+  dnc: boolean;
+}
+
+/**
+ * Why a call was not written: its room was used already (a duplicate), its campaign no longer
+ * runs, the callee is on the do-not-call list, or no ready outbound trunk (422 each).
+ */
+async function refused(sql: Sql, input: DialInput): Promise<DialResult> {
+  if (input.roomName) {
+    const [call] = await sql<CallRow[]>`
+      select * from public.outbound_calls where room_name = ${input.roomName}`;
+    if (call) return { call, duplicate: true, notDialed: false, error: null, mapped: null };
+  }
+  if (input.campaign) {
+    const [c] = await sql<{ status: string }[]>`
+      select status from public.campaigns where id = ${input.campaign.campaignId}`;
+    if (c?.status !== "running") {
+      throw new PreconditionError(
+        "campaign_not_running",
+        `Campaign ${input.campaign.campaignId} is ${c?.status ?? "deleted"}.`,
+      );
+    }
+  }
+  await resolveTrunk(sql, input);
+  throw new Error("the call could not be written, for no reason found");
+}
+
+/** The requester's numbers a dial may go out from: ready, and the ones the input names. */
+function dialableNumbers(sql: Sql, input: DialInput) {
+  return sql`p.owner_id = ${input.ownerId}
+    and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
+    ${input.assistantId ? sql`and a.id = ${input.assistantId}` : sql``}
+    ${input.outboundTrunkId ? sql`and p.outbound_trunk_id = ${input.outboundTrunkId}` : sql``}
+    ${input.phoneNumberId ? sql`and p.id = ${input.phoneNumberId}` : sql``}`;
+}
+
+async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
+  const rows = await sql<Trunk[]>`
+    select p.id as phone_number_id, p.e164, p.outbound_trunk_id, p.owner_id, a.id as assistant_id, a.agent_name, p.carrier_trunk,
+      exists (select from public.do_not_call d where d.owner_id = p.owner_id and d.e164 = ${input.to}) as dnc
+    from public.phone_number p join public.assistant a on a.id = p.assistant_id
+    where ${dialableNumbers(sql, input)}
+    order by p.e164 limit 1`;
+  const trunk = rows[0];
+  if (trunk?.dnc) {
+    throw new PreconditionError(
+      "do_not_call",
+      `${input.to} is on the do-not-call list; remove it there to call it.`,
+    );
+  }
+  if (trunk) return trunk;
+  const who = input.assistantId
+    ? `Assistant ${input.assistantId}`
+    : `Outbound trunk ${input.outboundTrunkId}`;
+  throw new PreconditionError(
+    "no_outbound_trunk",
+    `${who} has no number with a ready outbound trunk${
+      input.phoneNumberId ? ` (number ${input.phoneNumberId})` : ""
+    }. ` +
+      "Assign a number to the assistant with map-number and wait until its trunkStatus is ready.",
+  );
+}
+
+/** How long before its slot a dial first looks for its agent. */
+const AGENT_LOOK_AHEAD_MS = 60;
+
+/** The dial's answer, or what became of an attempt whose answer was lost. */
+type DialAnswer =
+  | { kind: "answered"; participantId: string; sipCallId: string }
+  | { kind: "failed"; failure: LiveKitFailure; mapped: Mapped; step: string }
+  | { kind: "unknown"; failure: LiveKitFailure };
+
+/** Writes the call record, dispatches the agent, waits for a carrier slot, dials, and records. */
+export async function placeCall(deps: Deps, input: DialInput): Promise<DialResult> {
+  const { config, sql, log, clock } = deps;
+  const lk = deps.liveKit;
+  checkDestinationAllowed(config, input.to, input.allowedCountries);
+  const id = crypto.randomUUID();
+  // One statement before dialing: the ready trunk, the do-not-call check, a campaign still
+  // running, and the record. Only when it writes nothing is the reason looked up.
+  const [inserted] = await sql<
+    (CallRow & { agent_name: string; account_max_call_sec: number | null })[]
+  >`
+    select o.*, (select x.agent_name from public.assistant x where x.id = o.assistant_id) as agent_name,
+      (select l.max_call_duration_sec from internal.platform_settings l) as account_max_call_sec
+    from internal.open_call(${id}, ${input.ownerId}, ${input.assistantId ?? null},
+      ${input.outboundTrunkId ?? null}, ${input.phoneNumberId ?? null}, ${input.to},
+      ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null},
+      ${input.campaign?.attempt ?? null}, ${input.roomName ?? null},
+      ${input.participantIdentity ?? null}) o`;
+  if (!inserted) return await refused(sql, input);
+  const trunk = {
+    ...inserted,
+    assistant_id: inserted.assistant_id!,
+    e164: inserted.from_number,
+  };
+  const carrier = trunk.carrier_trunk ?? "default";
+  // A direct call takes its slot once its agent is in the room; it is refused at once only
+  // when the carrier trunk has nothing free soon.
+  let slot = input.slot ?? null;
+  if (!slot) {
+    const busy = await carrierBusy(deps, carrier);
+    if (busy.retryAfterSec! > DIRECT_SLOT_WAIT_SEC) {
+      await sql`select internal.withdraw_call(${inserted.id})`;
+      throw busy;
+    }
+  }
+  const call = inserted;
+  const l = log.child({
+    callId: call.id,
+    assistantId: trunk.assistant_id,
+    roomName: call.room_name,
+    campaignCallId: input.campaign?.campaignCallId,
+  });
+
+  // What the agent receives (README, "What the agent receives"): ids, variables, where to report.
+  const metadata = {
+    ...(input.metadata ?? {}),
+    variables: input.metadata ?? {},
+    assistantId: trunk.assistant_id,
+    callId: call.id,
+    roomName: call.room_name,
+    campaignId: input.campaign?.campaignId ?? null,
+    campaignCallId: input.campaign?.campaignCallId ?? null,
+    attempt: input.campaign?.attempt ?? null,
+    name: input.participantName !== input.to ? input.participantName ?? null : null,
+    to: input.to,
+    from: trunk.e164,
+    functionsUrl: `${config.supabaseUrl}/functions/v1`,
+  };
+  // The agent's credential for call-report and transfer-call on this call only: a LiveKit token
+  // for the call's room (nothing to publish or subscribe), so an agent needs no API secret.
+  const maxCallSec = Math.min(
+    input.maxCallDurationSec ?? config.maxCallDurationSec,
+    trunk.account_max_call_sec ?? Infinity,
+  );
+  const callToken = await roomToken(
+    config,
+    call.room_name,
+    `reporter-${call.id}`,
+    maxCallSec + 600,
+  );
+  let dispatchId: string | null = null;
+  let answer: DialAnswer;
+  let dialedAt: Date | null = null;
+  try {
+    const dispatch = await lk.dispatch.createDispatch(call.room_name, trunk.agent_name, {
+      metadata: JSON.stringify({ ...metadata, callToken }),
+    });
+    dispatchId = dispatch.id;
+  } catch (e) {
+    const failure = describeLiveKitError(e);
+    answer = {
+      kind: "failed",
+      failure,
+      mapped: outcomeFromError(failure),
+      step: "dispatch the agent",
+    };
+  }
+  let agent: ParticipantInfo | null = null;
+  if (dispatchId !== null) {
+    // No silent answers: the callee's phone rings only once the agent is in the room. It has
+    // until just before the slot to join unseen (one look then usually finds it).
+    if (slot) await clock.sleep(slot.getTime() - AGENT_LOOK_AHEAD_MS - clock.now());
+    agent = await awaitAgent(deps, call.room_name, trunk.agent_name, config.agentJoinTimeoutSec);
+    if (!agent) {
+      await lk.dispatch.deleteDispatch(dispatchId, call.room_name).catch(() => {});
+      await sql`select internal.withdraw_call(${call.id})`;
+      lk.rooms.deleteRoom(call.room_name).catch(() => {});
+      l.warn("no agent joined; not dialed", { waitSec: config.agentJoinTimeoutSec });
+      return {
+        call,
+        duplicate: false,
+        notDialed: true,
+        agentUnavailable: true,
+        error: new AgentUnavailableError(
+          `No agent of assistant ${trunk.assistant_id} (${trunk.agent_name}) joined the call's room within ${config.agentJoinTimeoutSec} s, so ${input.to} was not dialed; the agent pool may be busy or not running.`,
+        ),
+        mapped: null,
+      };
+    }
+    slot ??= await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
+    if (!slot || !(await awaitSlot(deps, carrier, slot))) {
+      // Never dialed: the record goes, so the attempt's room can be used when it comes back.
+      await sql`select internal.withdraw_call(${call.id})`;
+      lk.rooms.deleteRoom(call.room_name).catch(() => {});
+      l.warn("no carrier slot; not dialed", { carrierTrunk: carrier });
+      return {
+        call,
+        duplicate: false,
+        notDialed: true,
+        error: await carrierBusy(deps, carrier),
+        mapped: null,
+      };
+    }
+    dialedAt = new Date(clock.now());
+    input.onDialing?.(call);
+    // Always waits for the answer: LiveKit sends no webhook when a call is answered, and only
+    // the dial's own error carries the carrier's exact SIP status.
+    const ringingTimeout = input.ringingTimeoutSec ?? config.ringingTimeoutSec;
+    try {
+      const p = await lk.sip.createSipParticipant(
+        trunk.outbound_trunk_id,
+        input.to,
+        call.room_name,
+        {
+          participantIdentity: call.participant_identity,
+          participantName: input.participantName ?? input.to,
+          participantMetadata: JSON.stringify(metadata),
+          participantAttributes: {
+            callId: call.id,
+            assistantId: trunk.assistant_id,
+            ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
+          },
+          fromNumber: trunk.e164,
+          waitUntilAnswered: true,
+          ringingTimeout,
+          // The operator's per-account limit, if any, caps every call's length.
+          maxCallDuration: maxCallSec,
+          krispEnabled: true,
+          timeout: DIAL_TIMEOUT_SEC,
+        },
+      );
+      answer = { kind: "answered", participantId: p.participantId, sipCallId: p.sipCallId };
+    } catch (e) {
+      const failure = describeLiveKitError(e);
+      answer = failure.status === null
+        // The request may have reached LiveKit and the phone may be ringing: find out.
+        ? await settleLostAnswer(deps, call, ringingTimeout, failure)
+        : { kind: "failed", failure, mapped: outcomeFromError(failure), step: "dial" };
+    }
+  }
+  answer ??= { kind: "unknown", failure: describeLiveKitError(null) };
+  return await recordAnswer(deps, call, {
+    answer,
+    dispatchId,
+    dialedAt,
+    input,
+    agent,
+    l,
+  });
+}
+
+/** 503 agent_unavailable: no agent joined in time; nothing was dialed. */
+export class AgentUnavailableError extends AppError {
+  constructor(message: string, retryAfterSec = 10) {
+    super(503, "agent_unavailable", message, { retryAfterSec });
+    this.retryAfterSec = retryAfterSec;
+  }
+}
+
+/** LiveKit's attribute naming the agent name an agent participant was dispatched under. */
+const AGENT_NAME_ATTRIBUTE = "lk.agent_name";
+
+/**
+ * The assistant's agent once it is in the room (LiveKit's participants say so), or null. Only an
+ * AGENT participant whose `lk.agent_name` is the assistant's agent name counts: LiveKit also
+ * dispatches agent name "" to every new room, so a worker registered without a name joins too.
+ */
+async function awaitAgent(
+  { liveKit: lk, clock }: Deps,
+  room: string,
+  agentName: string,
+  waitSec: number,
+) {
+  const until = clock.now() + waitSec * 1000;
+  for (let pause = 25;; pause = Math.min(pause * 2, 250)) {
+    const found = await lk.rooms.listParticipants(room).then(
+      (ps) =>
+        ps.find((p) =>
+          p.kind === ParticipantInfo_Kind.AGENT && p.attributes[AGENT_NAME_ATTRIBUTE] === agentName
+        ) ?? null,
+      () => null,
+    );
+    if (found) return found;
+    if (clock.now() + pause > until) return null;
+    await clock.sleep(pause);
+  }
+}
+
+/**
+ * The dial's answer was lost (connection dropped or timed out). With failover off nothing
+ * was replayed; LiveKit's participants say whether the call exists and how it stands.
+ */
+async function settleLostAnswer(
+  { liveKit: lk, clock }: Deps,
+  call: CallRow,
+  ringingTimeoutSec: number,
+  failure: LiveKitFailure,
+): Promise<DialAnswer> {
+  const until = clock.now() + (ringingTimeoutSec + 10) * 1000;
+  let seen = false;
+  while (clock.now() < until) {
+    const p = await lk.rooms.getParticipant(call.room_name, call.participant_identity).catch(
+      () => null,
+    );
+    if (p) {
+      seen = true;
+      if (p.attributes?.["sip.callStatus"] === "active") {
+        return {
+          kind: "answered",
+          participantId: p.sid,
+          sipCallId: p.attributes?.["sip.callID"] ?? "",
+        };
+      }
+    } else if (seen) {
+      break;
+    } else {
+      // Never joined (the request did nothing) or already gone: the webhooks, if any, tell.
+      break;
+    }
+    await clock.sleep(1000);
+  }
+  return { kind: "unknown", failure };
+}
+
+/**
+ * Hands the dial's answer to the database, which decides what it means for the call and its
+ * campaign contact; a database that is briefly away is retried (what this misses the
+ * reconciliation fills in).
+ */
+async function recordAnswer(
+  { sql, liveKit: lk, clock }: Deps,
+  call: CallRow,
+  r: {
+    answer: DialAnswer;
+    dispatchId: string | null;
+    dialedAt: Date | null;
+    input: DialInput;
+    agent: ParticipantInfo | null;
+    l: Logger;
+  },
+): Promise<DialResult> {
+  const { answer, l } = r;
+  const agentJoinedAt = r.agent ? new Date(Number(r.agent.joinedAtMs) || clock.now()) : null;
+  const agentAudioAt = r.agent?.tracks.some((t) => t.type === TrackType.AUDIO) ? r.dialedAt : null;
+  const agentIdentity = r.agent?.identity ?? null;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      let rows: CallRow[];
+      if (answer.kind === "answered") {
+        rows = await sql<CallRow[]>`
+          select * from internal.record_answer(${call.id}, ${r.dispatchId}, ${r.dialedAt},
+            ${agentIdentity}, ${agentJoinedAt}, ${agentAudioAt}, ${answer.participantId},
+            ${answer.sipCallId})`;
+      } else {
+        const f = answer.failure;
+        const mapped = answer.kind === "failed" ? answer.mapped : null;
+        const step = answer.kind === "failed" ? answer.step : "dial";
+        rows = await sql<CallRow[]>`
+          select * from internal.record_dial_failure(${call.id}, ${answer.kind},
+            ${mapped?.status ?? null}, ${mapped?.outcome ?? null}, ${`${step}: ${f.message}`},
+            ${f.sipStatusCode ?? null}, ${f.sipStatus ?? null}, ${r.dispatchId}, ${r.dialedAt},
+            ${agentIdentity}, ${agentJoinedAt}, ${agentAudioAt})`;
+      }
+      if (rows[0]) call = rows[0];
+      break;
+    } catch (e) {
+      l.warn("call answer not recorded yet", {
+        attempt,
+        error: e instanceof Error ? e.message : String(e),
+      });
+      if (attempt === 3) break;
+      await clock.sleep(250 * attempt);
+    }
+  }
+
+  if (answer.kind === "answered") {
+    l.info("call answered", { participantId: answer.participantId, sipCallId: answer.sipCallId });
+    return { call, duplicate: false, notDialed: false, error: null, mapped: null };
+  }
+  // The room was made for this call; do not leave the agent waiting in it.
+  lk.rooms.deleteRoom(call.room_name).catch(() => {});
+  const f = answer.failure;
+  const mapped: Mapped = { status: call.status, outcome: (call.outcome ?? "failed") as Outcome };
+  const step = answer.kind === "failed" ? answer.step : "dial";
+  l.warn("call failed", {
+    step,
+    upstreamCode: f.code,
+    upstreamStatus: f.status,
+    sipStatusCode: f.sipStatusCode,
+    outcome: mapped.outcome,
+  });
+  const error = new UpstreamError(
+    "livekit",
+    `Cannot ${step} ${r.input.to}: ${
+      f.sipStatusCode ? `SIP ${f.sipStatusCode} ${f.sipStatus ?? ""}`.trim() : f.message
+    } (${mapped.outcome})`,
+    f.code,
+    f.status,
+    {
+      sipStatusCode: f.sipStatusCode,
+      sipStatus: f.sipStatus,
+      outcome: mapped.outcome,
+      callId: call.id,
+    },
+  );
+  return { call, duplicate: false, notDialed: false, error, mapped };
+}

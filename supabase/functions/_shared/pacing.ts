@@ -1,0 +1,85 @@
+// Carrier pacing: each carrier trunk's calls-per-second budget, safe in any sliding second. The
+// database hands out send slots (internal.take_carrier_slots); a dial waits for its slot here,
+// and one that would go out late takes a new slot instead of crowding the next ones.
+import type { Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import type { Deps } from "./deps.ts";
+import type { Sql } from "./db.ts";
+import { isDatabaseUnavailable, RateLimitError } from "./errors.ts";
+
+/** A dial sent later than this after its slot takes a new one (internal.take_carrier_slots). */
+export const SLOT_TOLERANCE_MS = 30;
+/** How far ahead a direct call may wait for its carrier trunk's next slot. */
+export const DIRECT_SLOT_WAIT_SEC = 5;
+
+/** One send slot of the carrier trunk, or null when none opens within `horizonSec`. */
+export async function takeSlot(sql: Sql, config: Config, carrier: string, horizonSec: number) {
+  const [{ slots }] = await sql<{ slots: Date[] }[]>`
+    select internal.take_carrier_slots(${carrier}, ${config.carrierCps}, 1, ${horizonSec}) as slots`;
+  return slots[0] ?? null;
+}
+
+/**
+ * How much of an earlier dial's lateness a dial need not make up: slots are 40 ms more than a
+ * second apart per cps, and the rest covers what happens after the check (signing the request,
+ * connecting, the network), which no check sees.
+ */
+const SLOT_SHRINK_MS = 10;
+/** This isolate's dials per carrier trunk in the last 2 s, as they went: slot and lateness (ms). */
+const sentDials = new Map<string, { slot: number; late: number }[]>();
+function sentOn(clock: Clock, carrier: string) {
+  const sent = (sentDials.get(carrier) ?? []).filter((d) => d.slot > clock.now() - 2000);
+  sentDials.set(carrier, sent);
+  return sent;
+}
+
+/**
+ * How long after its slot a dial waits so that it is no closer to an earlier dial of this
+ * isolate than their slots are apart, less SLOT_SHRINK_MS: a dial that went out late pushes
+ * back the ones that may share a sliding second with it, those up to 1.04 s later (5 ms more
+ * for slots rounded to the ms), by its lateness.
+ */
+export function carriedLateness(sent: readonly { slot: number; late: number }[], slot: number) {
+  let wait = 0;
+  for (const d of sent) {
+    if (d.slot < slot && slot - d.slot <= 1045) wait = Math.max(wait, d.late - SLOT_SHRINK_MS);
+  }
+  return wait;
+}
+
+/** Waits for the slot; a dial that would go out late takes a new slot instead (false: none). */
+export async function awaitSlot(deps: Deps, carrier: string, slot: Date) {
+  const { sql, config, clock } = deps;
+  for (let tries = 0; tries < 5; tries++) {
+    await clock.sleep(slot.getTime() - clock.now());
+    const wait = carriedLateness(sentOn(clock, carrier), slot.getTime());
+    if (wait > 0) await clock.sleep(slot.getTime() + wait - clock.now());
+    const late = clock.now() - slot.getTime();
+    if (late <= SLOT_TOLERANCE_MS) {
+      sentOn(clock, carrier).push({ slot: slot.getTime(), late });
+      return true;
+    }
+    let next: Date | null;
+    try {
+      next = await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
+    } catch (e) {
+      // The database restarting: nothing has gone out yet, so ask again shortly.
+      if (!isDatabaseUnavailable(e) || tries === 4) throw e;
+      await clock.sleep(250 * (tries + 1));
+      continue;
+    }
+    if (!next) return false;
+    slot = next;
+  }
+  return false;
+}
+
+/** 429 with the wait until the carrier trunk's next slot. */
+export async function carrierBusy({ sql, clock }: Deps, carrier: string) {
+  const [{ at }] = await sql<{ at: Date }[]>`select internal.carrier_next_slot(${carrier}) as at`;
+  const wait = Math.max(1, Math.ceil((at.getTime() - clock.now()) / 1000));
+  return new RateLimitError(
+    `The carrier trunk's calls-per-second budget is used up; try again in ${wait} s.`,
+    wait,
+  );
+}
