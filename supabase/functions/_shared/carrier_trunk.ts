@@ -8,7 +8,7 @@ import { withLease } from "./lease.ts";
 import { NotConfiguredError, NotFoundError, UpstreamError } from "./errors.ts";
 import type { Deps } from "./deps.ts";
 import type { SipCredentials } from "./trunks.ts";
-import type { Twilio } from "twilio";
+import type { TwilioClient } from "./twilio_client.ts";
 
 type TwilioConfig = NonNullable<Config["twilio"]>;
 
@@ -16,12 +16,12 @@ type TwilioConfig = NonNullable<Config["twilio"]>;
 export type Carrier = Pick<Deps, "config" | "twilio">;
 
 /** The carrier's Twilio client: the one given, else the configured account's. */
-export function twilioOf(carrier: Carrier): Promise<Twilio> {
+export function twilioOf(carrier: Carrier): Promise<TwilioClient> {
   return carrier.twilio ? carrier.twilio() : twilioClient(carrier.config);
 }
 
 /** The configured account's client (the real `twilio`, imported on first use). */
-export async function twilioClient(config: Config): Promise<Twilio> {
+export async function twilioClient(config: Config): Promise<TwilioClient> {
   if (!config.twilio) {
     throw new NotConfiguredError(config.missing.twilio, "Twilio");
   }
@@ -212,7 +212,7 @@ export async function sipCredentials(
 }
 
 /** The account's Elastic SIP trunk with this domain (the deployment's own), or null. */
-export async function findAccountTrunk(tw: Twilio, domain: string) {
+export async function findAccountTrunk(tw: TwilioClient, domain: string) {
   return (await tw.trunking.v1.trunks.list()).find((x) => x.domainName === domain) ?? null;
 }
 
@@ -221,7 +221,7 @@ async function ensureCarrierTrunk(
   config: Config,
   t: TwilioConfig,
   sipUrl: string,
-  tw: Twilio,
+  tw: TwilioClient,
   sql: Sql,
 ): Promise<SipCredentials> {
   const base = { transport: config.sipTransport, destinationCountry: config.destinationCountry };

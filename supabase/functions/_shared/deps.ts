@@ -2,7 +2,7 @@
 // the pooled database, the LiveKit clients, the wall clock, the log); the local
 // gateway, the tests and the benchmarks pass their own. Nothing in a handler reaches for a
 // global: a test can run any handler with any configuration side by side with others.
-import type { Twilio } from "twilio";
+import type { TwilioClient } from "./twilio_client.ts";
 import { type Clock, wallClock } from "./clock.ts";
 import { type Config, ConfigError, parseConfig } from "./config.ts";
 import { db, type Sql } from "./db.ts";
@@ -21,7 +21,7 @@ export interface Deps {
    * A Twilio client in place of the configured account's (tests); unset, the carrier side makes
    * its own on first use, so functions that never provision never load `twilio`.
    */
-  twilio?: () => Promise<Twilio>;
+  twilio?: () => Promise<TwilioClient>;
   clock: Clock;
   log: Logger;
 }
