@@ -29,7 +29,7 @@ export interface Row {
 }
 
 export function superuser(info: StackInfo, max = 4): postgres.Sql {
-  return postgres(info.dbUrl, { max, onnotice: () => {}, prepare: false });
+  return postgres(info.adminDbUrl ?? info.dbUrl, { max, onnotice: () => {}, prepare: false });
 }
 
 export type User = fixtures.FixtureUser;

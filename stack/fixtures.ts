@@ -8,7 +8,7 @@ import type { StackInfo } from "./stack.ts";
 
 export interface Fixture {
   info: Pick<StackInfo, "supabaseUrl" | "numbers" | "issuer" | "privateJwk">;
-  /** A superuser connection to the stack's database. */
+  /** The project's connection to the stack's database (the `postgres` role, not a superuser). */
   sql: postgres.Sql;
 }
 

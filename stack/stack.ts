@@ -36,7 +36,17 @@ export interface StackInfo {
   anonKey: string;
   /** The service key: the legacy service_role JWT, or in "new" mode the `sb_secret_` key. */
   serviceKey: string;
+  /**
+   * The project's database URL, as the `postgres` role (not a superuser, as on Supabase): what
+   * the migrations, the functions (SUPABASE_DB_URL) and the tests use.
+   */
   dbUrl: string;
+  /**
+   * The platform superuser's URL (`supabase_admin`): for what only the platform does (tuning the
+   * server, pausing pg_cron's jobs in benchmarks), never the project's code. Absent in a
+   * stack.json written before it existed.
+   */
+  adminDbUrl?: string;
   /** The legacy HS256 secret; "" in "new" mode, which has none. */
   jwtSecret: string;
   issuer: string;
@@ -352,7 +362,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     });
     checkpoint();
     say(`postgres on port ${cluster.port}`);
-    await applyMigrations(cluster.url, say);
+    await applyMigrations(cluster, say);
     checkpoint();
 
     const gatewayPort = freePort();
@@ -479,17 +489,31 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       logHandle.close();
     });
 
-    const net = await startNetWorker(cluster.url);
+    // pg_net's worker is the platform's (on Supabase it runs as the superuser).
+    const net = await startNetWorker(cluster.adminUrl);
     parts.push({ name: "pg_net worker", stop: () => net.close(), boundMs: 2000 });
 
-    // The Auth and REST stand-ins share one pool (the superuser; REST switches role per request).
-    const apiSql = postgres(cluster.url, {
+    // The Auth and REST stand-ins connect as their servers do on Supabase: Auth as
+    // supabase_auth_admin (the owner of GoTrue's tables), REST as authenticator (which switches
+    // to anon, authenticated or service_role per request).
+    const authSql = postgres(cluster.urlOf("supabase_auth_admin"), {
+      max: 5,
+      prepare: false,
+      onnotice: () => {},
+      connection: { application_name: "auth stand-in" },
+    });
+    const restSql = postgres(cluster.urlOf("authenticator"), {
       max: 10,
       prepare: false,
       onnotice: () => {},
-      connection: { application_name: "auth and rest stand-ins" },
+      connection: { application_name: "rest stand-in" },
     });
-    parts.push({ name: "auth and rest", stop: () => apiSql.end({ timeout: 1 }), boundMs: 2000 });
+    parts.push({
+      name: "auth and rest",
+      stop: () =>
+        Promise.all([authSql.end({ timeout: 1 }), restSql.end({ timeout: 1 })]).then(() => {}),
+      boundMs: 2000,
+    });
 
     // The requests under way, by name, for the stop to say what it did not wait for.
     const inflight = new Set<{ name: string }>();
@@ -507,8 +531,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const gateway: Gateway = startGateway({
       port: gatewayPort,
       keys,
-      auth: counted("auth", authHandler({ sql: apiSql, keys })),
-      rest: counted("rest", restHandler({ sql: apiSql, keys })),
+      auth: counted("auth", authHandler({ sql: authSql, keys })),
+      rest: counted("rest", restHandler({ sql: restSql, keys })),
       functions: (await discoverFunctions(`${ROOT}/supabase`, deps)).map((f) => ({
         ...f,
         load: async () => counted(f.name, await f.load()),
@@ -567,6 +591,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       anonKey: keys.anonKey,
       serviceKey: keys.serviceKey,
       dbUrl: cluster.url,
+      adminDbUrl: cluster.adminUrl,
       jwtSecret: keys.jwtSecret,
       issuer: keys.issuer,
       privateJwk: keys.privateJwk,

@@ -45,7 +45,7 @@ export async function runDemo(info: StackInfo, opts: { once: boolean; log: (s: s
   const supabase = createClient(info.supabaseUrl, info.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false },
   });
-  // The superuser connection waits for the number's provisioning outbox (stack/fixtures.ts) and
+  // The project's database connection (postgres) waits for the number's provisioning outbox (stack/fixtures.ts) and
   // nudges the tick each second: locally pg_cron 1.4 runs it once a minute, where Supabase's
   // pg_cron runs it every 5 s.
   const sql = postgres(info.dbUrl, { max: 1, onnotice: () => {} });

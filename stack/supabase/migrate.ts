@@ -1,13 +1,27 @@
-// Applies Supabase's stand-ins, then supabase/migrations in order (recorded like the
-// Supabase CLI records them), then the phone metadata (supabase/data/phone_metadata.sql, an
-// idempotent load), then supabase/seed.sql.
-import { psql } from "./postgres.ts";
+// Prepares the platform as the superuser (`supabase_admin`: platform.sql, then the login roles'
+// passwords), then, as the project's `postgres` role (not a superuser, as on Supabase), applies
+// supabase/migrations in order (recorded like the Supabase CLI records them), the phone metadata
+// (supabase/data/phone_metadata.sql, an idempotent load) and supabase/seed.sql.
+import { type Cluster, LOGIN_ROLES, psql } from "./postgres.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
-export async function applyMigrations(dbUrl: string, log: (line: string) => void = () => {}) {
-  await psql({ url: dbUrl }, { file: `${ROOT}/stack/supabase/platform.sql` });
-  await psql({ url: dbUrl }, {
+const literal = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+export async function applyMigrations(
+  cluster: Pick<Cluster, "url" | "adminUrl" | "passwords">,
+  log: (line: string) => void = () => {},
+) {
+  const admin = { url: cluster.adminUrl };
+  await psql(admin, { file: `${ROOT}/stack/supabase/platform.sql` }, ["--single-transaction"]);
+  await psql(admin, {
+    sql: LOGIN_ROLES.map((r) => `alter role ${r} password ${literal(cluster.passwords[r])};`)
+      .join("\n"),
+  });
+
+  // Everything below is what `supabase db push` and the README's psql line do on a project.
+  const project = { url: cluster.url };
+  await psql(project, {
     sql: `create schema if not exists supabase_migrations;
           create table if not exists supabase_migrations.schema_migrations
             (version text primary key, name text, statements text[]);`,
@@ -19,14 +33,14 @@ export async function applyMigrations(dbUrl: string, log: (line: string) => void
   files.sort();
   for (const name of files) {
     const [version, ...rest] = name.replace(/\.sql$/, "").split("_");
-    const done = await psql({ url: dbUrl }, {
+    const done = await psql(project, {
       sql: `select 1 from supabase_migrations.schema_migrations where version = '${version}'`,
     }, ["-t", "-A"]);
     if (done.trim() === "1") continue;
-    await psql({ url: dbUrl }, { file: `${ROOT}/supabase/migrations/${name}` }, [
+    await psql(project, { file: `${ROOT}/supabase/migrations/${name}` }, [
       "--single-transaction",
     ]);
-    await psql({ url: dbUrl }, {
+    await psql(project, {
       sql:
         `insert into supabase_migrations.schema_migrations (version, name) values ('${version}', '${
           rest.join("_")
@@ -34,8 +48,8 @@ export async function applyMigrations(dbUrl: string, log: (line: string) => void
     });
     log(`applied ${name}`);
   }
-  await psql({ url: dbUrl }, { file: `${ROOT}/supabase/data/phone_metadata.sql` }, [
+  await psql(project, { file: `${ROOT}/supabase/data/phone_metadata.sql` }, [
     "--single-transaction",
   ]);
-  await psql({ url: dbUrl }, { file: `${ROOT}/supabase/seed.sql` });
+  await psql(project, { file: `${ROOT}/supabase/seed.sql` });
 }

@@ -1,10 +1,18 @@
--- STAND-INS for what a Supabase project has before any migration runs: roles, the auth
--- schema, Vault and pg_net. Applied by the local stack only, never part of
--- supabase/migrations. Each piece is skipped where the real thing already exists.
+-- STAND-INS for what a Supabase project has before any migration runs: roles, pg_cron, the
+-- auth schema, Vault and pg_net, with the owners and grants of a hosted project. Applied by the
+-- local stack only, as the superuser supabase_admin, never part of supabase/migrations. Each
+-- piece is skipped where the real thing already exists.
 
 -- Roles -------------------------------------------------------------------------------
+-- Applied by the superuser `supabase_admin` (the cluster's bootstrap user, as on Supabase). The
+-- project's `postgres` role is what a hosted project gives its owner: not a superuser, with
+-- these attributes and memberships; the migrations, the functions' database work and the
+-- pgTAP tests run as it. Sources: stack/supabase/README.md, "Roles, owners and grants".
 do $$
 begin
+  if not exists (select from pg_roles where rolname = 'postgres') then
+    create role postgres;
+  end if;
   if not exists (select from pg_roles where rolname = 'anon') then
     create role anon nologin noinherit;
   end if;
@@ -18,24 +26,55 @@ begin
     -- The login role PostgREST uses; it switches to the three above per request.
     create role authenticator login noinherit;
   end if;
+  if not exists (select from pg_roles where rolname = 'supabase_auth_admin') then
+    -- The login role the Auth server (GoTrue) uses; it owns the auth schema's tables.
+    create role supabase_auth_admin login noinherit noreplication;
+  end if;
 end $$;
+alter role postgres nosuperuser createdb createrole login replication bypassrls inherit;
 grant anon, authenticated, service_role to authenticator;
 grant anon, authenticated, service_role to postgres;
+grant pg_read_all_data, pg_signal_backend, pg_monitor to postgres;
+-- The project's database is its own (Supabase's setup makes postgres its owner, and with it the
+-- owner of the public schema, pg_database_owner).
+alter database postgres owner to postgres;
+grant all on database postgres to postgres;
+alter role postgres set search_path = "$user", public, extensions;
+alter role supabase_auth_admin set search_path = auth;
 
 -- Schemas and extensions ----------------------------------------------------------------
-create schema if not exists extensions;
+create schema if not exists extensions authorization postgres;
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists pgtap with schema extensions;
 grant usage on schema extensions to anon, authenticated, service_role;
+-- Only for the Auth stand-in, which hashes passwords with pgcrypto (GoTrue does it in Go).
+grant usage on schema extensions to supabase_auth_admin;
 alter database postgres set search_path = "$user", public, extensions;
 set search_path = "$user", public, extensions;
 
--- As on Supabase: everything new in public is granted to the API roles by default, so a
--- migration that forgets to take it back is caught here as it would be in production.
+-- As on Supabase: everything postgres creates in public is granted to the API roles by
+-- default, so a migration that forgets to take it back is caught here as it would be in
+-- production.
 grant usage on schema public to anon, authenticated, service_role;
-alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
-alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
-alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  grant all on tables to anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  grant all on sequences to anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  grant all on functions to anon, authenticated, service_role;
+
+-- pg_cron ---------------------------------------------------------------------------------
+-- Enabled by the platform (on Supabase the dashboard or `create extension` through supautils
+-- creates it as supabase_admin), with the grants Supabase's pg_cron setup gives postgres:
+-- everything in cron with grant option, but cron.job only readable (jobs are changed through
+-- cron.schedule and cron.unschedule) and no triggers on cron.job_run_details.
+create extension if not exists pg_cron;
+grant usage on schema cron to postgres with grant option;
+grant all on all functions in schema cron to postgres with grant option;
+grant all privileges on all tables in schema cron to postgres with grant option;
+revoke all on table cron.job from postgres;
+grant select on table cron.job to postgres with grant option;
+revoke trigger on cron.job_run_details from postgres;
 
 -- auth ------------------------------------------------------------------------------------
 do $$
@@ -135,6 +174,33 @@ begin
   revoke all on auth.sessions, auth.refresh_tokens, auth.mfa_amr_claims from public, anon, authenticated;
 end $$;
 
+-- Owners and grants as on Supabase: the schema is the platform's, GoTrue's role owns its tables
+-- and functions, and postgres may use all of them (read, write, reference, trigger) but not
+-- create objects in auth.
+grant all on schema auth to supabase_auth_admin;
+do $$
+declare
+  r record;
+begin
+  for r in select c.oid::regclass as t from pg_class c
+           where c.relnamespace = 'auth'::regnamespace and c.relkind in ('r', 'v', 'p')
+             and pg_get_userbyid(c.relowner) <> 'supabase_auth_admin' loop
+    execute format('alter table %s owner to supabase_auth_admin', r.t);
+  end loop;
+  for r in select p.oid::regprocedure as f from pg_proc p
+           where p.pronamespace = 'auth'::regnamespace
+             and pg_get_userbyid(p.proowner) <> 'supabase_auth_admin' loop
+    execute format('alter function %s owner to supabase_auth_admin', r.f);
+  end loop;
+end $$;
+grant usage on schema auth to postgres;
+grant all on all tables in schema auth to postgres;
+grant all on all sequences in schema auth to postgres;
+grant all on all routines in schema auth to postgres;
+alter default privileges for role supabase_auth_admin in schema auth grant all on tables to postgres;
+alter default privileges for role supabase_auth_admin in schema auth grant all on sequences to postgres;
+alter default privileges for role supabase_auth_admin in schema auth grant all on routines to postgres;
+
 -- Vault -------------------------------------------------------------------------------------
 do $$
 begin
@@ -188,6 +254,11 @@ begin
   grant usage on schema vault to service_role;
   grant select on vault.decrypted_secrets to service_role;
   grant execute on function vault.create_secret, vault.update_secret to service_role;
+  -- What Supabase's Vault setup grants postgres: read and delete secrets, create and update
+  -- them only through the functions (vault.key, the stand-in's key, stays the owner's).
+  grant usage on schema vault to postgres with grant option;
+  grant select, delete on vault.secrets, vault.decrypted_secrets to postgres with grant option;
+  grant execute on function vault.create_secret, vault.update_secret to postgres with grant option;
 end $$;
 
 -- pg_net ----------------------------------------------------------------------------------------
@@ -224,7 +295,7 @@ begin
     params jsonb default '{}'::jsonb,
     headers jsonb default '{"Content-Type": "application/json"}'::jsonb,
     timeout_milliseconds integer default 5000
-  ) returns bigint language plpgsql security definer set search_path = '' as $f$
+  ) returns bigint language plpgsql set search_path = '' as $f$
   declare
     request_id bigint;
     full_url text := url;
@@ -241,8 +312,9 @@ begin
     return request_id;
   end
   $f$;
-  revoke all on schema net from public;
-  revoke all on all functions in schema net from public;
-  grant usage on schema net to service_role;
-  grant execute on function net.http_post to service_role;
+  -- pg_net's own grants since 0.12 (what a project created today gets): the schema, its
+  -- tables and sequences to public, http_post a security invoker function anyone may execute.
+  grant usage on schema net to public;
+  grant all on all tables in schema net to public;
+  grant all on all sequences in schema net to public;
 end $$;

@@ -1,5 +1,7 @@
 // A throw-away PostgreSQL 15 cluster with pg_cron and pgTAP, the database half of the
 // local stack. Runs as an unprivileged OS user when started as root (Postgres refuses root).
+// Its bootstrap superuser is `supabase_admin`, as on Supabase; the project's `postgres` role is
+// not a superuser (stack/supabase/platform.sql).
 import {
   assertMayStart,
   descendants,
@@ -15,12 +17,32 @@ const EXTENSION_DIR = "/usr/share/postgresql/15/extension";
 const PACKAGES = ["postgresql-15-cron", "postgresql-15-pgtap"];
 const OS_USER = "postgres";
 
+/**
+ * The cluster's login roles, as on a Supabase project: `supabase_admin` is the superuser that
+ * initialises the cluster and prepares the platform (stack/supabase/platform.sql); `postgres` is
+ * the project's own role, not a superuser, which applies the migrations and runs the functions'
+ * database work; `authenticator` is the REST API's login role and `supabase_auth_admin` the Auth
+ * server's (platform.sql creates them; migrate.ts sets these passwords).
+ */
+export const LOGIN_ROLES = [
+  "supabase_admin",
+  "postgres",
+  "authenticator",
+  "supabase_auth_admin",
+] as const;
+export type LoginRole = typeof LOGIN_ROLES[number];
+
 export interface Cluster {
   port: number;
-  password: string;
   dir: string;
-  /** Superuser URL (the `postgres` role, as on Supabase). */
+  /** Each login role's password (random per cluster). */
+  passwords: Record<LoginRole, string>;
+  /** The `postgres` role's URL: the project's connection (migrations, functions, tests). */
   url: string;
+  /** The superuser's URL (`supabase_admin`): only what prepares or plays the platform. */
+  adminUrl: string;
+  /** A login role's URL. */
+  urlOf(role: LoginRole): string;
   /**
    * Stops the cluster and waits until none of its processes is left: `pg_ctl stop -m fast`,
    * `-m immediate` when that takes longer than its bound (or at once when `hurry` fires), and
@@ -118,16 +140,22 @@ export async function startCluster(
     : await Deno.makeTempDir({ prefix: "voice-lines-pg-" });
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
-  const password = randomSecret();
+  const passwords = Object.fromEntries(LOGIN_ROLES.map((r) => [r, randomSecret()])) as Record<
+    LoginRole,
+    string
+  >;
   const data = `${dir}/data`;
   const pwfile = `${dir}/pwfile`;
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  const urlOf = (role: LoginRole) =>
+    `postgres://${role}:${passwords[role]}@127.0.0.1:${port}/postgres`;
   let stopping: Promise<string> | null = null;
   const cluster: Cluster = {
     port,
-    password,
+    passwords,
     dir,
-    url,
+    url: urlOf("postgres"),
+    adminUrl: urlOf("supabase_admin"),
+    urlOf,
     stop(stopOpts = {}) {
       stopping ??= stopPostmaster(data, stopOpts.hurry).finally(async () => {
         if (dir !== wanted) await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -136,7 +164,7 @@ export async function startCluster(
     },
   };
   opts.onCreated?.(cluster);
-  await Deno.writeTextFile(pwfile, password);
+  await Deno.writeTextFile(pwfile, passwords.supabase_admin);
   if (isRoot()) {
     await run(["chown", "-R", OS_USER, dir]);
     await Deno.chmod(dir, 0o700);
@@ -145,8 +173,9 @@ export async function startCluster(
     `${PG_BIN}/initdb`,
     "-D",
     data,
+    // The bootstrap superuser is the platform's, as on Supabase; platform.sql creates `postgres`.
     "-U",
-    "postgres",
+    "supabase_admin",
     "--auth=scram-sha-256",
     `--pwfile=${pwfile}`,
     "-E",
@@ -299,7 +328,7 @@ export async function restartCluster(cluster: Cluster): Promise<void> {
   await launch(cluster.dir);
 }
 
-/** Runs a SQL file (or text) through psql as the superuser; stops at the first error. */
+/** Runs a SQL file (or text) through psql as the URL's role; stops at the first error. */
 export async function psql(
   cluster: { url: string },
   input: { file: string } | { sql: string },

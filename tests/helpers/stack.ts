@@ -11,7 +11,11 @@ const file = Deno.env.get("STACK_FILE");
 if (!file) throw new Error("STACK_FILE is not set: run the tests with `deno task test`.");
 export const stack: StackInfo = JSON.parse(Deno.readTextFileSync(file));
 
-/** A superuser connection for arranging and inspecting state. */
+/**
+ * The project's connection (the `postgres` role, not a superuser, as on Supabase) for arranging
+ * and inspecting state: a test that needs more than a hosted project allows is testing the wrong
+ * thing.
+ */
 export const sql = postgres(stack.dbUrl, { max: 4, onnotice: () => {}, prepare: false });
 
 export interface TestUser {
