@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 // The console (console/) in a real browser: Debian's chromium driven by playwright-core against
 // the test stack. Each test compares what the console shows with what the tables hold (read here
 // with SQL). Screenshots of the main screens go to .local/console/. Each test's result goes to
@@ -272,11 +271,12 @@ browserTest(
     // The CSV, dropped: three callees, a duplicate, a number on the do-not-call list, a bad row.
     const csv = "phone,name,plan\n+1 212 555 0905,Ada,gold\n+1 212 555 1910,Grace,\n" +
       "+1 312 555 0486,Linus,\n+1 (212) 555-0905,Ada again,\n+1 312 555 0777,Opted out,\n12,Bad,\n";
-    const dt = await page.evaluateHandle((text) => {
+    // The page's own DataTransfer (browser code as a string: this file is checked without the DOM).
+    const dt = await page.evaluateHandle(`(() => {
       const t = new DataTransfer();
-      t.items.add(new File([text], "contacts.csv", { type: "text/csv" }));
+      t.items.add(new File([${JSON.stringify(csv)}], "contacts.csv", { type: "text/csv" }));
       return t;
-    }, csv);
+    })()`);
     await page.getByTestId("drop-zone").dispatchEvent("drop", { dataTransfer: dt });
     const report = page.getByTestId("import-report");
     await report.waitFor();
@@ -465,9 +465,10 @@ browserTest(
     try {
       await go(page, "/webhooks");
       const types = await sql`select unnest(internal.webhook_event_types()) as t`;
-      const boxes = await page.getByRole("group", { name: "Events" }).locator("input").evaluateAll(
-        (els) => els.map((e) => (e as HTMLInputElement).value),
-      );
+      const boxes: string[] = [];
+      for (const box of await page.getByRole("group", { name: "Events" }).locator("input").all()) {
+        boxes.push((await box.getAttribute("value"))!);
+      }
       assert.deepEqual(
         [...boxes].sort(),
         types.map((t) => t.t).sort(),
@@ -568,10 +569,9 @@ browserTest(
         await go(page, hash);
         await page.locator("main h1").first().waitFor();
         await page.waitForLoadState("networkidle");
-        const [scroll, width] = await page.evaluate(() => [
-          document.documentElement.scrollWidth,
-          document.documentElement.clientWidth,
-        ]);
+        const [scroll, width] = await page.evaluate<number[]>(
+          "[document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+        );
         assert.ok(scroll <= width, `#${hash} is ${scroll} px wide at ${width} px`);
       }
       // Keyboard: the sections are reached with Tab and opened with Enter.
@@ -580,7 +580,7 @@ browserTest(
       let focused = "";
       for (let i = 0; i < 10 && focused !== "Calls"; i++) {
         await page.keyboard.press("Tab");
-        focused = await page.evaluate(() => document.activeElement?.textContent ?? "");
+        focused = await page.evaluate<string>('document.activeElement?.textContent ?? ""');
       }
       assert.equal(focused, "Calls");
       await page.keyboard.press("Enter");
