@@ -219,17 +219,17 @@ browserTest(
   "console: the do-not-call list takes a number and shows what the table holds",
   async (page) => {
     await go(page, "/dnc");
-    await page.getByLabel("Number (E.164)").fill("+13125550777");
+    await page.getByLabel("Number (E.164)").fill("+19715550777");
     await page.getByLabel("Reason").fill("asked by letter");
     await page.getByRole("button", { name: "Add", exact: true }).click();
-    await row(page, "data-number", "+13125550777").waitFor();
+    await row(page, "data-number", "+19715550777").waitFor();
     await page.getByLabel("Number (E.164)").fill("not a number");
     await page.getByRole("button", { name: "Add", exact: true }).click();
     await page.getByRole("form", { name: "Add to the do-not-call list" }).getByRole("alert")
       .waitFor();
     const rows = await sql`select e164, reason from public.do_not_call where owner_id = ${state
       .userId!}`;
-    assert.deepEqual(rows.map((r) => [r.e164, r.reason]), [["+13125550777", "asked by letter"]]);
+    assert.deepEqual(rows.map((r) => [r.e164, r.reason]), [["+19715550777", "asked by letter"]]);
     assert.equal(await page.locator("table[aria-label='Do-not-call list'] tbody tr").count(), 1);
   },
 );
@@ -269,8 +269,9 @@ browserTest(
     );
 
     // The CSV, dropped: three callees, a duplicate, a number on the do-not-call list, a bad row.
-    const csv = "phone,name,plan\n+1 212 555 0905,Ada,gold\n+1 212 555 1910,Grace,\n" +
-      "+1 312 555 0486,Linus,\n+1 (212) 555-0905,Ada again,\n+1 312 555 0777,Opted out,\n12,Bad,\n";
+    // Numbers no other test dials (tests read the LiveKit emulator's calls by number).
+    const csv = "phone,name,plan\n+1 971 555 0923,Ada,gold\n+1 971 555 0911,Grace,\n" +
+      "+1 971 555 1486,Linus,\n+1 (971) 555-0923,Ada again,\n+1 971 555 0777,Opted out,\n12,Bad,\n";
     // The page's own DataTransfer (browser code as a string: this file is checked without the DOM).
     const dt = await page.evaluateHandle(`(() => {
       const t = new DataTransfer();
@@ -388,7 +389,7 @@ browserTest(
     await page.locator("select[name=outcome]").selectOption("");
     await shot(page, "calls");
 
-    const answered = calls.find((c) => c.answered_at && c.to_number === "+12125550905")!;
+    const answered = calls.find((c) => c.answered_at && c.to_number === "+19715550923")!;
     const res = await fetch(`${stack.supabaseUrl}/functions/v1/call-report`, {
       method: "POST",
       headers: { Authorization: `Bearer ${stack.serviceKey}`, "Content-Type": "application/json" },
@@ -587,6 +588,7 @@ browserTest(
       await page.getByRole("heading", { name: "Calls" }).waitFor();
     } finally {
       await page.setViewportSize(LAPTOP);
+      await sql`delete from public.campaigns where id = ${c.id}`;
     }
   },
 );
