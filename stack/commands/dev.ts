@@ -8,7 +8,10 @@
 // command ends only when nothing of the stack runs. DEV_STATE_DIR sets another state folder
 // (lock, cluster, stack.json, functions.log) than .local/dev, for a second, separate stack.
 // `--new-keys` gives the stack only the new API keys (sb_publishable_, sb_secret_; no JWT secret).
+// The console (console/) is built when stale and served at the printed `console:` URL (not with
+// --once); CONSOLE_PORT fixes its port.
 import { runDemo } from "./demo.ts";
+import { buildConsole, serveConsole } from "../console.ts";
 import {
   chooseServices,
   lockState,
@@ -165,6 +168,19 @@ const summary = {
   "function logs": info.logFile,
 };
 for (const [k, v] of Object.entries(summary)) console.log(`${k.padEnd(26)} ${v}`);
+if (!once) {
+  try {
+    await buildConsole((l) => console.log(l));
+    const served = serveConsole(
+      { supabaseUrl: info.supabaseUrl, anonKey: info.anonKey, realtime: false },
+      Number(Deno.env.get("CONSOLE_PORT") ?? 0),
+    );
+    console.log(`console: ${served.url}`);
+    await lock.note({ supabaseUrl: info.supabaseUrl, stackFile, consoleUrl: served.url });
+  } catch (e) {
+    console.log(`console: not served: ${e instanceof Error ? e.message : e}`);
+  }
+}
 console.log(
   `(also in ${
     stackFile.includes(".local/") ? stackFile.slice(stackFile.indexOf(".local/")) : stackFile

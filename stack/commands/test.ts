@@ -114,6 +114,23 @@ function printSummary(file: string) {
   for (const [k, v] of totals) console.log(`  ${k.padEnd(40)} ${v}`);
 }
 
+/**
+ * The console's browser tests (tests/console/) append `{test, passed, chromium}` per test to
+ * <state>/console.jsonl; their line, or null when they did not run.
+ */
+function consoleLine(file: string): string | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch {
+    return null;
+  }
+  const results = text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const passed = results.filter((r) => r.passed).length;
+  const version = results.find((r) => r.chromium)?.chromium ?? "(did not start)";
+  return `console: ${passed} browser tests passed in chromium ${version}`;
+}
+
 const started = performance.now();
 const stack = await startStack({
   name: `test-${Deno.pid}`,
@@ -146,6 +163,8 @@ try {
   console.log(`not ok - test run aborted: ${e instanceof Error ? e.stack : e}`);
 } finally {
   printSummary(`${stack.info.stateDir}/summary.jsonl`);
+  const line = consoleLine(`${stack.info.stateDir}/console.jsonl`);
+  if (line) console.log(`\n${line}`);
   await stack.stop();
   await Deno.remove(stack.info.stateDir, { recursive: true }).catch(() => {});
 }
