@@ -57,19 +57,8 @@ export async function callFunction(
   }
 }
 
-export async function eventually<T>(
-  check: () => Promise<T | null | undefined | false>,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const v = await check();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { eventually } from "../stack/poll.ts";
+export { eventually };
 
 export type Line = fixtures.ReadyNumber;
 

@@ -2,6 +2,7 @@
 // benchmarks: the user and assistant as rows, each number through the product's own path
 // (map-number provisions the LiveKit trunks and the Twilio side), then its outbox job drained so
 // nothing provisions it again behind the caller's back.
+import { eventually } from "./poll.ts";
 import type postgres from "postgres";
 import { mintUserToken } from "./supabase/keys.ts";
 import type { StackInfo } from "./stack.ts";
@@ -59,15 +60,16 @@ export async function freeNumbers(f: Fixture, count: number): Promise<string[]> 
 
 /** Waits until no provisioning job is open for these numbers (bounded). */
 export async function outboxDrained(f: Fixture, e164s: string[], timeoutMs = 30_000) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const [j] = await f.sql<{ open: number }[]>`
-      select count(*)::int as open from internal.provisioning_job
-      where e164 = any(${e164s}::text[]) and status in ('pending', 'running')`;
-    if (j.open === 0) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the provisioning outbox of ${e164s.join(", ")} did not drain`);
+  await eventually(
+    async () => {
+      const [j] = await f.sql<{ open: number }[]>`
+        select count(*)::int as open from internal.provisioning_job
+        where e164 = any(${e164s}::text[]) and status in ('pending', 'running')`;
+      return j.open === 0;
+    },
+    `the provisioning outbox of ${e164s.join(", ")} to drain`,
+    timeoutMs,
+  );
 }
 
 /** Assigns the number to the assistant through map-number, ready, with its outbox drained. */

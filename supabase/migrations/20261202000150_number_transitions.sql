@@ -77,23 +77,21 @@ begin
 end $$;
 comment on function internal.number_failed is 'Provisioning failed: the number shows why; it is retried with backoff unless given up.';
 
--- A user's number, assigned to their assistant (or to none). A number enters only here, after
--- map-number found it in the carrier account: users may not insert rows themselves (a row could
--- claim anyone's number). Returns the number as it now is: unchanged when it is another of the
--- user's assistants' and force is not set (the caller answers 409), nothing when it is another
--- account's. The triggers mark it pending and write its outbox job with the change.
-create function internal.assign_number(number text, twilio text, label text, assistant uuid, force boolean)
+-- A user's number, assigned to their assistant (or to none), for map-number once it has
+-- authenticated the user and found the number in the carrier account: users may not insert rows
+-- themselves (a row could claim anyone's number). Returns the number as it now is: unchanged when
+-- it is another of the owner's assistants' and force is not set (map-number answers 409), nothing
+-- when it is another account's. The triggers mark it pending and write its outbox job with the
+-- change.
+create function internal.assign_number(owner uuid, number text, twilio text, label text, assistant uuid,
+  force boolean)
 returns setof public.phone_number
 language plpgsql security definer set search_path = '' as $$
 declare
-  owner uuid := internal.account_uid();
   n public.phone_number;
 begin
-  if owner is null then
-    raise exception 'no signed-in user' using errcode = '42501';
-  end if;
   if assistant is not null and not exists (select from public.assistant a where a.id = assistant and a.owner_id = owner) then
-    raise exception 'assistant % is not yours', assistant using errcode = '42501';
+    raise exception 'assistant % is not the owner''s', assistant using errcode = '42501';
   end if;
   for tries in 1..2 loop
     select * into n from public.phone_number p where p.e164 = number for update;
@@ -117,10 +115,10 @@ begin
       return next n;
       return;
     end if;
-    -- Lost an insert race (a double-click): the winner's row, now committed, may be our own.
+    -- Lost an insert race (a double-click): the winner's row, now committed, may be the owner's.
   end loop;
 end $$;
-comment on function internal.assign_number is 'map-number: assigns the requester''s number (checked against the carrier account) to one of their assistants, or releases it.';
+comment on function internal.assign_number is 'map-number: assigns a user''s number (checked against the carrier account) to one of their assistants, or releases it.';
 
 -- The job ---------------------------------------------------------------------------------------
 create function internal.claim_provisioning_job(job_id bigint)
@@ -169,11 +167,9 @@ language sql security definer set search_path = '' as $$
 $$;
 
 -- Grants -------------------------------------------------------------------------------------------
-revoke all on function internal.assign_number from public, anon;
-grant execute on function internal.assign_number to authenticated, service_role;
-revoke all on function internal.number_ready, internal.number_released, internal.number_failed,
+revoke all on function internal.assign_number, internal.number_ready, internal.number_released, internal.number_failed,
   internal.claim_provisioning_job, internal.provisioning_job_done, internal.provisioning_job_failed,
   internal.requeue_trunk_numbers from public, anon, authenticated;
-grant execute on function internal.number_ready, internal.number_released, internal.number_failed,
+grant execute on function internal.assign_number, internal.number_ready, internal.number_released, internal.number_failed,
   internal.claim_provisioning_job, internal.provisioning_job_done, internal.provisioning_job_failed,
   internal.requeue_trunk_numbers to service_role;

@@ -513,7 +513,7 @@ browserTest(
         async () =>
           (await deliveries.locator("tbody .badge-succeeded").count()) === Math.min(n, 25),
         "the deliveries to show succeeded",
-        200,
+        10_000,
       );
     } finally {
       await receiver.shutdown();

@@ -7,10 +7,12 @@ import {
   asUser,
   call,
   configureLiveKit,
+  DEFAULT_CARRIER_CPS,
   eventually,
   livekitRequests,
   livekitState,
   readyAssistant,
+  setCarrierCps,
   sql,
   stack,
   type TestUser,
@@ -169,6 +171,8 @@ Deno.test("an opted-out callee of campaign A is never dialed by campaign B of th
     await tx`update public.campaigns set status = 'running' where id = ${b}`;
     await tx`alter table public.campaigns enable trigger changed`;
   });
+  // Other tests' dials may have left the shared carrier trunk backed off: one tick must claim it.
+  await setCarrierCps(DEFAULT_CARRIER_CPS);
   const t = await tick(b);
   assert.equal(t.body.skipped, 1, JSON.stringify(t.body));
   const refused = await eventually(async () => {

@@ -3,6 +3,7 @@
 // have run) is all ok but the daily jobs; a wrong key, an anon key, a missing cron job, a Vault
 // key the functions refuse, unconfigured functions and refused upstream credentials each FAIL
 // with what to do; no line ever carries a secret.
+import { eventually } from "../../stack/poll.ts";
 import assert from "node:assert/strict";
 import { type Check, doctor, formatCheck } from "../../tools/doctor.ts";
 import type { Handler } from "../../supabase/functions/_shared/http.ts";
@@ -38,14 +39,8 @@ function statuses(checks: Check[]): Record<string, string> {
   return Object.fromEntries(checks.map((c) => [c.name, c.status]));
 }
 
-async function until<T>(what: string, check: () => Promise<T | null | false>, ms = 90_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+function until<T>(what: string, check: () => Promise<T | null | false>, ms = 90_000) {
+  return eventually(check, what, ms, 250);
 }
 
 /** The newest pg_net answer's status (null: a transport error or none). */

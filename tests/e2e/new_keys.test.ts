@@ -4,6 +4,7 @@
 // completed (pg_cron's ticks and the provisioning pokes reach the functions through pg_net with
 // the sb_secret_ key: the campaign completes only if they are accepted), a webhook endpoint
 // that receives a signed delivery, and unknown sb_ keys refused with a 401 JSON error.
+import { eventually } from "../../stack/poll.ts";
 import assert from "node:assert/strict";
 import { createClient } from "@supabase/supabase-js";
 import * as jose from "jose";
@@ -17,17 +18,12 @@ type Json = any;
 /** The whole flow, once the stack is up, fails rather than stall past this. */
 const FLOW_BUDGET_MS = 90_000;
 
-async function until<T>(
+function until<T>(
   deadline: number,
   what: string,
   check: () => Promise<T | null | undefined | false>,
 ): Promise<T> {
-  while (Date.now() < deadline) {
-    const v = await check();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`stalled waiting for ${what}`);
+  return eventually(check, what, Math.max(0, deadline - Date.now()), 100);
 }
 
 /** A JSON 401 answer (its body read). */

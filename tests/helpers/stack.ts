@@ -4,6 +4,7 @@ import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import * as jose from "jose";
 import postgres from "postgres";
 import * as fixtures from "../../stack/fixtures.ts";
+import { eventually as poll } from "../../stack/poll.ts";
 import type { StackInfo } from "../../stack/stack.ts";
 import { type Deps, depsFromEnv } from "../../supabase/functions/_shared/deps.ts";
 
@@ -116,18 +117,13 @@ export async function configureTwilio(knobs: Record<string, unknown>) {
   await res.body?.cancel();
 }
 
-/** Polls until `check` returns a truthy value (bounded); returns it. */
-export async function eventually<T>(
+/** Polls until `check` returns a truthy value (10 s at most); returns it. */
+export function eventually<T>(
   check: () => Promise<T | null | undefined | false>,
   what: string,
-  tries = 200,
+  timeoutMs = 10_000,
 ): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const v = await check();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+  return poll(check, what, timeoutMs);
 }
 
 /** Waits until no provisioning job is open for the number (the trigger's own run is done). */

@@ -3,6 +3,7 @@
  * has no call, such as GetSIPOutboundTrunk and the /emulator endpoints). Simulated time is
  * scaled down so every call finishes in milliseconds.
  */
+import { eventually, type Maybe } from "../../stack/poll.ts";
 import assert from "node:assert/strict";
 import {
   AccessToken,
@@ -85,15 +86,8 @@ function delay(ms: number): Promise<void> {
 }
 
 /** Polls until `check` returns something truthy; the bound only guards against a hang. */
-type Maybe<T> = T | undefined | null | false;
-
-async function waitFor<T>(what: string, check: () => Maybe<T> | Promise<Maybe<T>>): Promise<T> {
-  for (let i = 0; i < 1000; i++) {
-    const v = await check();
-    if (v) return v;
-    await delay(5);
-  }
-  throw new Error(`gave up waiting for ${what}`);
+function waitFor<T>(what: string, check: () => Maybe<T> | Promise<Maybe<T>>): Promise<T> {
+  return eventually(check, what, 5_000, 5);
 }
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {

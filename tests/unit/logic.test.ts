@@ -115,11 +115,12 @@ Deno.test("a LiveKit error quoting the request's token carries no token", async 
 Deno.test("a tick claims within its CPU budget: a few calls until it knows a dial's cost, then what fits", () => {
   assert.equal(cpuRoom(1200, 50, 0, 0), 5, "before any dial ended, a first few");
   assert.equal(cpuRoom(1200, 50, 0, 3), 2, "counting those under way");
-  assert.equal(cpuRoom(1200, 890, 0, 0), 0, "none when the first ones would not fit");
-  // 300 ms used over 30 dials: 10 ms a dial; 900 ms planned (3/4 of the budget) leave 60.
-  assert.equal(cpuRoom(1200, 300, 30, 0), 60);
-  assert.equal(cpuRoom(1200, 300, 30, 50), 10, "less the dials still under way");
-  assert.ok(cpuRoom(1200, 900, 30, 0) <= 0, "nothing once the planned share is used");
-  // A slower machine (the same dials cost twice the CPU) claims half as many.
-  assert.equal(cpuRoom(1200, 600, 30, 0), 15);
+  assert.equal(cpuRoom(1200, 710, 0, 0), 0, "none when the first ones would not fit");
+  assert.equal(cpuRoom(1200, 690, 0, 0), 1, "one when only one fits");
+  // 300 ms used over 30 dials: 10 ms a dial; 720 ms planned (0.6 of the budget) leave 42.
+  assert.equal(cpuRoom(1200, 300, 30, 0), 42);
+  assert.equal(cpuRoom(1200, 300, 30, 40), 2, "less the dials still under way");
+  assert.ok(cpuRoom(1200, 720, 30, 0) <= 0, "nothing once the planned share is used");
+  // A slower machine (the same dials cost twice the CPU) claims fewer.
+  assert.equal(cpuRoom(1200, 600, 30, 0), 6);
 });

@@ -78,7 +78,7 @@ const FIRST_CLAIM = 5;
 /** What a dial is assumed to cost in CPU (ms) until the tick has measured its own. */
 const PRIOR_CPU_PER_DIAL_MS = 20;
 /** The share of the budget claims may plan for; the rest absorbs what the estimate misses. */
-const CPU_PLANNED = 0.75;
+const CPU_PLANNED = 0.6;
 
 /**
  * How many more calls the tick may claim within its CPU budget. Until a dial has ended, a few

@@ -62,10 +62,9 @@ export async function assignNumber(deps: Deps, user: User, body: z.infer<typeof 
   }
 
   // The assistant was checked above; one deleted since fails the foreign key (409).
-  const [row] = await asUser(sql, user.claims, (tx) =>
-    tx<NumberRow[]>`
-      select * from internal.assign_number(${number!}, ${twilioSid}, ${body.label ?? null},
-        ${body.assistantId}, ${body.force ?? false})`);
+  const [row] = await sql<NumberRow[]>`
+    select * from internal.assign_number(${user.userId}, ${number!}, ${twilioSid},
+      ${body.label ?? null}, ${body.assistantId}, ${body.force ?? false})`;
   if (!row) throw new ConflictError(`${number} is registered to another account.`);
   if (row.assistant_id && body.assistantId && row.assistant_id !== body.assistantId) {
     throw new ConflictError(

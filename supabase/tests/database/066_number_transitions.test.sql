@@ -11,31 +11,30 @@ select is(array[internal.provisioning_retry_sec(1), internal.provisioning_retry_
   internal.provisioning_retry_sec(3), internal.provisioning_retry_sec(4), internal.provisioning_retry_sec(30)],
   array[10, 20, 40, 80, 3600], 'provisioning retries back off from 10 s doubling to an hour');
 
--- assign_number, as the signed-in owner.
-select tests.authenticate_as((:'a'::jsonb ->> 'user')::uuid);
-select is((select assistant_id from internal.assign_number('+12125550170', 'PN0123456789abcdef0123456789abcdef', 'Sales',
+-- assign_number, for an owner map-number authenticated.
+select is((select assistant_id from internal.assign_number((:'a'::jsonb ->> 'user')::uuid, '+12125550170', 'PN0123456789abcdef0123456789abcdef', 'Sales',
   (:'a'::jsonb ->> 'assistant')::uuid, false)), (:'a'::jsonb ->> 'assistant')::uuid,
   'an owner assigns a new number to their assistant');
 select is((select trunk_status::text from public.phone_number where e164 = '+12125550170'), 'pending',
   'it is pending until provisioned');
 insert into public.assistant (owner_id, name, agent_name)
 values ((:'a'::jsonb ->> 'user')::uuid, 'Second', 'second-agent');
-select is((select assistant_id from internal.assign_number('+12125550170', null, null,
+select is((select assistant_id from internal.assign_number((:'a'::jsonb ->> 'user')::uuid, '+12125550170', null, null,
   (select id from public.assistant where name = 'Second'), false)), (:'a'::jsonb ->> 'assistant')::uuid,
   'moving it to another assistant without force leaves it where it was (409)');
-select is((select assistant_id from internal.assign_number('+12125550170', null, null,
+select is((select assistant_id from internal.assign_number((:'a'::jsonb ->> 'user')::uuid, '+12125550170', null, null,
   (select id from public.assistant where name = 'Second'), true)), (select id from public.assistant where name = 'Second'),
   'with force it moves');
 select is((select label from public.phone_number where e164 = '+12125550170'), 'Sales', 'keeping its label');
+select is((select count(*)::integer from internal.assign_number((:'b'::jsonb ->> 'user')::uuid, '+12125550170',
+  null, null, null, true)), 0, 'another account''s number is not theirs to assign, even with force');
+select throws_ok(format($$select internal.assign_number(%L, '+12125550171', null, null, %L, false)$$,
+  (:'b'::jsonb ->> 'user'), (:'a'::jsonb ->> 'assistant')), '42501', null,
+  'nor may a number go to another account''s assistant');
+select tests.authenticate_as((:'a'::jsonb ->> 'user')::uuid);
+select throws_ok(format($$select internal.assign_number(%L, '+12125550172', null, null, null, false)$$,
+  (:'a'::jsonb ->> 'user')), '42501', null, 'a user cannot call it: only map-number assigns');
 select tests.clear_authentication();
-select tests.authenticate_as((:'b'::jsonb ->> 'user')::uuid);
-select is((select count(*)::integer from internal.assign_number('+12125550170', null, null, null, true)), 0,
-  'another account''s number is not theirs to assign, even with force');
-select throws_ok(format($$select internal.assign_number('+12125550171', null, null, %L, false)$$,
-  (:'a'::jsonb ->> 'assistant')), '42501', null, 'nor may a number go to another account''s assistant');
-select tests.clear_authentication();
-select throws_ok($$select internal.assign_number('+12125550172', null, null, null, false)$$, '42501', null,
-  'with no signed-in user nothing is assigned');
 
 -- The job: claimed once, retried with the backoff, closed when nothing changed meanwhile.
 create temp table job as
