@@ -506,7 +506,7 @@ browserTest(
           return left === 0;
         },
         "the replayed deliveries to arrive",
-        600,
+        30_000,
       );
       const deliveries = page.getByRole("region", { name: "Deliveries" });
       await eventually(

@@ -180,7 +180,7 @@ function until<T>(
       }
     },
     what,
-    sec * 20,
+    sec * 1000,
   );
 }
 

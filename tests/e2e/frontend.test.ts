@@ -45,7 +45,7 @@ Deno.test("the README's frontend flow: sign up, assistant, number, campaign, con
       return p.status === "completed" ? p : null;
     },
     "the campaign to complete",
-    600,
+    30_000,
   );
   assert.equal(progress.total, 3);
   assert.equal(progress.completed, 2);

@@ -66,6 +66,8 @@ Deno.test("a tick given 10,000 due calls on a busy machine stays within its CPU 
   const [{ queued }] = await sql`
     select count(*)::integer as queued from public.campaign_calls
     where campaign_id = ${c.id} and status = 'queued'`;
+  const [after] = await sql`
+    select status, status_reason, throttle_reason from public.campaigns where id = ${c.id}`;
   await sql`update public.campaigns set status = 'cancelled' where id = ${c.id}`;
   const handled = result.dialed + result.failed + result.skipped + result.deferred;
   console.log(
@@ -74,7 +76,13 @@ Deno.test("a tick given 10,000 due calls on a busy machine stays within its CPU 
     } ms measured, ${result.cpu.usedMs} ms by the tick, budget ${BUDGET_MS} ms; ` +
       `${handled} calls handled, ${queued} of ${DUE} left queued for the next tick`,
   );
-  assert.equal(result.cpu.stoppedTakingCalls, true, "it stopped taking calls for its CPU budget");
+  assert.equal(
+    result.cpu.stoppedTakingCalls,
+    true,
+    `it stopped taking calls for its CPU budget (tick: ${JSON.stringify(result)}; campaign: ${
+      JSON.stringify(after)
+    })`,
+  );
   assert.ok(result.cpu.usedMs <= BUDGET_MS, `the tick used ${result.cpu.usedMs} ms`);
   assert.ok(
     measuredMs <= BUDGET_MS,

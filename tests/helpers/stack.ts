@@ -117,11 +117,11 @@ export async function configureTwilio(knobs: Record<string, unknown>) {
   await res.body?.cancel();
 }
 
-/** Polls until `check` returns a truthy value (10 s at most); returns it. */
+/** Polls until `check` returns a truthy value (20 s at most, unless told); returns it. */
 export function eventually<T>(
   check: () => Promise<T | null | undefined | false>,
   what: string,
-  timeoutMs = 10_000,
+  timeoutMs = 20_000,
 ): Promise<T> {
   return poll(check, what, timeoutMs);
 }

@@ -56,7 +56,7 @@ async function netIdle() {
       return r.n === 0;
     },
     "pg_net's queue to drain",
-    400,
+    20_000,
   );
 }
 
@@ -411,7 +411,7 @@ Deno.test("a 300-call campaign through LiveKit failures, lost pokes and a Postgr
         return r.n >= 80;
       },
       "the campaign to be under way",
-      400,
+      20_000,
     );
     await stackControl("postgres/restart");
     restarts++;
@@ -422,7 +422,7 @@ Deno.test("a 300-call campaign through LiveKit failures, lost pokes and a Postgr
         return r.n >= 160;
       },
       "dialing to resume after the restart",
-      600,
+      30_000,
     );
   } finally {
     await configureLiveKit({ failureRate: 0, timeoutRate: 0, hangMs: 15000 });
