@@ -53,7 +53,10 @@ comment on function internal.skip_call is 'A claimed callee refused at dial time
 -- number of the campaign's pool and a send slot of that number's carrier trunk.
 create function internal.claim_calls(
   only_campaign uuid, max_calls integer, tick_id uuid, default_cps numeric default 1,
-  horizon_sec numeric default 5, lease_sec integer default 120, max_rate numeric default null
+  -- How far ahead a claim takes carrier slots: enough to keep dialing between claims, short
+  -- enough that a direct call on the same carrier trunk waits little for its slot; and how long
+  -- a claim holds a contact before an expired lease gives it back. campaign-tick uses both.
+  horizon_sec numeric default 2, lease_sec integer default 120, max_rate numeric default null
 ) returns table (
   campaign_call_id uuid, campaign_id uuid, owner_id uuid, assistant_id uuid, phone_number_id uuid,
   carrier_trunk text, e164 text, attempt integer, send_at timestamptz, room_name text,

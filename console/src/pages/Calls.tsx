@@ -3,25 +3,11 @@ import { supabase } from "../config.ts";
 import { must, type Row } from "../api.ts";
 import { useLive } from "../live.ts";
 import { Badge, ErrorBox, fmtTime, Pager } from "../ui.tsx";
+import { OUTCOMES as DIAL_OUTCOMES } from "../../../supabase/functions/_shared/outcomes.ts";
 
 const PAGE = 50;
-/** The outcomes a call can end with (internal.call_outcome), plus a report's dispositions. */
-export const OUTCOMES = [
-  "answered",
-  "busy",
-  "no_answer",
-  "unavailable",
-  "not_found",
-  "blocked",
-  "rejected",
-  "auth_failed",
-  "cps_limited",
-  "carrier_error",
-  "livekit_error",
-  "failed",
-  "lost",
-  "not_dialed",
-];
+/** The outcomes a call can end with (the functions' list, tied to internal.call_outcome by a test). */
+export const OUTCOMES = [...DIAL_OUTCOMES, "not_dialed"];
 
 /** Calls with filters (campaign, outcome, SIP status, date); the filters live in the URL. */
 export function Calls({ query }: { query: URLSearchParams }) {

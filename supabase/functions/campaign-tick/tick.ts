@@ -43,12 +43,6 @@ export interface Counts {
   deferred: number;
 }
 
-/**
- * How far ahead a claim takes carrier slots: enough to keep dialing between claims, short
- * enough that a direct call on the same carrier trunk waits little for its slot.
- */
-const CLAIM_HORIZON_SEC = 2;
-
 /** Dials one isolate keeps under way at once, across all its ticks. */
 const ISOLATE_MAX_INFLIGHT = 200;
 let underWay = 0;
@@ -210,7 +204,7 @@ export async function tick(deps: Deps, opts: TickOptions) {
       }
       const claims = await sql<Claim[]>`
         select * from internal.claim_calls(${opts.campaignId ?? null}, ${room}, ${tickId},
-          ${config.carrierCps}, ${CLAIM_HORIZON_SEC}, 120, ${dialPace(sent, clock.now())})`;
+          ${config.carrierCps}, max_rate => ${dialPace(sent, clock.now())})`;
       claimedTotal += claims.length;
       for (const c of claims) {
         underWay++;
