@@ -199,8 +199,24 @@ export async function quietly<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } finally {
+    await endQuietCalls(ctx);
     ctx.stack.livekit!.configure({ webhookUrl });
     await ctx.sql`update cron.job set active = true where jobname = 'campaign-tick'`;
+  }
+}
+
+/**
+ * The calls a quiet row left live (their webhooks were off) end as reconciliation would end them
+ * once their rooms are gone (internal.reconcile_calls), so that no later row inherits them: every
+ * tick would otherwise check up to 200 of them against LiveKit first.
+ */
+async function endQuietCalls(ctx: Ctx) {
+  for (let round = 0; round < 200; round++) {
+    const live = await ctx.sql<{ id: string }[]>`
+      select id from public.outbound_calls where not internal.call_is_final(status) limit 1000`;
+    if (live.length === 0) return;
+    const seen = live.map((c) => ({ id: c.id, roomExists: false, present: false }));
+    await ctx.sql`select count(*) from internal.reconcile_calls(${ctx.sql.json(seen)})`;
   }
 }
 
