@@ -428,7 +428,8 @@ export async function functionCalls(ctx: Ctx): Promise<Record<string, number>> {
 
 /** Sets the carrier trunks' budgets of these numbers to `cps` in all, with no slot taken yet. */
 export async function setBudget(ctx: Ctx, lines: Line[], cps: number): Promise<void> {
-  await ctx.sql`update internal.carrier_pacing set cps = ${cps}, next_slot = 'epoch',
+  await ctx
+    .sql`update internal.carrier_pacing set cps = ${cps}, next_slot = 'epoch', planned_slot = 'epoch',
       backoff_level = 0, backoff_until = null
     where carrier_trunk in (select coalesce(carrier_trunk, 'default') from public.phone_number
       where id in ${ctx.sql(lines.map((l) => l.id))})`;

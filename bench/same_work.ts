@@ -95,9 +95,16 @@ export interface Measured {
   stopped: string[];
 }
 
+/**
+ * Slots taken beyond the claims' plans and each dial's own (internal.open_dial takes the dial's
+ * slot): the ones a late dial took again.
+ */
 function slotCalls(a: Record<string, number>, b: Record<string, number>) {
   const d = (f: string) => (b[f] ?? 0) - (a[f] ?? 0);
-  return { retaken: d("take_carrier_slots") - d("claim_calls"), claims: d("claim_calls") };
+  return {
+    retaken: d("take_carrier_slots") - d("claim_calls") - d("open_dial"),
+    claims: d("claim_calls"),
+  };
 }
 
 async function requestsPerCall(ctx: Ctx, since: number, calls: number) {

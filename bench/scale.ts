@@ -73,7 +73,8 @@ export async function scale(ctx: Ctx): Promise<Row[]> {
   );
 
   const resetPacing = () =>
-    ctx.sql`update internal.carrier_pacing set next_slot = 'epoch', backoff_level = 0,
+    ctx
+      .sql`update internal.carrier_pacing set next_slot = 'epoch', planned_slot = 'epoch', backoff_level = 0,
       backoff_until = null where carrier_trunk in ${ctx.sql(trunks)}`;
   const only = async (running: "wide" | "single") => {
     await setStatusQuietly(ctx, running === "wide" ? [single] : wide, "paused");

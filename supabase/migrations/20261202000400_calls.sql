@@ -129,10 +129,11 @@ create table internal.carrier_pacing (
   carrier_trunk text primary key,
   cps numeric(8, 2) check (cps is null or cps > 0),
   next_slot timestamptz not null default 'epoch',
+  planned_slot timestamptz not null default 'epoch',
   backoff_until timestamptz,
   backoff_level integer not null default 0 check (backoff_level between 0 and 4)
 );
-comment on table internal.carrier_pacing is 'Calls-per-second budget of each carrier trunk (cps null: the deployment''s CARRIER_CPS), shared by every number, campaign and direct call on it. next_slot is the earliest time the next INVITE may go; a carrier CPS rejection halves the rate for a while.';
+comment on table internal.carrier_pacing is 'Calls-per-second budget of each carrier trunk (cps null: the deployment''s CARRIER_CPS), shared by every number, campaign and direct call on it. next_slot is the earliest time the next INVITE may go (a dial takes it); planned_slot is how far claims have planned dials at the same rate, so they reserve no more contacts than the trunk can dial; a carrier CPS rejection halves the rate for a while.';
 
 create table internal.rate_limit (
   owner_id uuid not null,
@@ -157,9 +158,13 @@ create index outbound_calls_number_ended on public.outbound_calls (phone_number_
 
 -- Functions ----------------------------------------------------------------------------------
 -- Slots are spaced (1 + 0.04) / cps apart: a dial sent within 40 ms of its slot (later ones
--- take a new slot) can never put more than cps INVITEs in any sliding one-second window.
+-- take a new slot) can never put more than cps INVITEs in any sliding one-second window. A dial
+-- takes its slot (next_slot); a claim only plans (planned: planned_slot, never before next_slot),
+-- so the contacts it reserves are the ones the trunk can dial soon, and no slot is held by a
+-- contact whose agent has not joined yet.
 create function internal.take_carrier_slots(
-  carrier text, default_cps numeric, n integer, horizon_sec numeric, max_rate numeric default null
+  carrier text, default_cps numeric, n integer, horizon_sec numeric, max_rate numeric default null,
+  planned boolean default false
 ) returns timestamptz[]
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -179,19 +184,22 @@ begin
   -- A caller that dials slower than the budget asks for slots at its own pace (max_rate), so the
   -- slots it takes are met rather than missed and taken again.
   gap := make_interval(secs => greatest(1.04 / rate, coalesce(1 / nullif(max_rate, 0), 0)));
-  slot := greatest(clock_timestamp(), pace.next_slot);
+  slot := case when planned then greatest(clock_timestamp(), pace.next_slot, pace.planned_slot)
+               else greatest(clock_timestamp(), pace.next_slot) end;
   while cardinality(slots) < n and slot <= clock_timestamp() + make_interval(secs => horizon_sec) loop
     slots := slots || slot;
     slot := slot + gap;
   end loop;
   if cardinality(slots) > 0 then
-    update internal.carrier_pacing p set next_slot = slot, backoff_level = pace.backoff_level,
-      backoff_until = pace.backoff_until
+    update internal.carrier_pacing p set
+      next_slot = case when planned then p.next_slot else slot end,
+      planned_slot = case when planned then slot else p.planned_slot end,
+      backoff_level = pace.backoff_level, backoff_until = pace.backoff_until
     where p.carrier_trunk = carrier;
   end if;
   return slots;
 end $$;
-comment on function internal.take_carrier_slots is 'The next send slots (at most n, within horizon_sec) of a carrier trunk''s calls-per-second budget, no closer than 1/max_rate when given. Called by the claim, create-participant and a dial that missed its slot.';
+comment on function internal.take_carrier_slots is 'The next send slots (at most n, within horizon_sec) of a carrier trunk''s calls-per-second budget, no closer than 1/max_rate when given. A dial takes one (internal.open_dial, create-participant, a dial that missed its slot); a claim plans its contacts'' (planned).';
 
 create function internal.carrier_next_slot(carrier text) returns timestamptz
 language sql stable security definer set search_path = '' as $$

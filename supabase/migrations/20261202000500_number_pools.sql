@@ -164,11 +164,14 @@ begin
   if reason is not null then
     -- The health row first, then the number: two ends resting the same number take turns, and
     -- the second finds it resting. A number being changed right now (its owner, provisioning) is
-    -- not waited for: the next call's end judges it again.
+    -- not waited for: the next call's end judges it again. Only a change skips it: the key-share
+    -- locks of rows that merely reference the number (a call being written from it, a contact
+    -- given it as caller) do not conflict with this non-key update.
     perform 1 from public.phone_number_health where phone_number_id = p.id for update;
     update public.phone_number set rest_until = now() + make_interval(secs => s.rest_sec), rest_reason = reason
     where id = (select x.id from public.phone_number x
-                where x.id = p.id and (x.rest_until is null or x.rest_until <= now()) for update skip locked);
+                where x.id = p.id and (x.rest_until is null or x.rest_until <= now())
+                for no key update skip locked);
     if not found then
       return null;
     end if;

@@ -61,7 +61,8 @@ create function internal.claim_calls(
   campaign_call_id uuid, campaign_id uuid, owner_id uuid, assistant_id uuid, phone_number_id uuid,
   carrier_trunk text, e164 text, attempt integer, send_at timestamptz, room_name text,
   participant_identity text, ringing_timeout_sec integer, max_call_duration_sec integer,
-  allowed_countries text[], variables jsonb, name text
+  allowed_countries text[], variables jsonb, name text, from_number text, outbound_trunk_id text,
+  agent_name text
 )
 language plpgsql security definer set search_path = '' as $$
 #variable_conflict use_column
@@ -276,7 +277,7 @@ begin
       select g.idx from g join recent r on r.tenant = g.tenant
       order by r.dials + row_number() over (partition by g.tenant order by g.place, g.camp_no),
         min(g.camp_no) over (partition by g.tenant), g.idx);
-    slots := internal.take_carrier_slots(trunk, default_cps, cardinality(picked), horizon_sec, max_rate);
+    slots := internal.take_carrier_slots(trunk, default_cps, cardinality(picked), horizon_sec, max_rate, true);
     for k in 1 .. coalesce(cardinality(slots), 0) loop
       i := picked[k];
       cc := cand_cc[i];
@@ -304,6 +305,11 @@ begin
       allowed_countries := c.allowed_countries;
       variables := cc.variables;
       name := cc.name;
+      -- What the agent's dispatch says before the call's record exists (internal.open_dial
+      -- writes it once the agent is in the room).
+      select p.e164, p.outbound_trunk_id into from_number, outbound_trunk_id
+      from public.phone_number p where p.id = cand_number[i];
+      select a.agent_name into agent_name from public.assistant a where a.id = c.assistant_id;
       return next;
     end loop;
   end loop;
@@ -321,7 +327,7 @@ begin
                                  where l.phone_number_id = any (used_id) for update skip locked);
   end if;
 end $$;
-comment on function internal.claim_calls is 'campaign-tick: claims due calls (FOR UPDATE SKIP LOCKED + lease) within the campaign''s concurrency and the callee''s window, picks each callee''s number from the campaign''s pool (resting numbers skipped; all resting pauses it), and takes send slots from each number''s carrier trunk, tenants taking turns on it.';
+comment on function internal.claim_calls is 'campaign-tick: claims due calls (FOR UPDATE SKIP LOCKED + lease) within the campaign''s concurrency and the callee''s window, picks each callee''s number from the campaign''s pool (resting numbers skipped; all resting pauses it), and plans each a send time on its number''s carrier trunk at the trunk''s rate, tenants taking turns on it (the dial takes the slot itself: internal.open_dial).';
 
 -- Functions: the dial ----------------------------------------------------------------------------
 create function internal.call_answered(call_id uuid) returns boolean

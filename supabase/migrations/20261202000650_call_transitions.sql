@@ -5,6 +5,8 @@
 -- (internal.call_finished). No function's TypeScript writes public.outbound_calls.
 --
 --   open_call             the record, written before anything is dialed (or nothing: a refusal)
+--   open_dial             a campaign dial: the record and the carrier slot, once its agent is in
+--                         the room, if it is still the contact's current dial
 --   withdraw_call         a record that was never dialed goes (no agent, no carrier slot)
 --   record_answer         the dial's answer: answered
 --   record_dial_failure   the dial's answer: failed, or lost (what the webhooks said decides)
@@ -139,14 +141,47 @@ language sql security definer set search_path = '' as $$
 $$;
 comment on function internal.open_call is 'create-participant and campaign-tick: writes a call''s record before dialing, or nothing when the number, do-not-call list or campaign refuses it.';
 
+-- A campaign contact's dial, once its agent is in the room, in one statement: still the contact's
+-- current dial (a lease that ran out gave it back, or another tick took it: nothing), the record
+-- (internal.open_call's checks), and the carrier trunk's next send slot, as dialed_at. No slot
+-- within max_wait_sec: the record with dialed_at null (the caller withdraws it).
+create function internal.open_dial(call_id uuid, owner uuid, assistant uuid, phone_number uuid,
+  to_number text, campaign uuid, campaign_call uuid, attempt integer, room text, identity text,
+  default_cps numeric, max_wait_sec numeric)
+returns setof public.outbound_calls
+language plpgsql security definer set search_path = '' as $$
+declare
+  cc public.campaign_calls;
+  call public.outbound_calls;
+  slots timestamptz[];
+begin
+  -- Locked, so a lease running out now (internal.release_expired_leases skips locked contacts)
+  -- cannot give the contact back while this dial is written: it sees the record afterwards.
+  select * into cc from public.campaign_calls x where x.id = campaign_call for update;
+  if cc.status is distinct from 'dialing' or room <> internal.dial_room(cc.id, cc.dials) then
+    return;
+  end if;
+  select * into call from internal.open_call(call_id, owner, assistant, null, phone_number, to_number,
+    campaign, campaign_call, attempt, room, identity);
+  if call.id is null then
+    return;
+  end if;
+  slots := internal.take_carrier_slots(call.carrier_trunk, default_cps, 1, max_wait_sec);
+  if cardinality(slots) > 0 then
+    update public.outbound_calls o set dialed_at = slots[1] where o.id = call.id returning * into call;
+  end if;
+  return next call;
+end $$;
+comment on function internal.open_dial is 'campaign-tick: a contact''s dial once its agent is in the room: its record and its carrier slot (dialed_at), or nothing when it is no longer the contact''s current dial or is refused.';
+
 create function internal.withdraw_call(call_id uuid) returns boolean
 language sql security definer set search_path = '' as $$
   with gone as (
-    delete from public.outbound_calls where id = call_id and dialed_at is null and dial_returned_at is null
+    delete from public.outbound_calls where id = call_id and dial_returned_at is null
     returning id)
   select exists (select from gone)
 $$;
-comment on function internal.withdraw_call is 'A call that was never dialed (no agent joined, no carrier slot, no budget) leaves no record, so its room can be used again.';
+comment on function internal.withdraw_call is 'A call that was never dialed (no agent joined, no carrier slot, no budget) leaves no record, so its room can be used again. Its caller knows it sent nothing; a call whose dial has answered is never withdrawn.';
 
 -- The dial was answered. A leave noted while the dial waited ends the call at once; a final call
 -- keeps its outcome. The campaign call goes live (or settles, if the callee already hung up).
@@ -365,8 +400,8 @@ end $$;
 comment on function internal.reconcile_calls is 'campaign-tick: settles live calls by what LiveKit''s rooms and participants show; returns the calls that ended.';
 
 -- Grants -------------------------------------------------------------------------------------------
-revoke all on function internal.move_call, internal.apply_call_event, internal.open_call, internal.withdraw_call,
+revoke all on function internal.move_call, internal.apply_call_event, internal.open_call, internal.open_dial, internal.withdraw_call,
   internal.record_answer, internal.record_dial_failure, internal.record_livekit_event, internal.reconcile_calls
   from public, anon, authenticated;
-grant execute on function internal.open_call, internal.withdraw_call, internal.record_answer,
+grant execute on function internal.open_call, internal.open_dial, internal.withdraw_call, internal.record_answer,
   internal.record_dial_failure, internal.record_livekit_event, internal.reconcile_calls to service_role;

@@ -58,6 +58,7 @@ for (
     } finally {
       await configureLiveKit({ answerFailureRate: 0, answerTimeoutRate: 0, hangMs: 15_000 });
     }
+    assert.ok(result.call, "a direct call always has its record");
     assert.equal(await invitesFor(result.call.room_name), 1, "the dial was not replayed");
     const [row] = await sql`select * from public.outbound_calls where id = ${result.call.id}`;
     assert.ok(row.status !== "dialing", `the call has a state: ${row.status}`);

@@ -37,14 +37,21 @@ export interface DialInput {
   /** Narrows the account's allowed destination countries (a campaign's list). */
   allowedCountries?: readonly string[];
   campaign?: { campaignId: string; campaignCallId: string; attempt: number };
-  /** The carrier trunk's send slot, when already taken (the campaign claim hands them out). */
+  /**
+   * What a campaign's claim knows of the dial: with it, the agent is dispatched first and the
+   * record and the carrier slot are written together once the agent is in the room
+   * (internal.open_dial).
+   */
+  claimed?: { fromNumber: string; outboundTrunkId: string; agentName: string };
+  /** When the claim planned the dial (its agent is looked for just before). */
   slot?: Date;
   /** Told when the dial goes out (the SIP participant joins the room a moment later). */
   onDialing?: (call: CallRow) => void;
 }
 
 export interface DialResult {
-  call: CallRow;
+  /** The call's record; null when none was written (a campaign dial no longer current). */
+  call: CallRow | null;
   /** The attempt's room already existed: it was dialed before and is not dialed again. */
   duplicate: boolean;
   /** No carrier slot opened, or no agent joined, in time: nothing was dialed and the record is gone. */
@@ -76,6 +83,15 @@ async function refused(sql: Sql, input: DialInput): Promise<DialResult> {
     const [call] = await sql<CallRow[]>`
       select * from public.outbound_calls where room_name = ${input.roomName}`;
     if (call) return { call, duplicate: true, notDialed: false, error: null, mapped: null };
+  }
+  if (input.campaign && input.roomName) {
+    // A lease that ran out gave the contact back, or another tick dials it now: nothing to do.
+    const [cc] = await sql<{ current: boolean }[]>`
+      select status = 'dialing' and internal.dial_room(id, dials) = ${input.roomName} as current
+      from public.campaign_calls where id = ${input.campaign.campaignCallId}`;
+    if (cc && !cc.current) {
+      return { call: null, duplicate: true, notDialed: true, error: null, mapped: null };
+    }
   }
   if (input.campaign) {
     const [c] = await sql<{ status: string }[]>`
@@ -136,46 +152,69 @@ type DialAnswer =
   | { kind: "failed"; failure: LiveKitFailure; mapped: Mapped; step: string }
   | { kind: "unknown"; failure: LiveKitFailure };
 
-/** Writes the call record, dispatches the agent, waits for a carrier slot, dials, and records. */
+/**
+ * Places a call: the record, the agent in the room, a carrier slot, the dial, the answer. A
+ * direct call's record is written first (its requester gets its id at once); a campaign dial's
+ * is written with its carrier slot once its agent is in the room (internal.open_dial), so no
+ * slot is held while an agent joins.
+ */
 export async function placeCall(deps: Deps, input: DialInput): Promise<DialResult> {
   const { config, sql, log, clock } = deps;
   const lk = deps.liveKit;
   checkDestinationAllowed(config, input.to, input.allowedCountries);
   const id = crypto.randomUUID();
-  // One statement before dialing: the ready trunk, the do-not-call check, a campaign still
-  // running, and the record. Only when it writes nothing is the reason looked up.
-  const [inserted] = await sql<
-    (CallRow & { agent_name: string; account_max_call_sec: number | null })[]
-  >`
-    select o.*, (select x.agent_name from public.assistant x where x.id = o.assistant_id) as agent_name,
-      (select l.max_call_duration_sec from internal.platform_settings l) as account_max_call_sec
-    from internal.open_call(${id}, ${input.ownerId}, ${input.assistantId ?? null},
-      ${input.outboundTrunkId ?? null}, ${input.phoneNumberId ?? null}, ${input.to},
-      ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null},
-      ${input.campaign?.attempt ?? null}, ${input.roomName ?? null},
-      ${input.participantIdentity ?? null}) o`;
-  if (!inserted) return await refused(sql, input);
-  const trunk = {
-    ...inserted,
-    assistant_id: inserted.assistant_id!,
-    e164: inserted.from_number,
+  const claimed = input.campaign && input.roomName && input.participantIdentity
+    ? input.claimed ?? null
+    : null;
+  let call: CallRow | null = null;
+  let trunk: {
+    assistantId: string;
+    agentName: string;
+    fromNumber: string;
+    outboundTrunkId: string;
   };
-  const carrier = trunk.carrier_trunk ?? "default";
-  // A direct call takes its slot once its agent is in the room; it is refused at once only
-  // when the carrier trunk has nothing free soon.
+  let accountMaxCallSec: number | null = null;
   let slot = input.slot ?? null;
-  if (!slot) {
-    const busy = await carrierBusy(deps, carrier);
-    if (busy.retryAfterSec! > DIRECT_SLOT_WAIT_SEC) {
-      await sql`select internal.withdraw_call(${inserted.id})`;
-      throw busy;
+  if (claimed) {
+    trunk = { ...claimed, assistantId: input.assistantId! };
+  } else {
+    // One statement before dialing: the ready trunk, the do-not-call check, a campaign still
+    // running, and the record. Only when it writes nothing is the reason looked up.
+    const [inserted] = await sql<
+      (CallRow & { agent_name: string; account_max_call_sec: number | null })[]
+    >`
+      select o.*, (select x.agent_name from public.assistant x where x.id = o.assistant_id) as agent_name,
+        (select l.max_call_duration_sec from internal.platform_settings l) as account_max_call_sec
+      from internal.open_call(${id}, ${input.ownerId}, ${input.assistantId ?? null},
+        ${input.outboundTrunkId ?? null}, ${input.phoneNumberId ?? null}, ${input.to},
+        ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null},
+        ${input.campaign?.attempt ?? null}, ${input.roomName ?? null},
+        ${input.participantIdentity ?? null}) o`;
+    if (!inserted) return await refused(sql, input);
+    call = inserted;
+    trunk = {
+      assistantId: inserted.assistant_id!,
+      agentName: inserted.agent_name,
+      fromNumber: inserted.from_number,
+      outboundTrunkId: inserted.outbound_trunk_id,
+    };
+    accountMaxCallSec = inserted.account_max_call_sec;
+    // A direct call takes its slot once its agent is in the room; it is refused at once only
+    // when the carrier trunk has nothing free soon.
+    if (!slot) {
+      const busy = await carrierBusy(deps, inserted.carrier_trunk ?? "default");
+      if (busy.retryAfterSec! > DIRECT_SLOT_WAIT_SEC) {
+        await sql`select internal.withdraw_call(${inserted.id})`;
+        throw busy;
+      }
     }
   }
-  const call = inserted;
+  const room = call?.room_name ?? input.roomName!;
+  const identity = call?.participant_identity ?? input.participantIdentity!;
   const l = log.child({
-    callId: call.id,
-    assistantId: trunk.assistant_id,
-    roomName: call.room_name,
+    callId: id,
+    assistantId: trunk.assistantId,
+    roomName: room,
     campaignCallId: input.campaign?.campaignCallId,
   });
 
@@ -183,34 +222,29 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
   const metadata = {
     ...(input.metadata ?? {}),
     variables: input.metadata ?? {},
-    assistantId: trunk.assistant_id,
-    callId: call.id,
-    roomName: call.room_name,
+    assistantId: trunk.assistantId,
+    callId: id,
+    roomName: room,
     campaignId: input.campaign?.campaignId ?? null,
     campaignCallId: input.campaign?.campaignCallId ?? null,
     attempt: input.campaign?.attempt ?? null,
     name: input.participantName !== input.to ? input.participantName ?? null : null,
     to: input.to,
-    from: trunk.e164,
+    from: trunk.fromNumber,
     functionsUrl: `${config.supabaseUrl}/functions/v1`,
   };
   // The agent's credential for call-report and transfer-call on this call only: a LiveKit token
   // for the call's room (nothing to publish or subscribe), so an agent needs no API secret.
   const maxCallSec = Math.min(
     input.maxCallDurationSec ?? config.maxCallDurationSec,
-    trunk.account_max_call_sec ?? Infinity,
+    accountMaxCallSec ?? Infinity,
   );
-  const callToken = await roomToken(
-    config,
-    call.room_name,
-    `reporter-${call.id}`,
-    maxCallSec + 600,
-  );
+  const callToken = await roomToken(config, room, `reporter-${id}`, maxCallSec + 600);
   let dispatchId: string | null = null;
-  let answer: DialAnswer;
+  let answer: DialAnswer | undefined;
   let dialedAt: Date | null = null;
   try {
-    const dispatch = await lk.dispatch.createDispatch(call.room_name, trunk.agent_name, {
+    const dispatch = await lk.dispatch.createDispatch(room, trunk.agentName, {
       metadata: JSON.stringify({ ...metadata, callToken }),
     });
     dispatchId = dispatch.id;
@@ -228,11 +262,11 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
     // No silent answers: the callee's phone rings only once the agent is in the room. It has
     // until just before the slot to join unseen (one look then usually finds it).
     if (slot) await clock.sleep(slot.getTime() - AGENT_LOOK_AHEAD_MS - clock.now());
-    agent = await awaitAgent(deps, call.room_name, trunk.agent_name, config.agentJoinTimeoutSec);
+    agent = await awaitAgent(deps, room, trunk.agentName, config.agentJoinTimeoutSec);
     if (!agent) {
-      await lk.dispatch.deleteDispatch(dispatchId, call.room_name).catch(() => {});
-      await sql`select internal.withdraw_call(${call.id})`;
-      lk.rooms.deleteRoom(call.room_name).catch(() => {});
+      await lk.dispatch.deleteDispatch(dispatchId, room).catch(() => {});
+      if (call) await sql`select internal.withdraw_call(${call.id})`;
+      lk.rooms.deleteRoom(room).catch(() => {});
       l.warn("no agent joined; not dialed", { waitSec: config.agentJoinTimeoutSec });
       return {
         call,
@@ -240,16 +274,33 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
         notDialed: true,
         agentUnavailable: true,
         error: new AgentUnavailableError(
-          `No agent of assistant ${trunk.assistant_id} (${trunk.agent_name}) joined the call's room within ${config.agentJoinTimeoutSec} s, so ${input.to} was not dialed; the agent pool may be busy or not running.`,
+          `No agent of assistant ${trunk.assistantId} (${trunk.agentName}) joined the call's room within ${config.agentJoinTimeoutSec} s, so ${input.to} was not dialed; the agent pool may be busy or not running.`,
         ),
         mapped: null,
       };
     }
-    slot ??= await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
+    if (!call) {
+      // The dial's record and its carrier slot, in one statement, now that the agent is here.
+      const [opened] = await sql<CallRow[]>`
+        select * from internal.open_dial(${id}, ${input.ownerId}, ${trunk.assistantId},
+          ${input.phoneNumberId ?? null}, ${input.to}, ${input.campaign!.campaignId},
+          ${input.campaign!.campaignCallId}, ${input.campaign!.attempt}, ${room}, ${identity},
+          ${config.carrierCps}, ${DIRECT_SLOT_WAIT_SEC})`;
+      if (!opened) {
+        await lk.dispatch.deleteDispatch(dispatchId, room).catch(() => {});
+        lk.rooms.deleteRoom(room).catch(() => {});
+        return await refused(sql, input);
+      }
+      call = opened;
+      slot = opened.dialed_at;
+    } else {
+      slot = await takeSlot(sql, config, call.carrier_trunk ?? "default", DIRECT_SLOT_WAIT_SEC);
+    }
+    const carrier = call.carrier_trunk ?? "default";
     if (!slot || !(await awaitSlot(deps, carrier, slot))) {
       // Never dialed: the record goes, so the attempt's room can be used when it comes back.
       await sql`select internal.withdraw_call(${call.id})`;
-      lk.rooms.deleteRoom(call.room_name).catch(() => {});
+      lk.rooms.deleteRoom(room).catch(() => {});
       l.warn("no carrier slot; not dialed", { carrierTrunk: carrier });
       return {
         call,
@@ -265,28 +316,23 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
     // the dial's own error carries the carrier's exact SIP status.
     const ringingTimeout = input.ringingTimeoutSec ?? config.ringingTimeoutSec;
     try {
-      const p = await lk.sip.createSipParticipant(
-        trunk.outbound_trunk_id,
-        input.to,
-        call.room_name,
-        {
-          participantIdentity: call.participant_identity,
-          participantName: input.participantName ?? input.to,
-          participantMetadata: JSON.stringify(metadata),
-          participantAttributes: {
-            callId: call.id,
-            assistantId: trunk.assistant_id,
-            ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
-          },
-          fromNumber: trunk.e164,
-          waitUntilAnswered: true,
-          ringingTimeout,
-          // The operator's per-account limit, if any, caps every call's length.
-          maxCallDuration: maxCallSec,
-          krispEnabled: true,
-          timeout: DIAL_TIMEOUT_SEC,
+      const p = await lk.sip.createSipParticipant(trunk.outboundTrunkId, input.to, room, {
+        participantIdentity: identity,
+        participantName: input.participantName ?? input.to,
+        participantMetadata: JSON.stringify(metadata),
+        participantAttributes: {
+          callId: id,
+          assistantId: trunk.assistantId,
+          ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
         },
-      );
+        fromNumber: trunk.fromNumber,
+        waitUntilAnswered: true,
+        ringingTimeout,
+        // The operator's per-account limit, if any, caps every call's length.
+        maxCallDuration: maxCallSec,
+        krispEnabled: true,
+        timeout: DIAL_TIMEOUT_SEC,
+      });
       answer = { kind: "answered", participantId: p.participantId, sipCallId: p.sipCallId };
     } catch (e) {
       const failure = describeLiveKitError(e);
@@ -295,9 +341,17 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
         ? await settleLostAnswer(deps, call, ringingTimeout, failure)
         : { kind: "failed", failure, mapped: outcomeFromError(failure), step: "dial" };
     }
+  } else if (!call) {
+    // The agent could not be dispatched: the attempt is recorded (and settled) as its failure.
+    const [opened] = await sql<CallRow[]>`
+      select * from internal.open_call(${id}, ${input.ownerId}, ${trunk.assistantId}, null,
+        ${input.phoneNumberId ?? null}, ${input.to}, ${input.campaign!.campaignId},
+        ${input.campaign!.campaignCallId}, ${input.campaign!.attempt}, ${room}, ${identity})`;
+    if (!opened) return await refused(sql, input);
+    call = opened;
   }
   answer ??= { kind: "unknown", failure: describeLiveKitError(null) };
-  return await recordAnswer(deps, call, {
+  return await recordAnswer(deps, call!, {
     answer,
     dispatchId,
     dialedAt,

@@ -32,6 +32,9 @@ interface Claim {
   allowed_countries: string[];
   variables: Record<string, unknown>;
   name: string | null;
+  from_number: string;
+  outbound_trunk_id: string;
+  agent_name: string;
 }
 
 type Result = "dialed" | "failed" | "skipped" | "deferred";
@@ -122,6 +125,11 @@ async function dialOne(deps: Deps, c: Claim): Promise<Result> {
       participantName: c.name ?? c.e164,
       metadata: c.variables,
       slot: c.send_at,
+      claimed: {
+        fromNumber: c.from_number,
+        outboundTrunkId: c.outbound_trunk_id,
+        agentName: c.agent_name,
+      },
       onDialing: () => noteSent(clock.now(), c.send_at),
       ringingTimeoutSec: c.ringing_timeout_sec,
       maxCallDurationSec: c.max_call_duration_sec,

@@ -122,7 +122,8 @@ export async function requestCall(
     );
   }
   if (result.error) throw result.error;
-  return { call: callView(result.call) };
+  // A direct call's record is written before anything else (placeCall), so there is one.
+  return { call: callView(result.call!) };
 }
 
 /** The call with its SIP participant's ids once it has joined (LiveKit answers within moments). */

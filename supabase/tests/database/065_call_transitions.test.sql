@@ -1,7 +1,7 @@
 -- Every transition of an outbound call is a SQL function: a call only moves forward, a final call
 -- never moves, an end is never before the answer, and what LiveKit said decides the outcome.
 begin;
-select plan(33);
+select plan(39);
 
 select tests.create_ready_fixture('moves@example.com', 'ST_moves', 'moves.pstn.twilio.com') as f \gset
 
@@ -120,6 +120,29 @@ select isnt((pg_temp.call('m')).checked_at, null, 'it is stamped');
 select is((select outcome from internal.reconcile_calls(jsonb_build_array(jsonb_build_object(
   'id', (pg_temp.call('m')).id, 'roomExists', false, 'present', false)))), 'lost',
   'a call gone from LiveKit with no word is lost');
+
+-- open_dial: a campaign contact's dial, written with its carrier slot once its agent is in the room.
+update public.campaigns set status = 'running' where id = (:'f'::jsonb ->> 'campaign')::uuid;
+update public.campaign_calls set status = 'dialing', dials = 1
+where campaign_id = (:'f'::jsonb ->> 'campaign')::uuid;
+create temp table contact as
+  select id, e164 from public.campaign_calls where campaign_id = (:'f'::jsonb ->> 'campaign')::uuid;
+create function pg_temp.open_dial(dial integer) returns setof public.outbound_calls language sql as $$
+  select o.* from fx, contact, internal.open_dial(gen_random_uuid(), (fx.f ->> 'user')::uuid,
+    (fx.f ->> 'assistant')::uuid, (fx.f ->> 'number')::uuid, contact.e164, (fx.f ->> 'campaign')::uuid,
+    contact.id, 1, internal.dial_room(contact.id, dial), 'sip-' || internal.dial_room(contact.id, dial), 50, 5) o
+$$;
+select is((select count(*)::integer from pg_temp.open_dial(2)), 0,
+  'a dial that is not the contact''s current one writes nothing');
+select is(cardinality(internal.take_carrier_slots('moves.pstn.twilio.com', 50, 3, 5, null, true)), 3,
+  'a claim plans three send times');
+select is((select next_slot from internal.carrier_pacing where carrier_trunk = 'moves.pstn.twilio.com'), 'epoch'::timestamptz,
+  'without taking a slot of the trunk');
+create temp table opened as select * from pg_temp.open_dial(1);
+select is((select count(*)::integer from opened), 1, 'the current dial writes its record');
+select ok((select dialed_at is not null and dialed_at >= now() from opened), 'with its carrier slot');
+select ok((select next_slot > (select dialed_at from opened) from internal.carrier_pacing
+  where carrier_trunk = 'moves.pstn.twilio.com'), 'which it took from the trunk');
 
 select * from finish();
 rollback;
