@@ -181,7 +181,9 @@ Deno.test("numbers assigned while LiveKit, Twilio and pg_net fail end ready with
   const statuses: number[] = [];
   try {
     await configureLiveKit({ failureRate: 0.3, timeoutRate: 0.1, hangMs: 200 });
-    await configureTwilio({ failureRate: 0.15 });
+    // Twilio fails often enough that some of these few requests fail in every run (at 0.15 a
+    // run was seen where none did, which proved nothing).
+    await configureTwilio({ failureRate: 0.3 });
     await stackControl("net/drop", { count: drops });
     // Four through map-number, one by a client's plain update under RLS, one moved
     // between assistants, one assigned and then released.
