@@ -8,6 +8,11 @@ import {
 } from "../../supabase/functions/_shared/outcomes.ts";
 import { DISPOSITIONS } from "../../supabase/functions/call-report/reports.ts";
 import { EVENT_TYPES } from "../../supabase/functions/_shared/webhooks.ts";
+import {
+  CALL_DURATION_SEC,
+  DEFAULT_ALLOWED_COUNTRIES,
+  RINGING_TIMEOUT_SEC,
+} from "../../supabase/functions/_shared/schemas.ts";
 import { sql } from "../helpers/stack.ts";
 
 Deno.test("the call statuses are public.call_status's, in order", async () => {
@@ -84,4 +89,30 @@ Deno.test("the webhook event types are internal.webhook_event_types()", async ()
     { types: string[] }[]
   >`select internal.webhook_event_types() as types`;
   assert.deepEqual([...EVENT_TYPES], types);
+});
+
+/** A campaigns column's `between a and b` check and its default, as the database holds them. */
+async function columnRule(column: string) {
+  const [c] = await sql<{ def: string; fallback: string }[]>`
+    select pg_get_constraintdef(k.oid) as def, pg_get_expr(d.adbin, d.adrelid) as fallback
+    from pg_constraint k
+    join pg_attribute a on a.attrelid = k.conrelid and a.attnum = any (k.conkey)
+    join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+    where k.conrelid = 'public.campaigns'::regclass and k.contype = 'c' and a.attname = ${column}`;
+  const m = /\(\((\w+) >= (\d+)\) AND \(\1 <= (\d+)\)\)/.exec(c.def);
+  assert.ok(m, `${column}: ${c.def}`);
+  return { min: Number(m[2]), max: Number(m[3]), fallback: Number(c.fallback) };
+}
+
+Deno.test("a call's ringing timeout and length have the campaigns' limits and defaults", async () => {
+  assert.deepEqual(await columnRule("ringing_timeout_sec"), { ...RINGING_TIMEOUT_SEC });
+  assert.deepEqual(await columnRule("max_call_duration_sec"), { ...CALL_DURATION_SEC });
+});
+
+Deno.test("the destination countries default to the campaigns' default", async () => {
+  const [{ fallback }] = await sql<{ fallback: string[] }[]>`
+    select (pg_get_expr(d.adbin, d.adrelid))::text as fallback
+    from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
+    where d.adrelid = 'public.campaigns'::regclass and a.attname = 'allowed_countries'`;
+  assert.equal(fallback, `'{${DEFAULT_ALLOWED_COUNTRIES.join(",")}}'::text[]`);
 });

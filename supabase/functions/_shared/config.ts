@@ -1,6 +1,7 @@
 // Environment parsed once with zod. One error names every missing or malformed variable.
 import { z } from "zod";
 import { NotConfiguredError } from "./errors.ts";
+import { CALL_DURATION_SEC, DEFAULT_ALLOWED_COUNTRIES, RINGING_TIMEOUT_SEC } from "./schemas.ts";
 
 const optional = z.string().trim().min(1).optional().catch(undefined);
 const countryList = z.string().trim().regex(
@@ -40,13 +41,21 @@ const schema = z.object({
   SIP_PROVIDER_NUMBERS: optional,
   SIP_TRANSPORT: z.enum(["auto", "udp", "tcp", "tls"]).default("tcp"),
   SIP_DESTINATION_COUNTRY: z.string().regex(/^[A-Za-z]{2}$/, "a 2-letter country code").optional(),
-  ALLOWED_DESTINATION_COUNTRIES: countryList.default("US,CA"),
+  ALLOWED_DESTINATION_COUNTRIES: countryList.default(DEFAULT_ALLOWED_COUNTRIES.join(",")),
   TRANSFER_SIP_HOSTS: z.string().trim().regex(
     /^([A-Za-z0-9.-]+(\s*,\s*[A-Za-z0-9.-]+)*)?$/,
     "comma-separated host names, e.g. pbx.example.com",
   ).default(""),
-  CALL_RINGING_TIMEOUT_SEC: intFrom(5, 80, 30),
-  CALL_MAX_DURATION_SEC: intFrom(10, 86_400, 1_800),
+  CALL_RINGING_TIMEOUT_SEC: intFrom(
+    RINGING_TIMEOUT_SEC.min,
+    RINGING_TIMEOUT_SEC.max,
+    RINGING_TIMEOUT_SEC.fallback,
+  ),
+  CALL_MAX_DURATION_SEC: intFrom(
+    CALL_DURATION_SEC.min,
+    CALL_DURATION_SEC.max,
+    CALL_DURATION_SEC.fallback,
+  ),
   CALLS_PER_MINUTE_PER_USER: intFrom(1, 10_000, 30),
   PROVISIONING_PER_MINUTE_PER_USER: intFrom(1, 10_000, 20),
   LIVEKIT_REQUESTS_PER_MINUTE_PER_USER: intFrom(1, 10_000, 60),

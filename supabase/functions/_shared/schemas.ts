@@ -2,6 +2,15 @@
 import { z } from "zod";
 import { readPhoneNumber } from "./phone.ts";
 
+/**
+ * A call's ringing timeout and its length, in seconds: the limits and defaults of
+ * public.campaigns' columns, which tests/e2e/rules.test.ts ties these to.
+ */
+export const RINGING_TIMEOUT_SEC = { min: 5, max: 80, fallback: 30 } as const;
+export const CALL_DURATION_SEC = { min: 10, max: 86_400, fallback: 1_800 } as const;
+/** Where calls may go when the deployment names no countries: public.campaigns' default too. */
+export const DEFAULT_ALLOWED_COUNTRIES = ["US", "CA"] as const;
+
 export const uuid = z.uuid({ message: "must be a UUID" });
 /**
  * A phone number in international format, normalised to E.164 as imports normalise theirs

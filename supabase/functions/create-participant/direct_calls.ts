@@ -11,7 +11,7 @@ import { asUser } from "../_shared/db.ts";
 import type { Deps } from "../_shared/deps.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../_shared/errors.ts";
 import { liveKitError } from "../_shared/livekit.ts";
-import { e164, uuid } from "../_shared/schemas.ts";
+import { CALL_DURATION_SEC, e164, RINGING_TIMEOUT_SEC, uuid } from "../_shared/schemas.ts";
 
 const name = z.string().min(1).max(128).regex(
   /^[A-Za-z0-9_.:=-]+$/,
@@ -32,8 +32,10 @@ export const CallBody = z.strictObject({
   )
     .optional(),
   waitUntilAnswered: z.boolean().optional(),
-  ringingTimeoutSec: z.number().int().min(5).max(80).optional(),
-  maxCallDurationSec: z.number().int().min(10).max(86_400).optional(),
+  ringingTimeoutSec: z.number().int().min(RINGING_TIMEOUT_SEC.min).max(RINGING_TIMEOUT_SEC.max)
+    .optional(),
+  maxCallDurationSec: z.number().int().min(CALL_DURATION_SEC.min).max(CALL_DURATION_SEC.max)
+    .optional(),
 }).refine((b) => (b.assistantId === undefined) !== (b.outboundTrunkId === undefined), {
   message: "give exactly one of assistantId or outboundTrunkId",
   path: ["assistantId"],
