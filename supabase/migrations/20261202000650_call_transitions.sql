@@ -85,14 +85,18 @@ begin
     return call;
   end if;
   if kind = 'left' then
-    if left_answered or answered then
-      return internal.move_call(call, 'completed', call.answered_at,
-        internal.end_after_answer(event_at, call.answered_at), 'answered', reason);
-    elsif dial_pending then
+    if dial_pending and call.answered_at is null then
+      -- The dial's own answer is on its way and decides (the answer, or the exact SIP status):
+      -- only the end is noted, and, when LiveKit saw the call answered, that it was (by then).
+      -- The contact is settled, and the number's health counts the call, once the answer is in.
       if call.ended_at is not null then
         return call;
       end if;
-      return internal.move_call(call, call.status, call.answered_at, event_at, null, reason);
+      return internal.move_call(call, call.status, case when left_answered then event_at end, event_at,
+        null, reason);
+    elsif left_answered or answered then
+      return internal.move_call(call, 'completed', call.answered_at,
+        internal.end_after_answer(event_at, call.answered_at), 'answered', reason);
     end if;
     x := internal.outcome_from_disconnect(reason);
     return internal.move_call(call, x.status, null, event_at, x.outcome, reason);

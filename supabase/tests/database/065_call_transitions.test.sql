@@ -1,7 +1,7 @@
 -- Every transition of an outbound call is a SQL function: a call only moves forward, a final call
 -- never moves, an end is never before the answer, and what LiveKit said decides the outcome.
 begin;
-select plan(39);
+select plan(43);
 
 select tests.create_ready_fixture('moves@example.com', 'ST_moves', 'moves.pstn.twilio.com') as f \gset
 
@@ -120,6 +120,16 @@ select isnt((pg_temp.call('m')).checked_at, null, 'it is stamped');
 select is((select outcome from internal.reconcile_calls(jsonb_build_array(jsonb_build_object(
   'id', (pg_temp.call('m')).id, 'roomExists', false, 'present', false)))), 'lost',
   'a call gone from LiveKit with no word is lost');
+
+-- A leave LiveKit saw answered, while the dial still waits for its answer: the answer decides.
+select pg_temp.open('n', 'room-n');
+select is((pg_temp.ev('n', 'left', 7, 'CLIENT_INITIATED', true)).status, 'dialing',
+  'an answered leave before the dial''s answer does not end the call yet');
+select is((pg_temp.call('n')).answered_at, '2026-11-24 12:00:07+00'::timestamptz,
+  'it notes that the call was answered, by the leave''s time');
+select is((select status from internal.record_answer((pg_temp.call('n')).id, 'AD_n', now(), 'agent-1', now(), null,
+  'PA_n', 'SCL_n')), 'completed', 'the dial''s answer then ends it, answered');
+select is((pg_temp.call('n')).ended_at, '2026-11-24 12:00:07+00'::timestamptz, 'at the leave''s time');
 
 -- open_dial: a campaign contact's dial, written with its carrier slot once its agent is in the room.
 update public.campaigns set status = 'running' where id = (:'f'::jsonb ->> 'campaign')::uuid;
