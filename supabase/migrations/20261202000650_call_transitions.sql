@@ -39,7 +39,8 @@ language sql immutable parallel safe set search_path = '' as $$
 $$;
 comment on function internal.outcome_from_disconnect is 'What an unanswered call''s LiveKit disconnect reason says, when the dial''s own SIP status is not known.';
 
--- The one writer of a call's state: forward only, and the contact is settled when it ends.
+-- How an event or a reconciliation moves a call: forward only, and the contact is settled when
+-- the call ends.
 create function internal.move_call(call public.outbound_calls, next_status public.call_status,
   next_answered timestamptz, next_ended timestamptz, next_outcome text, reason text default null)
 returns public.outbound_calls

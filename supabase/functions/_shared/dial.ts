@@ -75,8 +75,9 @@ interface Trunk {
 }
 
 /**
- * Why a call was not written: its room was used already (a duplicate), its campaign no longer
- * runs, the callee is on the do-not-call list, or no ready outbound trunk (422 each).
+ * Why a call was not written: its room was used already or it is no longer its contact's
+ * current dial (a duplicate: nothing to do), its campaign no longer runs, the callee is on the
+ * do-not-call list, or no ready outbound trunk (422 each).
  */
 async function refused(sql: Sql, input: DialInput): Promise<DialResult> {
   if (input.roomName) {
