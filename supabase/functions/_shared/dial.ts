@@ -16,7 +16,7 @@ import {
 } from "./livekit.ts";
 import type { Logger } from "./log.ts";
 import { type Mapped, type Outcome, outcomeFromError } from "./outcomes.ts";
-import { awaitSlot, busyUntil, carrierBusy, DIRECT_SLOT_WAIT_SEC, takeSlot } from "./pacing.ts";
+import { awaitSlot, carrierBusy, DIRECT_SLOT_WAIT_SEC, takeSlot } from "./pacing.ts";
 import { checkDestinationAllowed } from "./phone.ts";
 
 export interface DialInput {
@@ -182,15 +182,10 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
     // One statement before dialing: the ready trunk, the do-not-call check, a campaign still
     // running, and the record. Only when it writes nothing is the reason looked up.
     const [inserted] = await sql<
-      (CallRow & {
-        agent_name: string;
-        account_max_call_sec: number | null;
-        carrier_next_at: Date;
-      })[]
+      (CallRow & { agent_name: string; account_max_call_sec: number | null })[]
     >`
       select o.*, (select x.agent_name from public.assistant x where x.id = o.assistant_id) as agent_name,
-        (select l.max_call_duration_sec from internal.platform_settings l) as account_max_call_sec,
-        internal.carrier_next_slot(o.carrier_trunk) as carrier_next_at
+        (select l.max_call_duration_sec from internal.platform_settings l) as account_max_call_sec
       from internal.open_call(${id}, ${input.ownerId}, ${input.assistantId ?? null},
         ${input.outboundTrunkId ?? null}, ${input.phoneNumberId ?? null}, ${input.to},
         ${input.campaign?.campaignId ?? null}, ${input.campaign?.campaignCallId ?? null},
@@ -206,9 +201,9 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
     };
     accountMaxCallSec = inserted.account_max_call_sec;
     // A direct call takes its slot once its agent is in the room; it is refused at once only
-    // when the carrier trunk has nothing free soon (its next slot came with the record).
+    // when the carrier trunk has nothing free soon.
     if (!slot) {
-      const busy = busyUntil(clock, inserted.carrier_next_at);
+      const busy = await carrierBusy(deps, inserted.carrier_trunk ?? "default");
       if (busy.retryAfterSec! > DIRECT_SLOT_WAIT_SEC) {
         await sql`select internal.withdraw_call(${inserted.id})`;
         throw busy;

@@ -77,11 +77,6 @@ export async function awaitSlot(deps: Deps, carrier: string, slot: Date) {
 /** 429 with the wait until the carrier trunk's next slot. */
 export async function carrierBusy({ sql, clock }: Deps, carrier: string) {
   const [{ at }] = await sql<{ at: Date }[]>`select internal.carrier_next_slot(${carrier}) as at`;
-  return busyUntil(clock, at);
-}
-
-/** 429 with the wait until `at`, the carrier trunk's next slot. */
-export function busyUntil(clock: Clock, at: Date) {
   const wait = Math.max(1, Math.ceil((at.getTime() - clock.now()) / 1000));
   return new RateLimitError(
     `The carrier trunk's calls-per-second budget is used up; try again in ${wait} s.`,
