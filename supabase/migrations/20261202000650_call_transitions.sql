@@ -88,13 +88,15 @@ begin
   if kind = 'left' then
     if dial_pending and call.answered_at is null then
       -- The dial's own answer is on its way and decides (the answer, or the exact SIP status):
-      -- only the end is noted, and, when LiveKit saw the call answered, that it was (by then).
-      -- The contact is settled, and the number's health counts the call, once the answer is in.
+      -- only the end is noted, and, when LiveKit saw the call answered, that it was (its outcome;
+      -- when is the dial's answer to say: a webhook's whole-second time could put it before the
+      -- agent's join). The contact is settled, and the number's health counts the call, once the
+      -- answer is in.
       if call.ended_at is not null then
         return call;
       end if;
-      return internal.move_call(call, call.status, case when left_answered then event_at end, event_at,
-        null, reason);
+      return internal.move_call(call, call.status, null, event_at,
+        case when left_answered then 'answered' end, reason);
     elsif left_answered or answered then
       return internal.move_call(call, 'completed', call.answered_at,
         internal.end_after_answer(event_at, call.answered_at), 'answered', reason);
@@ -257,7 +259,7 @@ begin
   elsif kind = 'failed' then
     next_status := mapped_status;
     next_outcome := mapped_outcome;
-  elsif cur.answered_at is not null then
+  elsif cur.answered_at is not null or cur.outcome = 'answered' then
     next_status := 'completed';
     next_outcome := 'answered';
   elsif cur.disconnect_reason is not null then
@@ -382,8 +384,9 @@ begin
       else
         moved := call;
       end if;
-    elsif call.answered_at is not null or call.status = 'in_progress' then
-      -- A room that is gone closed its departure timeout after the participant left.
+    elsif call.answered_at is not null or call.status = 'in_progress' or call.outcome = 'answered' then
+      -- A room that is gone closed its departure timeout after the participant left (or its
+      -- leave said it was answered, the dial's answer never came).
       moved := internal.move_call(call, 'completed', call.answered_at, internal.end_after_answer(
         coalesce(call.ended_at, case when s."roomExists" then now() else now() - make_interval(secs => departure_sec) end),
         call.answered_at), 'answered');
