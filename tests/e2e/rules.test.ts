@@ -7,7 +7,7 @@ import {
   OUTCOMES,
 } from "../../supabase/functions/_shared/outcomes.ts";
 import { DISPOSITIONS } from "../../supabase/functions/call-report/reports.ts";
-import { EVENT_TYPES } from "../../supabase/functions/_shared/webhooks.ts";
+import { EVENT_TYPES } from "../../supabase/functions/_shared/event_types.ts";
 import {
   CALL_DURATION_SEC,
   DEFAULT_ALLOWED_COUNTRIES,

@@ -3,19 +3,8 @@ import { supabase } from "../config.ts";
 import { invoke, must, type Row } from "../api.ts";
 import { useLive } from "../live.ts";
 import { ActionButton, Badge, ErrorBox, fmtTime, Pager } from "../ui.tsx";
+import { EVENT_TYPES } from "../../../supabase/functions/_shared/event_types.ts";
 
-/** The event types (internal.webhook_event_types(); the console's browser test compares them). */
-export const EVENT_TYPES = [
-  "call.started",
-  "call.answered",
-  "call.ended",
-  "call.reported",
-  "campaign.started",
-  "campaign.paused",
-  "campaign.completed",
-  "number.ready",
-  "number.error",
-];
 const PAGE = 25;
 
 export function Webhooks() {
@@ -122,7 +111,7 @@ export function Webhooks() {
 
 function NewEndpoint({ onCreated }: { onCreated: (e: Row) => Promise<void> }) {
   const [url, setUrl] = useState("");
-  const [events, setEvents] = useState<string[]>(EVENT_TYPES);
+  const [events, setEvents] = useState<string[]>([...EVENT_TYPES]);
   const [error, setError] = useState<unknown>(null);
   const submit = async (e: FormEvent) => {
     e.preventDefault();

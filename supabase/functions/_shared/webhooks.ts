@@ -1,22 +1,9 @@
-// Customer event webhooks, the pure half: event types, endpoint secrets, which URLs may receive
+// Customer event webhooks, the pure half: endpoint secrets, which URLs may receive
 // (https only; never an address inside a private network, so a customer cannot point our
 // servers at internal services), the Standard Webhooks body and signature, and what an
 // answer means.
 import { lookup } from "node:dns/promises";
 import { Webhook } from "standardwebhooks";
-
-export const EVENT_TYPES = [
-  "call.started",
-  "call.answered",
-  "call.ended",
-  "call.reported",
-  "campaign.started",
-  "campaign.paused",
-  "campaign.completed",
-  "number.ready",
-  "number.error",
-] as const;
-export type EventType = typeof EVENT_TYPES[number];
 
 /** No answer within this long is a failed attempt (api.md). */
 export const DELIVERY_TIMEOUT_MS = 10_000;

@@ -7,7 +7,8 @@ import type { Deps } from "../_shared/deps.ts";
 import { asUser, type Sql, type UserClaims } from "../_shared/db.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../_shared/errors.ts";
 import { uuid } from "../_shared/schemas.ts";
-import { checkWebhookUrl, EVENT_TYPES, newSecret, type Resolver } from "../_shared/webhooks.ts";
+import { EVENT_TYPES } from "../_shared/event_types.ts";
+import { checkWebhookUrl, newSecret, type Resolver } from "../_shared/webhooks.ts";
 
 export const CreateBody = z.strictObject({
   url: z.string().min(1, "is required").max(2048, "must be at most 2048 characters"),
