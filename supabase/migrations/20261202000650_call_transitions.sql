@@ -248,6 +248,7 @@ declare
   next_status public.call_status;
   next_outcome text;
   x record;
+  ended timestamptz;
 begin
   select * into cur from public.outbound_calls where id = call_id for update;
   if not found then
@@ -273,10 +274,10 @@ begin
     next_status := 'failed';
     next_outcome := 'livekit_error';
   end if;
+  -- A final call keeps its end; another ends now unless a leave already said when.
+  ended := case when internal.call_is_final(cur.status) then cur.ended_at else coalesce(cur.ended_at, now()) end;
   update public.outbound_calls o set status = next_status, outcome = next_outcome,
-    ended_at = case when internal.call_is_final(cur.status) then o.ended_at else coalesce(o.ended_at, now()) end,
-    duration_sec = internal.call_duration(o.answered_at,
-      case when internal.call_is_final(cur.status) then o.ended_at else coalesce(o.ended_at, now()) end),
+    ended_at = ended, duration_sec = internal.call_duration(o.answered_at, ended),
     dispatch_id = coalesce(o.dispatch_id, dispatch), dialed_at = dialed, dial_returned_at = now(),
     agent_identity = coalesce(o.agent_identity, agent),
     agent_joined_at = coalesce(o.agent_joined_at, agent_joined),
@@ -366,6 +367,7 @@ declare
   s record;
   call public.outbound_calls;
   moved public.outbound_calls;
+  x record;
 begin
   for s in
     select * from jsonb_to_recordset(seen) as t(id uuid, "roomExists" boolean, present boolean, "callStatus" text)
@@ -394,8 +396,8 @@ begin
       moved := call; -- hanging up an unanswered call: its leave comes next
     elsif call.disconnect_reason is not null then
       -- Gone without an answer on record: the leave's reason when it came.
-      moved := internal.move_call(call, (internal.outcome_from_disconnect(call.disconnect_reason)).status,
-        null, coalesce(call.ended_at, now()), (internal.outcome_from_disconnect(call.disconnect_reason)).outcome);
+      x := internal.outcome_from_disconnect(call.disconnect_reason);
+      moved := internal.move_call(call, x.status, null, coalesce(call.ended_at, now()), x.outcome);
     else
       -- Nothing is known, and a call that may have been answered is never dialed again.
       moved := internal.move_call(call, 'failed', null, coalesce(call.ended_at, now()), 'lost');
