@@ -7,7 +7,14 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { ROOT } from "../../stack/stack.ts";
 import { buildConsole, serveConsole } from "../../stack/console.ts";
-import { configureLiveKit, eventually, freeNumber, sql, stack } from "../helpers/stack.ts";
+import {
+  configureLiveKit,
+  eventually,
+  freeNumber,
+  freeNumbers,
+  sql,
+  stack,
+} from "../helpers/stack.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = `${ROOT}/.local/console`;
@@ -138,7 +145,7 @@ browserTest(
       await page.getByRole("button", { name: "Add assistant" }).click();
       await page.getByRole("region", { name: `Assistant ${name}` }).waitFor();
     }
-    const [e164, moving] = [await freeNumber(), await freeNumber()];
+    const [e164, moving] = await freeNumbers(2);
     const receptionist = page.getByRole("region", { name: "Assistant Receptionist" });
     const sales = page.getByRole("region", { name: "Assistant Sales" });
     for (const n of [e164, moving]) {
@@ -393,6 +400,10 @@ browserTest(
     );
     await page.locator("input[name=sip]").fill("");
     await page.locator("select[name=outcome]").selectOption("");
+    await eventually(
+      async () => (await table.locator("tbody tr").count()) === calls.length,
+      "every call again, the filters cleared",
+    );
     await shot(page, "calls");
 
     const answered = calls.find((c) => c.answered_at && c.to_number === "+19715550923")!;

@@ -14,6 +14,7 @@ import {
   createUser,
   eventually,
   freeNumber,
+  freeNumbers,
   functionDeps,
   livekitRequests,
   livekitState,
@@ -120,10 +121,10 @@ async function trunkWritesSince(ms: number) {
   );
 }
 
-async function setup(label: string) {
+async function setup(label: string, number?: string) {
   const user = await createUser(label);
   const assistantId = await createAssistant(user, `${label} assistant`, `${label}-agent`);
-  const e164 = await freeNumber();
+  const e164 = number ?? await freeNumber();
   return { user, assistantId, e164 };
 }
 
@@ -455,8 +456,9 @@ Deno.test("a number assigned before provisioning existed is picked up by the swe
 });
 
 Deno.test("a SIP credential deleted on Twilio is restored with the same pair, so every number keeps dialing", async () => {
-  const a = await setup("cred-a");
-  const b = await setup("cred-b");
+  const [ea, eb] = await freeNumbers(2);
+  const a = await setup("cred-a", ea);
+  const b = await setup("cred-b", eb);
   assert.equal(
     (await invoke(a.user, "map-number", { phoneNumber: a.e164, assistantId: a.assistantId }))
       .status,

@@ -92,6 +92,11 @@ export async function freeNumber(): Promise<string> {
   return (await fixtures.freeNumbers(fixture, 1))[0];
 }
 
+/** Free numbers that differ from each other (drawn one by one, two could be the same). */
+export function freeNumbers(count: number): Promise<string[]> {
+  return fixtures.freeNumbers(fixture, count);
+}
+
 /** The LiveKit emulator's state and request log. */
 export async function livekitState(): Promise<any> {
   return await (await fetch(`${stack.livekit.url}/emulator/state`)).json();

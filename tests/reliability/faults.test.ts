@@ -10,6 +10,7 @@ import {
   DEFAULT_CARRIER_CPS,
   eventually,
   freeNumber,
+  freeNumbers,
   livekitRequests,
   livekitState,
   outboxDrained,
@@ -133,14 +134,6 @@ async function sweepUntilSettled(e164s: string[]) {
   throw new Error("provisioning made no progress for 30 s");
 }
 
-/** `n` seeded Twilio numbers nobody has taken (freeNumber picks at random). */
-async function distinctFreeNumbers(n: number): Promise<string[]> {
-  const out = new Set<string>();
-  for (let i = 0; i < n * 5 && out.size < n; i++) out.add(await freeNumber());
-  assert.equal(out.size, n);
-  return [...out];
-}
-
 /** Assigns through map-number, retrying while the assignment itself was not recorded. */
 async function assign(
   user: TestUser,
@@ -173,7 +166,7 @@ Deno.test("numbers assigned while LiveKit, Twilio and pg_net fail end ready with
   const user = await createUser("faults-assign");
   const front = await createAssistant(user, "Front desk", "front-agent");
   const sales = await createAssistant(user, "Sales", "sales-agent");
-  const numbers = await distinctFreeNumbers(6);
+  const numbers = await freeNumbers(6);
 
   const since = Date.now();
   const twilioFrom = (await twilioRequests()).length;
