@@ -107,7 +107,11 @@ declare
   cand_trunk text[] := '{}';
   cand_owner uuid[] := '{}';
   cand_pos integer[] := '{}';
-  per_campaign integer;
+  per_tenant integer;
+  -- Each tenant's share of this claim still to gather (owners and their shares, side by side).
+  t_owner uuid[] := '{}';
+  t_left integer[] := '{}';
+  t integer;
   limits internal.platform_settings;
   account_live integer;
   account_running integer;
@@ -117,20 +121,33 @@ begin
   update public.campaigns set status = 'running'
   where status = 'scheduled' and (starts_at is null or starts_at <= now())
     and (only_campaign is null or id = only_campaign);
-  -- Each campaign gathers at most its share of this claim, so every running campaign (and so
-  -- every tenant) is among the candidates the slots are shared between.
-  select greatest(1, ceil(max_calls::numeric / greatest(count(*), 1)))::integer into per_campaign
+  -- Each tenant gathers at most its share of this claim, so every tenant with a running
+  -- campaign is among the candidates the slots are shared between. Its campaigns come in a
+  -- random order, one of each tenant before a second of any: a tenant's share is gathered from
+  -- as few of its campaigns as have callees due, and its campaigns take turns across claims.
+  select greatest(1, ceil(max_calls::numeric / greatest(count(distinct x.owner_id), 1)))::integer
+  into per_tenant
   from public.campaigns x
   where x.status = 'running' and (only_campaign is null or x.id = only_campaign)
     and (x.starts_at is null or x.starts_at <= now());
   for c in
-    select * from public.campaigns
-    where status = 'running' and (only_campaign is null or id = only_campaign)
-      and (starts_at is null or starts_at <= now())
-    order by random()
-    for update skip locked
+    select y.* from (
+      select x.*, row_number() over (partition by x.owner_id order by random()) as turn
+      from public.campaigns x
+      where x.status = 'running' and (only_campaign is null or x.id = only_campaign)
+        and (x.starts_at is null or x.starts_at <= now())) z
+    join public.campaigns y on y.id = z.id
+    order by z.turn, random()
+    for update of y skip locked
   loop
     exit when budget <= 0;
+    t := array_position(t_owner, c.owner_id);
+    if t is null then
+      t_owner := t_owner || c.owner_id;
+      t_left := t_left || per_tenant;
+      t := cardinality(t_owner);
+    end if;
+    continue when t_left[t] <= 0;
     -- Past its end nothing is dialed: the completion rule ends what waits and completes the
     -- campaign once nothing is live. Its lock is only tried here (this claim already holds the
     -- campaign's row, which a settling contact takes after it): when a settling contact holds
@@ -186,7 +203,7 @@ begin
     select count(*) into live from public.campaign_calls x
     where x.campaign_id = c.id and x.status in ('dialing', 'in_progress');
     free := least(case when c.agent_limit_until > now() then least(c.agent_limit, c.max_concurrent)
-                       else c.max_concurrent end - live, budget, per_campaign);
+                       else c.max_concurrent end - live, budget, t_left[t]);
     if limits.max_concurrent_calls is not null then
       select count(*) into account_live from public.campaign_calls x
       where x.owner_id = c.owner_id and x.status in ('dialing', 'in_progress');
@@ -255,6 +272,7 @@ begin
       cand_pos := cand_pos || i;
     end loop;
     budget := budget - cardinality(eligible);
+    t_left[t] := t_left[t] - cardinality(eligible);
   end loop;
 
   -- Send slots from each carrier trunk (trunks in a fixed order), shared fairly between

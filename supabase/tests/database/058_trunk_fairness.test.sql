@@ -1,7 +1,7 @@
 -- A busy carrier trunk's send slots are shared between accounts, not campaigns: an account with
 -- ten campaigns gets no more of a claim's slots than one with a single campaign.
 begin;
-select plan(3);
+select plan(4);
 
 select tests.create_ready_fixture('fair-many@example.com', 'ST_fair_a', 'fair.pstn.twilio.com') as a \gset
 select tests.create_ready_fixture('fair-one@example.com', 'ST_fair_b', 'fair.pstn.twilio.com') as b \gset
@@ -29,6 +29,24 @@ select ok(abs((select count(*) from claimed where owner_id = (:'a'::jsonb ->> 'u
   'the account with ten campaigns and the one with one get the same share, give or take one');
 select ok((select count(distinct campaign_id) from claimed where owner_id = (:'a'::jsonb ->> 'user')::uuid) > 1,
   'within an account, its campaigns take turns');
+
+-- One account's share is gathered from as few of its campaigns as have callees due; its
+-- campaigns take turns from one claim to the next.
+update internal.carrier_pacing set cps = 1000, next_slot = 'epoch', planned_slot = 'epoch'
+where carrier_trunk = 'fair.pstn.twilio.com';
+update public.campaigns set status = 'paused' where name = 'One';
+create temp table turns (campaign_id uuid);
+do $$
+begin
+  for i in 1 .. 20 loop
+    with got as (select * from internal.claim_calls(null, 5, gen_random_uuid(), 1000, 5))
+    insert into turns select campaign_id from got;
+    update public.campaign_calls set status = 'queued', lease_until = null, lease_owner = null
+    where status = 'dialing';
+  end loop;
+end $$;
+select ok((select count(distinct campaign_id) from turns) >= 3,
+  'over 20 claims of 5, the account''s ten campaigns take turns');
 
 select * from finish();
 rollback;
