@@ -122,9 +122,24 @@ end $$;
 comment on function internal.apply_call_event is 'Moves a call by an event (answered, left, room_finished): forward only, a final call never reopens, an end never before the answer.';
 
 -- The dial --------------------------------------------------------------------------------------
--- The record, before anything is dialed, in one statement: the requester's ready number (of the
--- named assistant, outbound trunk or number; a resting one last), not on the do-not-call list, the
--- campaign still running. Nothing returned: refused (the caller looks up why).
+-- The numbers a requester's call may go out from: ready, with an outbound trunk, of the named
+-- assistant, outbound trunk or number (each optional); the usable ones first, a resting one last.
+create function internal.dialable_numbers(owner uuid, assistant uuid, outbound_trunk text, phone_number uuid)
+returns table (phone_number_id uuid, assistant_id uuid, e164 text, outbound_trunk_id text, carrier_trunk text)
+language sql stable security definer set search_path = '' as $$
+  select p.id, a.id, p.e164, p.outbound_trunk_id, coalesce(p.carrier_trunk, 'default')
+  from public.phone_number p join public.assistant a on a.id = p.assistant_id
+  where p.owner_id = dialable_numbers.owner and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
+    and (dialable_numbers.assistant is null or a.id = dialable_numbers.assistant)
+    and (dialable_numbers.outbound_trunk is null or p.outbound_trunk_id = dialable_numbers.outbound_trunk)
+    and (dialable_numbers.phone_number is null or p.id = dialable_numbers.phone_number)
+  order by (p.rest_until > now()) is true, p.e164
+$$;
+comment on function internal.dialable_numbers is 'The numbers a call may go out from, best first: internal.open_call takes the first one the do-not-call list and the campaign allow; internal.call_refusal says why none did.';
+
+-- The record, before anything is dialed, in one statement: the first dialable number, the callee
+-- not on the do-not-call list, the campaign still running. Nothing returned: refused
+-- (internal.call_refusal says why).
 create function internal.open_call(call_id uuid, owner uuid, assistant uuid, outbound_trunk text,
   phone_number uuid, to_number text, campaign uuid, campaign_call uuid, attempt integer,
   room text, identity text)
@@ -132,21 +147,39 @@ returns setof public.outbound_calls
 language sql security definer set search_path = '' as $$
   insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
     attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id, carrier_trunk)
-  select open_call.call_id, p.owner_id, a.id, p.id, open_call.campaign, open_call.campaign_call, open_call.attempt, p.e164, open_call.to_number,
-    coalesce(open_call.room, format('out-%s-%s', left(a.id::text, 8), open_call.call_id)), coalesce(open_call.identity, format('sip-%s', open_call.call_id)),
-    p.outbound_trunk_id, coalesce(p.carrier_trunk, 'default')
-  from public.phone_number p join public.assistant a on a.id = p.assistant_id
-  where p.owner_id = open_call.owner and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
-    and (open_call.assistant is null or a.id = open_call.assistant)
-    and (open_call.outbound_trunk is null or p.outbound_trunk_id = open_call.outbound_trunk)
-    and (open_call.phone_number is null or p.id = open_call.phone_number)
-    and not exists (select from public.do_not_call d where d.owner_id = p.owner_id and d.e164 = open_call.to_number)
+  select open_call.call_id, open_call.owner, n.assistant_id, n.phone_number_id, open_call.campaign, open_call.campaign_call,
+    open_call.attempt, n.e164, open_call.to_number,
+    coalesce(open_call.room, format('out-%s-%s', left(n.assistant_id::text, 8), open_call.call_id)),
+    coalesce(open_call.identity, format('sip-%s', open_call.call_id)), n.outbound_trunk_id, n.carrier_trunk
+  from internal.dialable_numbers(open_call.owner, open_call.assistant, open_call.outbound_trunk, open_call.phone_number) n
+  where not exists (select from public.do_not_call d where d.owner_id = open_call.owner and d.e164 = open_call.to_number)
     and (open_call.campaign is null or exists (select from public.campaigns c where c.id = open_call.campaign and c.status = 'running'))
-  order by (p.rest_until > now()) is true, p.e164 limit 1
+  limit 1
   on conflict (room_name) do nothing
   returning *
 $$;
 comment on function internal.open_call is 'create-participant and campaign-tick: writes a call''s record before dialing, or nothing when the number, do-not-call list or campaign refuses it.';
+
+-- Why internal.open_call wrote nothing, in its order of checks: the campaign no longer runs, no
+-- dialable number, the callee on the do-not-call list. Null: nothing refuses it (now).
+create function internal.call_refusal(owner uuid, assistant uuid, outbound_trunk text, phone_number uuid,
+  to_number text, campaign uuid)
+returns table (code text, campaign_status text)
+language sql stable security definer set search_path = '' as $$
+  select r.code, r.campaign_status from (
+    select 'campaign_not_running' as code, coalesce(c.status::text, 'deleted') as campaign_status, 1 as ord
+    from (select call_refusal.campaign as id) x left join public.campaigns c on c.id = x.id
+    where call_refusal.campaign is not null and c.status is distinct from 'running'
+    union all
+    select 'no_outbound_trunk', null, 2
+    where not exists (select from internal.dialable_numbers(call_refusal.owner, call_refusal.assistant,
+                                                            call_refusal.outbound_trunk, call_refusal.phone_number))
+    union all
+    select 'do_not_call', null, 3
+    where exists (select from public.do_not_call d where d.owner_id = call_refusal.owner and d.e164 = call_refusal.to_number)
+  ) r order by r.ord limit 1
+$$;
+comment on function internal.call_refusal is 'create-participant and campaign-tick: why internal.open_call refused a call (campaign_not_running, no_outbound_trunk, do_not_call), or nothing.';
 
 -- A campaign contact's dial, once its agent is in the room, in one statement: still the contact's
 -- current dial (a lease that ran out gave it back, or another tick took it: nothing), the record
@@ -410,8 +443,9 @@ end $$;
 comment on function internal.reconcile_calls is 'campaign-tick: settles live calls by what LiveKit''s rooms and participants show; returns the calls that ended.';
 
 -- Grants -------------------------------------------------------------------------------------------
-revoke all on function internal.move_call, internal.apply_call_event, internal.open_call, internal.open_dial, internal.withdraw_call,
+revoke all on function internal.move_call, internal.apply_call_event, internal.dialable_numbers, internal.open_call,
+  internal.call_refusal, internal.open_dial, internal.withdraw_call,
   internal.record_answer, internal.record_dial_failure, internal.record_livekit_event, internal.reconcile_calls
   from public, anon, authenticated;
-grant execute on function internal.open_call, internal.open_dial, internal.withdraw_call, internal.record_answer,
+grant execute on function internal.open_call, internal.call_refusal, internal.open_dial, internal.withdraw_call, internal.record_answer,
   internal.record_dial_failure, internal.record_livekit_event, internal.reconcile_calls to service_role;

@@ -62,18 +62,6 @@ export interface DialResult {
   mapped: Mapped | null;
 }
 
-interface Trunk {
-  phone_number_id: string;
-  e164: string;
-  outbound_trunk_id: string;
-  owner_id: string;
-  assistant_id: string;
-  agent_name: string;
-  carrier_trunk: string | null;
-  /** The callee is on the owner's do-not-call list. */
-  dnc: boolean;
-}
-
 /**
  * Why a call was not written: its room was used already or it is no longer its contact's
  * current dial (a duplicate: nothing to do), its campaign no longer runs, the callee is on the
@@ -94,54 +82,35 @@ async function refused(sql: Sql, input: DialInput): Promise<DialResult> {
       return { call: null, duplicate: true, notDialed: true, error: null, mapped: null };
     }
   }
-  if (input.campaign) {
-    const [c] = await sql<{ status: string }[]>`
-      select status from public.campaigns where id = ${input.campaign.campaignId}`;
-    if (c?.status !== "running") {
+  const [why] = await sql<{ code: string; campaign_status: string | null }[]>`
+    select * from internal.call_refusal(${input.ownerId}, ${input.assistantId ?? null},
+      ${input.outboundTrunkId ?? null}, ${input.phoneNumberId ?? null}, ${input.to},
+      ${input.campaign?.campaignId ?? null})`;
+  switch (why?.code) {
+    case "campaign_not_running":
       throw new PreconditionError(
         "campaign_not_running",
-        `Campaign ${input.campaign.campaignId} is ${c?.status ?? "deleted"}.`,
+        `Campaign ${input.campaign!.campaignId} is ${why.campaign_status}.`,
+      );
+    case "do_not_call":
+      throw new PreconditionError(
+        "do_not_call",
+        `${input.to} is on the do-not-call list; remove it there to call it.`,
+      );
+    case "no_outbound_trunk": {
+      const who = input.assistantId
+        ? `Assistant ${input.assistantId}`
+        : `Outbound trunk ${input.outboundTrunkId}`;
+      throw new PreconditionError(
+        "no_outbound_trunk",
+        `${who} has no number with a ready outbound trunk${
+          input.phoneNumberId ? ` (number ${input.phoneNumberId})` : ""
+        }. ` +
+          "Assign a number to the assistant with map-number and wait until its trunkStatus is ready.",
       );
     }
   }
-  await resolveTrunk(sql, input);
   throw new Error("the call could not be written, for no reason found");
-}
-
-/** The requester's numbers a dial may go out from: ready, and the ones the input names. */
-function dialableNumbers(sql: Sql, input: DialInput) {
-  return sql`p.owner_id = ${input.ownerId}
-    and p.trunk_status = 'ready' and p.outbound_trunk_id is not null
-    ${input.assistantId ? sql`and a.id = ${input.assistantId}` : sql``}
-    ${input.outboundTrunkId ? sql`and p.outbound_trunk_id = ${input.outboundTrunkId}` : sql``}
-    ${input.phoneNumberId ? sql`and p.id = ${input.phoneNumberId}` : sql``}`;
-}
-
-async function resolveTrunk(sql: Sql, input: DialInput): Promise<Trunk> {
-  const rows = await sql<Trunk[]>`
-    select p.id as phone_number_id, p.e164, p.outbound_trunk_id, p.owner_id, a.id as assistant_id, a.agent_name, p.carrier_trunk,
-      exists (select from public.do_not_call d where d.owner_id = p.owner_id and d.e164 = ${input.to}) as dnc
-    from public.phone_number p join public.assistant a on a.id = p.assistant_id
-    where ${dialableNumbers(sql, input)}
-    order by p.e164 limit 1`;
-  const trunk = rows[0];
-  if (trunk?.dnc) {
-    throw new PreconditionError(
-      "do_not_call",
-      `${input.to} is on the do-not-call list; remove it there to call it.`,
-    );
-  }
-  if (trunk) return trunk;
-  const who = input.assistantId
-    ? `Assistant ${input.assistantId}`
-    : `Outbound trunk ${input.outboundTrunkId}`;
-  throw new PreconditionError(
-    "no_outbound_trunk",
-    `${who} has no number with a ready outbound trunk${
-      input.phoneNumberId ? ` (number ${input.phoneNumberId})` : ""
-    }. ` +
-      "Assign a number to the assistant with map-number and wait until its trunkStatus is ready.",
-  );
 }
 
 /** How long before its slot a dial first looks for its agent. */

@@ -51,9 +51,11 @@ export function carriedLateness(sent: readonly { slot: number; late: number }[],
 export async function awaitSlot(deps: Deps, carrier: string, slot: Date) {
   const { sql, config, clock } = deps;
   for (let tries = 0; tries < 5; tries++) {
-    await clock.sleep(slot.getTime() - clock.now());
-    const wait = carriedLateness(sentOn(clock, carrier), slot.getTime());
-    if (wait > 0) await clock.sleep(slot.getTime() + wait - clock.now());
+    // Only a time still ahead is slept for: even a zero-length sleep waits for the event loop's
+    // next turn, which on a busy isolate makes a dial late for a slot that had already come.
+    if (slot.getTime() > clock.now()) await clock.sleep(slot.getTime() - clock.now());
+    const goAt = slot.getTime() + carriedLateness(sentOn(clock, carrier), slot.getTime());
+    if (goAt > clock.now()) await clock.sleep(goAt - clock.now());
     const late = clock.now() - slot.getTime();
     if (late <= SLOT_TOLERANCE_MS) {
       sentOn(clock, carrier).push({ slot: slot.getTime(), late });

@@ -1,7 +1,7 @@
 -- Every transition of an outbound call is a SQL function: a call only moves forward, a final call
 -- never moves, an end is never before the answer, and what LiveKit said decides the outcome.
 begin;
-select plan(43);
+select plan(48);
 
 select tests.create_ready_fixture('moves@example.com', 'ST_moves', 'moves.pstn.twilio.com') as f \gset
 
@@ -33,6 +33,25 @@ insert into public.do_not_call (owner_id, e164) values ((:'f'::jsonb ->> 'user')
 select is((select count(*)::integer from internal.open_call(gen_random_uuid(), (:'f'::jsonb ->> 'user')::uuid,
     (:'f'::jsonb ->> 'assistant')::uuid, null, null, '+12125550199', null, null, null, null, null)),
   0, 'a callee on the do-not-call list opens nothing');
+-- call_refusal: why open_call wrote nothing, in the order open_call checks.
+create function pg_temp.why(to_number text, phone_number uuid default null, campaign uuid default null)
+returns text language sql as $$
+  select coalesce(r.code || coalesce(' ' || r.campaign_status, ''), 'none') from fx
+  left join internal.call_refusal((fx.f ->> 'user')::uuid, (fx.f ->> 'assistant')::uuid, null,
+    why.phone_number, why.to_number, why.campaign) r on true
+$$;
+select is(pg_temp.why('+12125550199'), 'do_not_call', 'refused: the callee is on the do-not-call list');
+select is(pg_temp.why('+12125550101'), 'none', 'nothing refuses a callee off the list');
+select is(pg_temp.why('+12125550199', gen_random_uuid()), 'no_outbound_trunk',
+  'no dialable number is said before the do-not-call list');
+insert into public.campaigns (owner_id, name, assistant_id, phone_number_id)
+select owner_id, 'Ended', assistant_id, phone_number_id from public.campaigns where id = (:'f'::jsonb ->> 'campaign')::uuid
+returning id as ended \gset
+update public.campaigns set status = 'cancelled' where id = :'ended';
+select is(pg_temp.why('+12125550101', null, :'ended'), 'campaign_not_running cancelled',
+  'refused: the campaign was cancelled');
+select is(pg_temp.why('+12125550101', null, gen_random_uuid()), 'campaign_not_running deleted',
+  'refused: the campaign is gone');
 select ok(internal.withdraw_call((pg_temp.call('a')).id), 'a never-dialed call is withdrawn');
 select is((select count(*)::integer from public.outbound_calls where room_name = 'room-a'), 0, 'and leaves no record');
 
