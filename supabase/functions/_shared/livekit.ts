@@ -81,43 +81,53 @@ type Rpc = {
  */
 const CREATES = /^(Create|Transfer)/;
 
+/**
+ * The client for what creates: it keeps no idle connection, so each request opens one of its own
+ * and no request ever goes over a connection an earlier one used. One for the isolate: making a
+ * client per request costs more than the connection. Where the runtime has no
+ * `Deno.createHttpClient`, the platform's fetch is used as it is.
+ */
+let noReuse: Deno.HttpClient | undefined | null = null;
+function noReuseClient() {
+  if (noReuse === null) {
+    const create = (Deno as {
+      createHttpClient?: (o: { poolMaxIdlePerHost: number }) => Deno.HttpClient;
+    }).createHttpClient;
+    noReuse = create?.({ poolMaxIdlePerHost: 0 });
+  }
+  return noReuse;
+}
+
 function sendOnce(client: unknown, host: string) {
   const rpc = (client as { rpc: Rpc }).rpc;
   const base = host.replace(/^ws/, "http");
-  const createHttpClient = (Deno as {
-    createHttpClient?: (o: { poolMaxIdlePerHost: number }) => Deno.HttpClient;
-  }).createHttpClient;
   rpc.request = async (service, method, data, headers, timeoutSec = REQUEST_TIMEOUT_SEC) => {
     // Reads, updates and deletes are safe to resend; what creates or dials is not.
-    const http = CREATES.test(method) ? createHttpClient?.({ poolMaxIdlePerHost: 0 }) : undefined;
-    try {
-      const res = await fetch(new URL(`/twirp/livekit.${service}/${method}`, base), {
-        method: "POST",
-        headers: {
-          "Content-Type": "application/json;charset=UTF-8",
-          ...headers,
-          "X-Livekit-Request-Id": crypto.randomUUID(),
-        },
-        body: JSON.stringify(data),
-        signal: AbortSignal.timeout(timeoutSec * 1000),
-        ...(http ? { client: http } : {}),
-      });
-      if (res.ok) return await res.json();
-      let msg = "Unknown internal error";
-      let code: string | undefined;
-      let meta: Record<string, string> | undefined;
-      if (res.headers.get("content-type") === "application/json") {
-        const body = await res.json().catch(() => ({}));
-        msg = body.msg ?? msg;
-        code = body.code;
-        meta = body.meta;
-      } else {
-        msg = await res.text();
-      }
-      throw new ServerError(res.statusText, msg, res.status, code, meta);
-    } finally {
-      http?.close();
+    const http = CREATES.test(method) ? noReuseClient() : undefined;
+    const res = await fetch(new URL(`/twirp/livekit.${service}/${method}`, base), {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json;charset=UTF-8",
+        ...headers,
+        "X-Livekit-Request-Id": crypto.randomUUID(),
+      },
+      body: JSON.stringify(data),
+      signal: AbortSignal.timeout(timeoutSec * 1000),
+      ...(http ? { client: http } : {}),
+    });
+    if (res.ok) return await res.json();
+    let msg = "Unknown internal error";
+    let code: string | undefined;
+    let meta: Record<string, string> | undefined;
+    if (res.headers.get("content-type") === "application/json") {
+      const body = await res.json().catch(() => ({}));
+      msg = body.msg ?? msg;
+      code = body.code;
+      meta = body.meta;
+    } else {
+      msg = await res.text();
     }
+    throw new ServerError(res.statusText, msg, res.status, code, meta);
   };
 }
 
