@@ -139,18 +139,21 @@ comment on function internal.dialable_numbers is 'The numbers a call may go out 
 
 -- The record, before anything is dialed, in one statement: the first dialable number, the callee
 -- not on the do-not-call list, the campaign still running. Nothing returned: refused
--- (internal.call_refusal says why).
+-- (internal.call_refusal says why). Given slot_wait_sec, the record also takes its carrier
+-- trunk's next send slot (within that wait) as dialed_at, only once every check has passed.
 create function internal.open_call(call_id uuid, owner uuid, assistant uuid, outbound_trunk text,
   phone_number uuid, to_number text, campaign uuid, campaign_call uuid, attempt integer,
-  room text, identity text)
+  room text, identity text, slot_cps numeric default null, slot_wait_sec numeric default null)
 returns setof public.outbound_calls
 language sql security definer set search_path = '' as $$
   insert into public.outbound_calls (id, owner_id, assistant_id, phone_number_id, campaign_id, campaign_call_id,
-    attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id, carrier_trunk)
+    attempt, from_number, to_number, room_name, participant_identity, outbound_trunk_id, carrier_trunk, dialed_at)
   select open_call.call_id, open_call.owner, n.assistant_id, n.phone_number_id, open_call.campaign, open_call.campaign_call,
     open_call.attempt, n.e164, open_call.to_number,
     coalesce(open_call.room, format('out-%s-%s', left(n.assistant_id::text, 8), open_call.call_id)),
-    coalesce(open_call.identity, format('sip-%s', open_call.call_id)), n.outbound_trunk_id, n.carrier_trunk
+    coalesce(open_call.identity, format('sip-%s', open_call.call_id)), n.outbound_trunk_id, n.carrier_trunk,
+    case when open_call.slot_wait_sec is not null then
+      (internal.take_carrier_slots(n.carrier_trunk, open_call.slot_cps, 1, open_call.slot_wait_sec))[1] end
   from internal.dialable_numbers(open_call.owner, open_call.assistant, open_call.outbound_trunk, open_call.phone_number) n
   where not exists (select from public.do_not_call d where d.owner_id = open_call.owner and d.e164 = open_call.to_number)
     and (open_call.campaign is null or exists (select from public.campaigns c where c.id = open_call.campaign and c.status = 'running'))
@@ -193,7 +196,6 @@ language plpgsql security definer set search_path = '' as $$
 declare
   cc public.campaign_calls;
   call public.outbound_calls;
-  slots timestamptz[];
 begin
   -- Locked, so a lease running out now (internal.release_expired_leases skips locked contacts)
   -- cannot give the contact back while this dial is written: it sees the record afterwards.
@@ -201,14 +203,14 @@ begin
   if cc.status is distinct from 'dialing' or room <> internal.dial_room(cc.id, cc.dials) then
     return;
   end if;
+  -- The campaign's key lock, which the record's foreign key takes anyway, before the carrier
+  -- slot: a claim holds its campaigns while it plans slots on the same trunk, so taken after the
+  -- slot it would close a cycle with that claim.
+  perform from public.campaigns c where c.id = campaign for key share;
   select * into call from internal.open_call(call_id, owner, assistant, null, phone_number, to_number,
-    campaign, campaign_call, attempt, room, identity);
+    campaign, campaign_call, attempt, room, identity, default_cps, max_wait_sec);
   if call.id is null then
     return;
-  end if;
-  slots := internal.take_carrier_slots(call.carrier_trunk, default_cps, 1, max_wait_sec);
-  if cardinality(slots) > 0 then
-    update public.outbound_calls o set dialed_at = slots[1] where o.id = call.id returning * into call;
   end if;
   return next call;
 end $$;
