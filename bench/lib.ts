@@ -125,20 +125,23 @@ export const FAILING_SUFFIXES = ["401", "403", "404", "408", "480", "486", "503"
  * is keyed on the last three digits; the failing ones are left out). `viaTrigger` imports
  * them row by row through the `prepare` trigger, as the product does; otherwise the trigger
  * is disabled for the one insert and its columns are set here (for queues of a million).
+ * `from` is where in the area code's sequence of callees they start (0 by default): queues
+ * of the same area code starting `count * 1.01 + 21` or more apart share no callee.
  */
 export async function queueCalls(
   ctx: Ctx,
   campaignId: string,
   ownerId: string,
   count: number,
-  opts: { areaCode?: string; viaTrigger?: boolean } = {},
+  opts: { areaCode?: string; viaTrigger?: boolean; from?: number } = {},
 ): Promise<void> {
   const area = opts.areaCode ?? "646";
+  const from = opts.from ?? 0;
   // <area> 2XX-XXXX upwards: exchanges from 200 keep every number valid for libphonenumber.
   const callees = (q: postgres.Sql | postgres.TransactionSql) =>
     q`
     select '+1' || ${area} || (200 + s / 10000)::text || lpad((s % 10000)::text, 4, '0') as e164
-    from generate_series(0, ${Math.ceil(count * 1.01) + 20}) s
+    from generate_series(${from}::int, ${from + Math.ceil(count * 1.01) + 20}::int) s
     where right(lpad((s % 10000)::text, 4, '0'), 3) <> all(${FAILING_SUFFIXES})
     limit ${count}`;
   if (opts.viaTrigger) {

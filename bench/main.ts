@@ -1,12 +1,13 @@
 // `deno task bench`: boots an isolated stack (its own cluster, emulators at 1/1000 time),
 // runs every benchmark against it and prints one table of ratios measured side by side.
-// `deno task bench 2 4` runs only rows 2 and 4.
+// `deno task bench 2 4` runs only rows 2 and 4 (`1c` is a key of its own: row 1 is 1a and 1b).
 import { startStack } from "../stack/stack.ts";
 import { type Ctx, fmt, type Row, superuser } from "./lib.ts";
 import { coldStart } from "./cold_start.ts";
 import { functionOverhead } from "./overhead.ts";
 import { pacing } from "./pacing.ts";
 import { sameWork } from "./same_work.ts";
+import { tenants } from "./tenants.ts";
 import { overload } from "./overload.ts";
 import { hostedLimits } from "./hosted.ts";
 import { scale } from "./scale.ts";
@@ -15,6 +16,7 @@ import { scale } from "./scale.ts";
 // after the rows that dial quietly.
 const ROWS: [string, (ctx: Ctx) => Promise<Row[]>][] = [
   ["1", sameWork],
+  ["1c", tenants],
   ["3", overload],
   ["4", functionOverhead],
   ["5", hostedLimits],

@@ -6,16 +6,20 @@
 // the room, dial with wait_until_answered through the real livekit-server-sdk, record the
 // answer and settle the contact (internal.call_answered / call_finished).
 //
-// `queue_dialer.ts <db url> <livekit url> <key> <secret> <concurrency> <campaign id>...`
+// `queue_dialer.ts <db url> <livekit url> <key> <secret> <concurrency> <window s> <campaign id>...`
 // prints `start` once the jobs are queued and the worker starts, then
-// {"jobs", "dialed", "ms", "cpuMs", "queries"} when every job has run.
+// {"jobs", "ran", "dialed", "ms", "cpuMs", "queries"} when every job has run; with a window
+// above 0, once that many seconds after `start` it has stopped taking jobs and the running ones
+// have finished (graphile-worker's graceful stop). The jobs it never ran stay queued.
 import process from "node:process";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import { AgentDispatchClient, RoomServiceClient, SipClient } from "livekit-server-sdk";
 import { ParticipantInfo_Kind } from "@livekit/protocol";
 
-const [dbUrl, lkUrl, apiKey, apiSecret, concurrencyArg, ...campaigns] = Deno.args;
+const [dbUrl, lkUrl, apiKey, apiSecret, concurrencyArg, windowArg, ...campaigns] = Deno.args;
 const concurrency = Number(concurrencyArg);
+const windowMs = Number(windowArg) * 1000;
+if (!(concurrency > 0) || !(windowMs >= 0)) throw new Error("bad concurrency or window");
 const silent = new Logger(() => () => {});
 const sip = new SipClient(lkUrl, apiKey, apiSecret);
 const dispatch = new AgentDispatchClient(lkUrl, apiKey, apiSecret);
@@ -187,17 +191,27 @@ try {
       },
     },
   });
-  if (jobs > 0) await finished;
+  if (windowMs > 0) {
+    let timer = 0;
+    await Promise.race([
+      finished,
+      new Promise((r) => timer = setTimeout(r, windowMs - (performance.now() - started))),
+    ]);
+    clearTimeout(timer);
+    // Stops taking jobs and waits for the running ones.
+    await runner.stop();
+  } else if (jobs > 0) await finished;
   const ms = performance.now() - started;
   const used = process.cpuUsage(cpu);
   console.log(JSON.stringify({
     jobs,
+    ran: done,
     dialed,
     ms,
     cpuMs: (used.user + used.system) / 1000,
     queries,
   }));
-  await runner.stop();
+  if (windowMs === 0) await runner.stop();
 } finally {
   await utils.release();
 }

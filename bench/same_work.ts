@@ -39,9 +39,10 @@ const CALLS = 1200;
 export const HIGH_CPS = 2500;
 /** Jobs graphile-worker runs at once, and the floor's loops (the tick has its own bound). */
 export const CONCURRENCY = 50;
-const AGENT = "same-work-agent";
+/** The agent every bench assistant dispatches (the emulator runs a worker for any name). */
+export const AGENT = "same-work-agent";
 /** New York area codes, one per number: the callees are valid and in the allowed country. */
-const AREAS = ["646", "212", "917"];
+export const AREAS = ["646", "212", "917"];
 
 export interface Fixture {
   user: User;
@@ -93,6 +94,8 @@ export interface Measured {
   claims: number;
   /** Why the tick's campaigns stopped before their last call, if they did. */
   stopped: string[];
+  /** Calls from each of the run's numbers (one per campaign), fewest and most. */
+  perNumber: { numbers: number; fewest: number; most: number };
 }
 
 /**
@@ -114,11 +117,17 @@ async function requestsPerCall(ctx: Ctx, since: number, calls: number) {
 
 export const cpuTotal = (m: Measured) => m.cpuMs.process + m.cpuMs.postgres + m.cpuMs.emulator;
 
-async function invitesSince(ctx: Ctx, f: Fixture, before: Set<string>) {
-  const from = new Set(f.lines.map((l) => l.e164));
+async function invitesSince(ctx: Ctx, lines: Line[], before: Set<string>) {
+  const from = new Set(lines.map((l) => l.e164));
   return (await emulatedCalls(ctx.info)).filter((c) =>
     from.has(c.fromNumber) && !before.has(c.sipCallId)
   );
+}
+
+/** How the calls were spread over the numbers dialed from (a number never dialed counts 0). */
+function spread(lines: Line[], dialed: { fromNumber: string }[]): Measured["perNumber"] {
+  const n = lines.map((l) => dialed.filter((c) => c.fromNumber === l.e164).length);
+  return { numbers: n.filter((x) => x > 0).length, fewest: Math.min(...n), most: Math.max(...n) };
 }
 
 async function seen(ctx: Ctx) {
@@ -129,10 +138,26 @@ async function seen(ctx: Ctx) {
 export async function tickRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> {
   const f = await dialFixture(ctx);
   const ids = await campaigns(ctx, f, `tick at ${cps}`, calls);
+  return await tickOver(ctx, f.lines, ids, cps);
+}
+
+/**
+ * The campaign tick in a fresh process over these campaigns (one number each), one tick per
+ * campaign at once, at a budget of `cps` on every carrier trunk of `lines`. With `windowSec`
+ * each tick stops claiming after that long (its `budgetSec`) and finishes the dials it claimed;
+ * the campaigns are then left with queued calls, which is not a stop. Cancels the campaigns.
+ */
+export async function tickOver(
+  ctx: Ctx,
+  lines: Line[],
+  ids: string[],
+  cps: number,
+  windowSec?: number,
+): Promise<Measured> {
   return await quietly(ctx, async () => {
     const host = await startFunctionHost(ctx, "campaign-tick");
     try {
-      await setBudget(ctx, f.lines, cps);
+      await setBudget(ctx, lines, cps);
       const before = await seen(ctx);
       const fn0 = await functionCalls(ctx);
       await setStatusQuietly(ctx, ids, "running");
@@ -146,7 +171,7 @@ export async function tickRun(ctx: Ctx, cps: number, calls: number): Promise<Mea
         ids.map((campaignId) =>
           callFunction(ctx.info, "campaign-tick", ctx.info.serviceKey, {
             campaignId,
-            budgetSec: 60,
+            budgetSec: windowSec ?? 60,
           }, host.url)
         ),
       );
@@ -160,7 +185,7 @@ export async function tickRun(ctx: Ctx, cps: number, calls: number): Promise<Mea
           throw new Error(`campaign-tick: ${a.status} ${JSON.stringify(a.body)}`);
         }
       }
-      const dialed = await invitesSince(ctx, f, before);
+      const dialed = await invitesSince(ctx, lines, before);
       const last = Math.max(...dialed.map((c) => c.startedAt));
       const per = (i: number) => (cpu1[i] - cpu0[i]) * 1000 / dialed.length;
       const stopped = (await ctx.sql<{ why: string }[]>`
@@ -168,8 +193,12 @@ export async function tickRun(ctx: Ctx, cps: number, calls: number): Promise<Mea
           (select count(*) from public.campaign_calls cc
            where cc.campaign_id = c.id and cc.status = 'queued') || ' still queued)' as why
         from public.campaigns c where c.id in ${ctx.sql(ids)}
-          and (c.status <> 'running' or exists (select from public.campaign_calls cc
-            where cc.campaign_id = c.id and cc.status = 'queued' and cc.attempts = 0))`)
+          and (c.status <> 'running' ${
+        // Bounded in time, a tick leaves queued calls by design.
+        windowSec === undefined
+          ? ctx.sql`or exists (select from public.campaign_calls cc
+              where cc.campaign_id = c.id and cc.status = 'queued' and cc.attempts = 0)`
+          : ctx.sql``})`)
         .map((r) => r.why);
       return {
         calls: dialed.length,
@@ -179,6 +208,7 @@ export async function tickRun(ctx: Ctx, cps: number, calls: number): Promise<Mea
         requests: await requestsPerCall(ctx, t0, dialed.length),
         ...slotCalls(fn0, await functionCalls(ctx)),
         stopped,
+        perNumber: spread(lines, dialed),
       };
     } finally {
       await host.close();
@@ -192,11 +222,11 @@ export async function tickRun(ctx: Ctx, cps: number, calls: number): Promise<Mea
 /** What a dialer run in a child process (the queue dialer, the bare loop) did, per call. */
 async function childMeasured(
   ctx: Ctx,
-  f: Fixture,
+  lines: Line[],
   before: Set<string>,
   r: ChildRun,
 ): Promise<Measured> {
-  const dialed = await invitesSince(ctx, f, before);
+  const dialed = await invitesSince(ctx, lines, before);
   const last = Math.max(...dialed.map((c) => c.startedAt));
   const n = dialed.length;
   return {
@@ -212,6 +242,7 @@ async function childMeasured(
     retaken: 0,
     claims: 0,
     stopped: [],
+    perNumber: spread(lines, dialed),
   };
 }
 
@@ -219,8 +250,24 @@ async function childMeasured(
 async function queueRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> {
   const f = await dialFixture(ctx);
   const ids = await campaigns(ctx, f, `queue at ${cps}`, calls);
+  return await queueOver(ctx, f.lines, ids, cps);
+}
+
+/**
+ * The graphile-worker dialer in a fresh process over these campaigns, at a budget of `cps` on
+ * every carrier trunk of `lines`: every job, or with `windowSec` the jobs it takes in that long
+ * (it then stops taking jobs and lets the running ones finish; the jobs it never ran are
+ * removed once it has exited). Cancels the campaigns.
+ */
+export async function queueOver(
+  ctx: Ctx,
+  lines: Line[],
+  ids: string[],
+  cps: number,
+  windowSec?: number,
+): Promise<Measured> {
   return await quietly(ctx, async () => {
-    await setBudget(ctx, f.lines, cps);
+    await setBudget(ctx, lines, cps);
     const before = await seen(ctx);
     const { url, apiKey, apiSecret } = ctx.info.livekit;
     const r = await runChild(ctx, [
@@ -230,10 +277,16 @@ async function queueRun(ctx: Ctx, cps: number, calls: number): Promise<Measured>
       apiKey,
       apiSecret,
       String(CONCURRENCY),
+      String(windowSec ?? 0),
       ...ids,
     ]);
     await setStatusQuietly(ctx, ids, "cancelled");
-    return await childMeasured(ctx, f, before, r);
+    if (windowSec !== undefined) {
+      // Unlocked only: the dialer has exited, so none is running.
+      await ctx.sql`select count(*) from graphile_worker.complete_jobs(array(
+        select id from graphile_worker.jobs where task_identifier = 'dial' and locked_at is null))`;
+    }
+    return await childMeasured(ctx, lines, before, r);
   });
 }
 
@@ -270,7 +323,7 @@ async function bareRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> 
         calls: list,
       }),
     );
-    return await childMeasured(ctx, f, before, r);
+    return await childMeasured(ctx, f.lines, before, r);
   });
 }
 
@@ -292,7 +345,7 @@ export function describe(m: Measured): string {
 }
 
 /** The mean of two runs of the same dialer (rates and CPU per call). */
-function mean(a: Measured, b: Measured): Measured {
+export function mean(a: Measured, b: Measured): Measured {
   const m = (x: number, y: number) => (x + y) / 2;
   return {
     ...a,
@@ -307,6 +360,11 @@ function mean(a: Measured, b: Measured): Measured {
     retaken: a.retaken + b.retaken,
     claims: a.claims + b.claims,
     stopped: [...a.stopped, ...b.stopped],
+    perNumber: {
+      numbers: Math.min(a.perNumber.numbers, b.perNumber.numbers),
+      fewest: Math.min(a.perNumber.fewest, b.perNumber.fewest),
+      most: Math.max(a.perNumber.most, b.perNumber.most),
+    },
   };
 }
 
