@@ -412,11 +412,16 @@ export async function runChild(ctx: Ctx, args: string[], stdin?: string): Promis
 }
 
 /**
- * Calls of each internal.* function so far (pg_stat_user_functions; track_functions is
- * turned on for the bench's own cluster the first time). Statistics reach the view once
- * the backends flush them, at most a second after their transaction.
+ * Calls of each internal.* function so far, and the time spent in each (ms, including the
+ * functions it calls) (pg_stat_user_functions; track_functions is turned on for the bench's
+ * own cluster the first time). Statistics reach the view once the backends flush them, at
+ * most a second after their transaction.
  */
-export async function functionCalls(ctx: Ctx): Promise<Record<string, number>> {
+export interface FunctionStats {
+  calls: Record<string, number>;
+  ms: Record<string, number>;
+}
+export async function functionStats(ctx: Ctx): Promise<FunctionStats> {
   const [{ track_functions }] = await ctx.sql<{ track_functions: string }[]>`show track_functions`;
   if (track_functions !== "pl") {
     await ctx.sql`alter system set track_functions = 'pl'`;
@@ -424,9 +429,12 @@ export async function functionCalls(ctx: Ctx): Promise<Record<string, number>> {
     await sleep(200);
   }
   await sleep(1200);
-  const rows = await ctx.sql<{ funcname: string; calls: string }[]>`
-    select funcname, calls from pg_stat_user_functions where schemaname = 'internal'`;
-  return Object.fromEntries(rows.map((r) => [r.funcname, Number(r.calls)]));
+  const rows = await ctx.sql<{ funcname: string; calls: string; ms: number }[]>`
+    select funcname, calls, total_time as ms from pg_stat_user_functions where schemaname = 'internal'`;
+  return {
+    calls: Object.fromEntries(rows.map((r) => [r.funcname, Number(r.calls)])),
+    ms: Object.fromEntries(rows.map((r) => [r.funcname, Number(r.ms)])),
+  };
 }
 
 /** Sets the carrier trunks' budgets of these numbers to `cps` in all, with no slot taken yet. */

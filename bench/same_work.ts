@@ -14,7 +14,8 @@ import {
   emulatedCalls,
   FAILING_SUFFIXES,
   fmt,
-  functionCalls,
+  type FunctionStats,
+  functionStats,
   type Line,
   livekitRequests,
   mutePokes,
@@ -92,6 +93,8 @@ export interface Measured {
    */
   retaken: number;
   claims: number;
+  /** Time in each of the tick's SQL functions per dialed call (ms), when measured. */
+  sqlMs?: Record<string, number>;
   /** Why the tick's campaigns stopped before their last call, if they did. */
   stopped: string[];
   /** Calls from each of the run's numbers (one per campaign), fewest and most. */
@@ -102,11 +105,15 @@ export interface Measured {
  * Slots taken beyond the claims' plans and each dial's own (internal.open_dial takes the dial's
  * slot): the ones a late dial took again.
  */
-function slotCalls(a: Record<string, number>, b: Record<string, number>) {
-  const d = (f: string) => (b[f] ?? 0) - (a[f] ?? 0);
+function slotCalls(a: FunctionStats, b: FunctionStats, calls: number) {
+  const d = (f: string) => (b.calls[f] ?? 0) - (a.calls[f] ?? 0);
+  const ms = (f: string) => Number(fmt(((b.ms[f] ?? 0) - (a.ms[f] ?? 0)) / calls));
   return {
     retaken: d("take_carrier_slots") - d("claim_calls") - d("open_dial"),
     claims: d("claim_calls"),
+    sqlMs: Object.fromEntries(
+      ["claim_calls", "open_dial", "record_answer"].map((f) => [f, ms(f)]),
+    ),
   };
 }
 
@@ -159,7 +166,7 @@ export async function tickOver(
     try {
       await setBudget(ctx, lines, cps);
       const before = await seen(ctx);
-      const fn0 = await functionCalls(ctx);
+      const fn0 = await functionStats(ctx);
       await setStatusQuietly(ctx, ids, "running");
       const cpu0 = [
         cpuSeconds(host.pid),
@@ -206,7 +213,7 @@ export async function tickOver(
         cpuMs: { process: per(0), postgres: per(1), emulator: per(2) },
         deferred: answers.reduce((s, a) => s + a.body.deferred, 0),
         requests: await requestsPerCall(ctx, t0, dialed.length),
-        ...slotCalls(fn0, await functionCalls(ctx)),
+        ...slotCalls(fn0, await functionStats(ctx), dialed.length),
         stopped,
         perNumber: spread(lines, dialed),
       };
@@ -341,7 +348,9 @@ export function describe(m: Measured): string {
     fmt(c.postgres)
   } Postgres + ${fmt(c.emulator)} emulator = ${fmt(cpuTotal(m))} ms; LiveKit requests/call ${
     JSON.stringify(m.requests)
-  }${m.stopped.length ? `; stopped early: ${m.stopped.join("; ")}` : ""}`;
+  }${m.sqlMs ? `; in SQL functions, ms/call ${JSON.stringify(m.sqlMs)}` : ""}${
+    m.stopped.length ? `; stopped early: ${m.stopped.join("; ")}` : ""
+  }`;
 }
 
 /** The mean of two runs of the same dialer (rates and CPU per call). */

@@ -1,7 +1,7 @@
 import type { Config } from "../../supabase/functions/_shared/config.ts";
 import { wallClock } from "../../supabase/functions/_shared/clock.ts";
 import assert from "node:assert/strict";
-import { cpuRoom, dialPace } from "../../supabase/functions/campaign-tick/tick.ts";
+import { claimRoom, cpuRoom, dialPace } from "../../supabase/functions/campaign-tick/tick.ts";
 import { generatePassword } from "../../supabase/functions/_shared/carrier_trunk.ts";
 import { parseMetadata, roomPrefix, trunkNames } from "../../supabase/functions/_shared/trunks.ts";
 import { logger, setLogSink } from "../../supabase/functions/_shared/log.ts";
@@ -123,4 +123,28 @@ Deno.test("a tick claims within its CPU budget: a few calls until it knows a dia
   assert.ok(cpuRoom(1200, 720, 30, 0) <= 0, "nothing once the planned share is used");
   // A slower machine (the same dials cost twice the CPU) claims fewer.
   assert.equal(cpuRoom(1200, 600, 30, 0), 6);
+});
+
+Deno.test("ticks running at once in an isolate share its dials; a claim waits to be worth it", () => {
+  const free = { left: 10_000, isolateUnderWay: 0, ticks: 1, tickUnderWay: 0, cpu: 10_000 };
+  assert.equal(claimRoom(free), 200, "alone, the isolate's whole room");
+  assert.equal(claimRoom({ ...free, ticks: 20 }), 10, "one of 20 ticks: a twentieth");
+  assert.equal(
+    claimRoom({ ...free, ticks: 20, isolateUnderWay: 190, tickUnderWay: 0 }),
+    10,
+    "the first 19 ticks cannot take the last one's share",
+  );
+  assert.equal(claimRoom({ ...free, isolateUnderWay: 199, tickUnderWay: 199 }), 0, "1 free: wait");
+  assert.equal(
+    claimRoom({ ...free, isolateUnderWay: 150, tickUnderWay: 150 }),
+    50,
+    "a quarter free",
+  );
+  assert.equal(
+    claimRoom({ ...free, left: 3, isolateUnderWay: 190, tickUnderWay: 190 }),
+    3,
+    "the last few",
+  );
+  assert.equal(claimRoom({ ...free, cpu: 2 }), 2, "the CPU budget bounds it");
+  assert.equal(claimRoom({ ...free, cpu: 0, tickUnderWay: 5, isolateUnderWay: 5 }), 0);
 });

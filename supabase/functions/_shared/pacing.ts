@@ -28,8 +28,13 @@ const SLOT_SHRINK_MS = 10;
 /** This isolate's dials per carrier trunk in the last 2 s, as they went: slot and lateness (ms). */
 const sentDials = new Map<string, { slot: number; late: number }[]>();
 function sentOn(clock: Clock, carrier: string) {
-  const sent = (sentDials.get(carrier) ?? []).filter((d) => d.slot > clock.now() - 2000);
-  sentDials.set(carrier, sent);
+  const since = clock.now() - 2000;
+  let sent = sentDials.get(carrier);
+  if (!sent) sentDials.set(carrier, sent = []);
+  // Mostly in slot order: what is older than 2 s is at the front.
+  let old = 0;
+  while (old < sent.length && sent[old].slot <= since) old++;
+  if (old > 0) sent.splice(0, old);
   return sent;
 }
 
@@ -54,7 +59,8 @@ export async function awaitSlot(deps: Deps, carrier: string, slot: Date) {
     // Only a time still ahead is slept for: even a zero-length sleep waits for the event loop's
     // next turn, which on a busy isolate makes a dial late for a slot that had already come.
     if (slot.getTime() > clock.now()) await clock.sleep(slot.getTime() - clock.now());
-    const goAt = slot.getTime() + carriedLateness(sentOn(clock, carrier), slot.getTime());
+    const sent = sentOn(clock, carrier);
+    const goAt = slot.getTime() + carriedLateness(sent, slot.getTime());
     if (goAt > clock.now()) await clock.sleep(goAt - clock.now());
     const late = clock.now() - slot.getTime();
     if (late <= SLOT_TOLERANCE_MS) {

@@ -46,9 +46,14 @@ export interface Counts {
   deferred: number;
 }
 
-/** Dials one isolate keeps under way at once, across all its ticks. */
+/**
+ * Dials one isolate keeps under way at once, across all its ticks, shared evenly between the
+ * ticks it runs at once (each campaign's start sends one): the first to claim does not take
+ * the room of those that follow.
+ */
 const ISOLATE_MAX_INFLIGHT = 200;
 let underWay = 0;
+let ticksRunning = 0;
 
 /**
  * The isolate's dials over the last 2 s, and whether each went out later than its claimed slot.
@@ -100,6 +105,26 @@ export function cpuRoom(
       : 0;
   }
   return Math.floor((planned - usedMs) / (usedMs / ended)) - underWay;
+}
+
+/**
+ * How many calls a tick claims now (0: wait for a dial to end). The isolate's room is shared
+ * evenly between the ticks it runs at once; with dials under way, a claim waits until it is
+ * worth a quarter of the tick's share (or all it may still take): a claim per ended dial costs
+ * more than the dial's own statements.
+ */
+export function claimRoom(
+  r: { left: number; isolateUnderWay: number; ticks: number; tickUnderWay: number; cpu: number },
+): number {
+  const share = Math.ceil(ISOLATE_MAX_INFLIGHT / Math.max(1, r.ticks));
+  const room = Math.min(
+    r.left,
+    ISOLATE_MAX_INFLIGHT - r.isolateUnderWay,
+    share - r.tickUnderWay,
+    r.cpu,
+  );
+  const worth = Math.min(Math.max(1, Math.floor(share / 4)), r.left, r.cpu);
+  return room < worth && r.tickUnderWay > 0 ? 0 : Math.max(0, room);
 }
 
 /** The dispatch goes out this long before the dial's slot, so the agent is in the room by then. */
@@ -192,6 +217,7 @@ export async function tick(deps: Deps, opts: TickOptions) {
 
   await sql`select internal.release_expired_leases()`;
   await reconcileCalls(scoped);
+  ticksRunning++;
   try {
     while (clock.now() < deadline && claimedTotal < maxCalls) {
       // Claim only what this isolate can have under way: under overload the ticks wait for
@@ -205,7 +231,13 @@ export async function tick(deps: Deps, opts: TickOptions) {
         });
         break;
       }
-      const room = Math.min(200, maxCalls - claimedTotal, ISOLATE_MAX_INFLIGHT - underWay, cpu);
+      const room = claimRoom({
+        left: maxCalls - claimedTotal,
+        isolateUnderWay: underWay,
+        ticks: ticksRunning,
+        tickUnderWay: inflight.size,
+        cpu,
+      });
       if (room <= 0) {
         await (inflight.size > 0 ? Promise.race([...inflight]) : clock.sleep(50));
         continue;
@@ -261,6 +293,7 @@ export async function tick(deps: Deps, opts: TickOptions) {
       await clock.sleep(Math.min(150, deadline - clock.now()));
     }
   } finally {
+    ticksRunning--;
     // Even when a claim fails (the database went away), no dial is abandoned mid-way.
     await Promise.all([...inflight]);
   }
