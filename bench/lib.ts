@@ -439,11 +439,12 @@ export async function functionStats(ctx: Ctx): Promise<FunctionStats> {
 
 /** Sets the carrier trunks' budgets of these numbers to `cps` in all, with no slot taken yet. */
 export async function setBudget(ctx: Ctx, lines: Line[], cps: number): Promise<void> {
-  await ctx
-    .sql`update internal.carrier_pacing set cps = ${cps}, next_slot = 'epoch', planned_slot = 'epoch',
+  const trunks = ctx.sql`select coalesce(carrier_trunk, 'default') from public.phone_number
+      where id in ${ctx.sql(lines.map((l) => l.id))}`;
+  await ctx.sql`update internal.carrier_pacing set cps = ${cps}, next_slot = 'epoch',
       backoff_level = 0, backoff_until = null
-    where carrier_trunk in (select coalesce(carrier_trunk, 'default') from public.phone_number
-      where id in ${ctx.sql(lines.map((l) => l.id))})`;
+    where carrier_trunk in (${trunks})`;
+  await ctx.sql`delete from internal.carrier_plan where carrier_trunk in (${trunks})`;
 }
 
 /** Round trips a client makes to PostgreSQL, counted by a proxy in front of it. */
@@ -459,8 +460,9 @@ export interface PgCounter {
 
 /**
  * A TCP proxy in front of the stack's PostgreSQL that reads the frontend's messages:
- * each Sync (extended protocol) or Query (simple protocol) is one round trip, and the
- * text of each Parse or Query names the statement.
+ * each Sync (extended protocol), Flush (the client waits for what it asked, such as a
+ * statement's description) or Query (simple protocol) is one round trip, and the text of
+ * each Parse or Query names the statement.
  */
 export function startPgCounter(dbUrl: string): PgCounter {
   const target = new URL(dbUrl);
@@ -518,6 +520,9 @@ export function startPgCounter(dbUrl: string): PgCounter {
                 trips++;
                 note(pending ?? "(sync)");
                 pending = null;
+              } else if (type === "H") {
+                trips++;
+                note(`${pending ?? "(statement)"} (described first)`);
               } else if (type === "Q") {
                 trips++;
                 note(name(dec.decode(body.subarray(0, body.indexOf(0)))));

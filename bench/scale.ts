@@ -72,10 +72,11 @@ export async function scale(ctx: Ctx): Promise<Row[]> {
     } s`,
   );
 
-  const resetPacing = () =>
-    ctx
-      .sql`update internal.carrier_pacing set next_slot = 'epoch', planned_slot = 'epoch', backoff_level = 0,
+  const resetPacing = async () => {
+    await ctx.sql`update internal.carrier_pacing set next_slot = 'epoch', backoff_level = 0,
       backoff_until = null where carrier_trunk in ${ctx.sql(trunks)}`;
+    await ctx.sql`delete from internal.carrier_plan where carrier_trunk in ${ctx.sql(trunks)}`;
+  };
   const only = async (running: "wide" | "single") => {
     await setStatusQuietly(ctx, running === "wide" ? [single] : wide, "paused");
     await setStatusQuietly(ctx, running === "wide" ? wide : [single], "running");

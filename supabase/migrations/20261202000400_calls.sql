@@ -129,11 +129,18 @@ create table internal.carrier_pacing (
   carrier_trunk text primary key,
   cps numeric(8, 2) check (cps is null or cps > 0),
   next_slot timestamptz not null default 'epoch',
-  planned_slot timestamptz not null default 'epoch',
   backoff_until timestamptz,
   backoff_level integer not null default 0 check (backoff_level between 0 and 4)
 );
-comment on table internal.carrier_pacing is 'Calls-per-second budget of each carrier trunk (cps null: the deployment''s CARRIER_CPS), shared by every number, campaign and direct call on it. next_slot is the earliest time the next INVITE may go (a dial takes it); planned_slot is how far claims have planned dials at the same rate, so they reserve no more contacts than the trunk can dial; a carrier CPS rejection halves the rate for a while.';
+comment on table internal.carrier_pacing is 'Calls-per-second budget of each carrier trunk (cps null: the deployment''s CARRIER_CPS), shared by every number, campaign and direct call on it. next_slot is the earliest time the next INVITE may go (a dial takes it); a carrier CPS rejection halves the rate for a while.';
+
+-- Apart from the trunk's pacing row, so a claim planning (for as long as its transaction lasts)
+-- never holds up a dial taking its slot.
+create table internal.carrier_plan (
+  carrier_trunk text primary key,
+  planned_slot timestamptz not null default 'epoch'
+);
+comment on table internal.carrier_plan is 'How far claims have planned dials on each carrier trunk at its rate (never before its next_slot), so they reserve no more contacts than the trunk can dial.';
 
 create table internal.rate_limit (
   owner_id uuid not null,
@@ -159,9 +166,9 @@ create index outbound_calls_number_ended on public.outbound_calls (phone_number_
 -- Functions ----------------------------------------------------------------------------------
 -- Slots are spaced (1 + 0.04) / cps apart: a dial sent within 40 ms of its slot (later ones
 -- take a new slot) can never put more than cps INVITEs in any sliding one-second window. A dial
--- takes its slot (next_slot); a claim only plans (planned: planned_slot, never before next_slot),
--- so the contacts it reserves are the ones the trunk can dial soon, and no slot is held by a
--- contact whose agent has not joined yet.
+-- takes its slot (carrier_pacing.next_slot); a claim only plans (planned: carrier_plan, never
+-- before next_slot), so the contacts it reserves are the ones the trunk can dial soon, and no
+-- slot is held by a contact whose agent has not joined yet.
 create function internal.take_carrier_slots(
   carrier text, default_cps numeric, n integer, horizon_sec numeric, max_rate numeric default null,
   planned boolean default false
@@ -169,33 +176,41 @@ create function internal.take_carrier_slots(
 language plpgsql security definer set search_path = '' as $$
 declare
   pace internal.carrier_pacing;
+  plan internal.carrier_plan;
+  level integer;
   rate numeric;
   gap interval;
   slot timestamptz;
   slots timestamptz[] := '{}';
 begin
-  insert into internal.carrier_pacing as p (carrier_trunk) values (carrier) on conflict do nothing;
-  select * into pace from internal.carrier_pacing p where p.carrier_trunk = carrier for update;
-  if pace.backoff_until is not null and pace.backoff_until <= now() then
-    pace.backoff_level := 0;
-    pace.backoff_until := null;
+  if planned then
+    insert into internal.carrier_plan as p (carrier_trunk) values (carrier) on conflict do nothing;
+    select * into plan from internal.carrier_plan p where p.carrier_trunk = carrier for update;
+    -- Read, not locked: a plan only reserves contacts; the dial takes the slot itself.
+    select * into pace from internal.carrier_pacing p where p.carrier_trunk = carrier;
+  else
+    insert into internal.carrier_pacing as p (carrier_trunk) values (carrier) on conflict do nothing;
+    select * into pace from internal.carrier_pacing p where p.carrier_trunk = carrier for update;
   end if;
-  rate := coalesce(pace.cps, default_cps) / power(2, pace.backoff_level);
+  level := case when pace.backoff_until > now() then pace.backoff_level else 0 end;
+  rate := coalesce(pace.cps, default_cps) / power(2, level);
   -- A caller that dials slower than the budget asks for slots at its own pace (max_rate), so the
   -- slots it takes are met rather than missed and taken again.
   gap := make_interval(secs => greatest(1.04 / rate, coalesce(1 / nullif(max_rate, 0), 0)));
-  slot := case when planned then greatest(clock_timestamp(), pace.next_slot, pace.planned_slot)
-               else greatest(clock_timestamp(), pace.next_slot) end;
+  slot := greatest(clock_timestamp(), coalesce(pace.next_slot, 'epoch'),
+                   case when planned then plan.planned_slot else 'epoch' end);
   while cardinality(slots) < n and slot <= clock_timestamp() + make_interval(secs => horizon_sec) loop
     slots := slots || slot;
     slot := slot + gap;
   end loop;
   if cardinality(slots) > 0 then
-    update internal.carrier_pacing p set
-      next_slot = case when planned then p.next_slot else slot end,
-      planned_slot = case when planned then slot else p.planned_slot end,
-      backoff_level = pace.backoff_level, backoff_until = pace.backoff_until
-    where p.carrier_trunk = carrier;
+    if planned then
+      update internal.carrier_plan p set planned_slot = slot where p.carrier_trunk = carrier;
+    else
+      update internal.carrier_pacing p set next_slot = slot, backoff_level = level,
+        backoff_until = case when level = 0 then null else pace.backoff_until end
+      where p.carrier_trunk = carrier;
+    end if;
   end if;
   return slots;
 end $$;
@@ -258,6 +273,7 @@ alter table public.outbound_calls enable row level security;
 alter table public.call_events enable row level security;
 alter table internal.call_outcome enable row level security;
 alter table internal.carrier_pacing enable row level security;
+alter table internal.carrier_plan enable row level security;
 alter table internal.rate_limit enable row level security;
 
 create policy owner_read on public.outbound_calls for select to authenticated
@@ -270,7 +286,7 @@ revoke all on public.outbound_calls, public.call_events from anon, authenticated
 grant select on public.outbound_calls to authenticated;
 grant select on public.call_events to authenticated;
 grant all on public.outbound_calls, public.call_events to service_role;
-revoke all on table internal.call_outcome, internal.carrier_pacing, internal.rate_limit from public, anon, authenticated;
-grant all on table internal.call_outcome, internal.carrier_pacing, internal.rate_limit to service_role;
+revoke all on table internal.call_outcome, internal.carrier_pacing, internal.carrier_plan, internal.rate_limit from public, anon, authenticated;
+grant all on table internal.call_outcome, internal.carrier_pacing, internal.carrier_plan, internal.rate_limit to service_role;
 revoke all on function internal.take_carrier_slots, internal.carrier_next_slot, internal.carrier_rejected,
   internal.take_rate_limit, internal.calls_to_reconcile from public;

@@ -138,7 +138,9 @@ begin
         and (x.starts_at is null or x.starts_at <= now())) z
     join public.campaigns y on y.id = z.id
     order by z.turn, random()
-    for update of y skip locked
+    -- Not FOR UPDATE: that would also hold up every dial of the campaign for the whole claim
+    -- (a call's record takes the campaign's key lock for its foreign key).
+    for no key update of y skip locked
   loop
     exit when budget <= 0;
     t := array_position(t_owner, c.owner_id);

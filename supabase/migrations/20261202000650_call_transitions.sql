@@ -203,10 +203,6 @@ begin
   if cc.status is distinct from 'dialing' or room <> internal.dial_room(cc.id, cc.dials) then
     return;
   end if;
-  -- The campaign's key lock, which the record's foreign key takes anyway, before the carrier
-  -- slot: a claim holds its campaigns while it plans slots on the same trunk, so taken after the
-  -- slot it would close a cycle with that claim.
-  perform from public.campaigns c where c.id = campaign for key share;
   select * into call from internal.open_call(call_id, owner, assistant, null, phone_number, to_number,
     campaign, campaign_call, attempt, room, identity, default_cps, max_wait_sec);
   if call.id is null then

@@ -189,8 +189,8 @@ export async function setCarrierCps(cps: number) {
     select k, ${cps} from (select 'default' as k union
       select distinct carrier_trunk from public.phone_number where carrier_trunk is not null) keys
     on conflict (carrier_trunk) do update set cps = excluded.cps, backoff_level = 0, backoff_until = null,
-      next_slot = least(internal.carrier_pacing.next_slot, now()),
-      planned_slot = least(internal.carrier_pacing.planned_slot, now())`;
+      next_slot = least(internal.carrier_pacing.next_slot, now())`;
+  await sql`update internal.carrier_plan set planned_slot = least(planned_slot, now())`;
   if (stack.twilio?.url) await configureTwilio({ cps: Math.ceil(cps) });
 }
 

@@ -32,8 +32,8 @@ select ok((select count(distinct campaign_id) from claimed where owner_id = (:'a
 
 -- One account's share is gathered from as few of its campaigns as have callees due; its
 -- campaigns take turns from one claim to the next.
-update internal.carrier_pacing set cps = 1000, next_slot = 'epoch', planned_slot = 'epoch'
-where carrier_trunk = 'fair.pstn.twilio.com';
+update internal.carrier_pacing set cps = 1000, next_slot = 'epoch' where carrier_trunk = 'fair.pstn.twilio.com';
+delete from internal.carrier_plan where carrier_trunk = 'fair.pstn.twilio.com';
 update public.campaigns set status = 'paused' where name = 'One';
 create temp table turns (campaign_id uuid);
 do $$

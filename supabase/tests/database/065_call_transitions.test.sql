@@ -168,7 +168,8 @@ select is((select count(*)::integer from pg_temp.open_dial(2)), 0,
   'a dial that is not the contact''s current one writes nothing');
 select is(cardinality(internal.take_carrier_slots('moves.pstn.twilio.com', 50, 3, 5, null, true)), 3,
   'a claim plans three send times');
-select is((select next_slot from internal.carrier_pacing where carrier_trunk = 'moves.pstn.twilio.com'), 'epoch'::timestamptz,
+select is((select count(*)::integer from internal.carrier_pacing where carrier_trunk = 'moves.pstn.twilio.com'
+            and next_slot > 'epoch'), 0,
   'without taking a slot of the trunk');
 create temp table opened as select * from pg_temp.open_dial(1);
 select is((select count(*)::integer from opened), 1, 'the current dial writes its record');
