@@ -1,9 +1,10 @@
 // Row 1's floor: the same LiveKit requests as a dial (dispatch the agent, poll
 // ListParticipants until it is in the room, CreateSIPParticipant with wait_until_answered),
 // with no database, paced in memory at the same budget and run at a fixed concurrency, in a
-// fresh process. Reads {url, apiKey, apiSecret, agentName, concurrency, cps,
+// fresh process. Reads {url, apiKey, apiSecret, agentName, concurrency, cps, ownConnections,
 // calls: [{trunkId, from, to}]} as JSON on stdin; prints `start`, then
-// {"calls", "dialed", "ms", "cpuMs"}.
+// {"calls", "dialed", "ms", "cpuMs"}. With ownConnections, each request that creates (the
+// dispatch, the dial) goes over a connection of its own, as the product sends them.
 import process from "node:process";
 import { AgentDispatchClient, RoomServiceClient, SipClient } from "livekit-server-sdk";
 import { ParticipantInfo_Kind } from "@livekit/protocol";
@@ -15,11 +16,18 @@ interface Input {
   agentName: string;
   concurrency: number;
   cps: number;
+  ownConnections?: boolean;
   calls: { trunkId: string; from: string; to: string }[];
 }
 
 const input: Input = JSON.parse(await new Response(Deno.stdin.readable).text());
 const { url, apiKey, apiSecret } = input;
+if (input.ownConnections) {
+  const noIdle = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+  const fetchPooled = globalThis.fetch;
+  globalThis.fetch = (req, init) =>
+    fetchPooled(req, /\/Create[A-Za-z]*$/.test(String(req)) ? { ...init, client: noIdle } : init);
+}
 const sip = new SipClient(url, apiKey, apiSecret);
 const dispatch = new AgentDispatchClient(url, apiKey, apiSecret);
 const rooms = new RoomServiceClient(url, apiKey, apiSecret);

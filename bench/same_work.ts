@@ -298,7 +298,12 @@ export async function queueOver(
 }
 
 /** The same LiveKit requests with no database, in a fresh process. */
-async function bareRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> {
+async function bareRun(
+  ctx: Ctx,
+  cps: number,
+  calls: number,
+  ownConnections = false,
+): Promise<Measured> {
   const f = await dialFixture(ctx);
   // The callees queueCalls gives the tick's campaigns (bench/lib.ts), number by number.
   const list: { trunkId: string; from: string; to: string }[] = [];
@@ -327,6 +332,7 @@ async function bareRun(ctx: Ctx, cps: number, calls: number): Promise<Measured> 
         agentName: AGENT,
         concurrency: CONCURRENCY,
         cps,
+        ownConnections,
         calls: list,
       }),
     );
@@ -390,6 +396,8 @@ export async function sameWork(ctx: Ctx): Promise<Row[]> {
   ctx.say(`  graphile-worker dialer: ${describe(queue1)}`);
   const bare = await bareRun(ctx, HIGH_CPS, CALLS);
   ctx.say(`  bare SDK loop: ${describe(bare)}`);
+  const bareOwn = await bareRun(ctx, HIGH_CPS, CALLS, true);
+  ctx.say(`  bare SDK loop, creates on connections of their own: ${describe(bareOwn)}`);
   const queue2 = await queueRun(ctx, HIGH_CPS, CALLS);
   ctx.say(`  graphile-worker dialer: ${describe(queue2)}`);
   const ours2 = await tickRun(ctx, HIGH_CPS, CALLS);
@@ -434,6 +442,18 @@ export async function sameWork(ctx: Ctx): Promise<Row[]> {
       note: `${fmt(ours.perSecond, 0)} vs ${fmt(bare.perSecond, 0)} calls/s; CPU/call ${
         fmt(cpuTotal(ours), 1)
       } vs ${fmt(cpuTotal(bare), 1)} ms (${c(bare)}), concurrency ${CONCURRENCY}`,
+    },
+    {
+      id: "1d",
+      what: "never resent: CPU ms/call, bare loop with creates on own connections / pooled",
+      ratio: cpuTotal(bareOwn) / cpuTotal(bare),
+      target: "(report)",
+      pass: null,
+      note: `${fmt(cpuTotal(bareOwn), 1)} vs ${fmt(cpuTotal(bare), 1)} ms (${c(bareOwn)} vs ${
+        c(bare)
+      }): ${
+        fmt(cpuTotal(bareOwn) - cpuTotal(bare), 1)
+      } ms a call is what sending each dispatch and dial over a connection of its own costs`,
     },
   ];
 }
