@@ -13,10 +13,11 @@ import {
   DIAL_TIMEOUT_SEC,
   type LiveKitFailure,
   roomToken,
+  SlotMissedError,
 } from "./livekit.ts";
 import type { Logger } from "./log.ts";
 import { type Mapped, type Outcome, outcomeFromError } from "./outcomes.ts";
-import { awaitSlot, carrierBusy, DIRECT_SLOT_WAIT_SEC, takeSlot } from "./pacing.ts";
+import { carrierBusy, DIRECT_SLOT_WAIT_SEC, sendInSlot, takeSlot } from "./pacing.ts";
 import { checkDestinationAllowed } from "./phone.ts";
 
 export interface DialInput {
@@ -267,7 +268,40 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
       slot = await takeSlot(sql, config, call.carrier_trunk ?? "default", DIRECT_SLOT_WAIT_SEC);
     }
     const carrier = call.carrier_trunk ?? "default";
-    if (!slot || !(await awaitSlot(deps, carrier, slot))) {
+    const opened = call;
+    // Always waits for the answer: LiveKit sends no webhook when a call is answered, and only
+    // the dial's own error carries the carrier's exact SIP status.
+    const ringingTimeout = input.ringingTimeoutSec ?? config.ringingTimeoutSec;
+    let participant: { participantId: string; sipCallId: string } | null = null;
+    let dialError: unknown = null;
+    const sent = await sendInSlot(deps, carrier, slot, room, (at) => {
+      dialedAt = new Date(at);
+      input.onDialing?.(opened);
+    }, async () => {
+      try {
+        participant = await lk.sip.createSipParticipant(trunk.outboundTrunkId, input.to, room, {
+          participantIdentity: identity,
+          participantName: input.participantName ?? input.to,
+          participantMetadata: JSON.stringify(metadata),
+          participantAttributes: {
+            callId: id,
+            assistantId: trunk.assistantId,
+            ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
+          },
+          fromNumber: trunk.fromNumber,
+          waitUntilAnswered: true,
+          ringingTimeout,
+          // The operator's per-account limit, if any, caps every call's length.
+          maxCallDuration: maxCallSec,
+          krispEnabled: true,
+          timeout: DIAL_TIMEOUT_SEC,
+        });
+      } catch (e) {
+        if (e instanceof SlotMissedError) throw e;
+        dialError = e;
+      }
+    });
+    if (!sent) {
       // Never dialed: the record goes, so the attempt's room can be used when it comes back.
       await sql`select internal.withdraw_call(${call.id})`;
       lk.rooms.deleteRoom(room).catch(() => {});
@@ -280,32 +314,15 @@ export async function placeCall(deps: Deps, input: DialInput): Promise<DialResul
         mapped: null,
       };
     }
-    dialedAt = new Date(clock.now());
-    input.onDialing?.(call);
-    // Always waits for the answer: LiveKit sends no webhook when a call is answered, and only
-    // the dial's own error carries the carrier's exact SIP status.
-    const ringingTimeout = input.ringingTimeoutSec ?? config.ringingTimeoutSec;
-    try {
-      const p = await lk.sip.createSipParticipant(trunk.outboundTrunkId, input.to, room, {
-        participantIdentity: identity,
-        participantName: input.participantName ?? input.to,
-        participantMetadata: JSON.stringify(metadata),
-        participantAttributes: {
-          callId: id,
-          assistantId: trunk.assistantId,
-          ...(input.campaign ? { campaignCallId: input.campaign.campaignCallId } : {}),
-        },
-        fromNumber: trunk.fromNumber,
-        waitUntilAnswered: true,
-        ringingTimeout,
-        // The operator's per-account limit, if any, caps every call's length.
-        maxCallDuration: maxCallSec,
-        krispEnabled: true,
-        timeout: DIAL_TIMEOUT_SEC,
-      });
-      answer = { kind: "answered", participantId: p.participantId, sipCallId: p.sipCallId };
-    } catch (e) {
-      const failure = describeLiveKitError(e);
+    const answered = participant as { participantId: string; sipCallId: string } | null;
+    if (answered) {
+      answer = {
+        kind: "answered",
+        participantId: answered.participantId,
+        sipCallId: answered.sipCallId,
+      };
+    } else {
+      const failure = describeLiveKitError(dialError);
       answer = failure.status === null
         // The request may have reached LiveKit and the phone may be ringing: find out.
         ? await settleLostAnswer(deps, call, ringingTimeout, failure)

@@ -98,12 +98,44 @@ function noReuseClient() {
   return noReuse;
 }
 
+/** A dial whose gate found no carrier slot in time: nothing was sent. */
+export class SlotMissedError extends Error {
+  constructor() {
+    super("no carrier slot opened in time; nothing was sent");
+  }
+}
+
+/** What a dial waits for just before its request is written, by the dial's room (gatedDial). */
+const dialGates = new Map<string, () => Promise<boolean>>();
+
+/**
+ * Runs `dial` (a CreateSIPParticipant for `room`) so that, once its request is built and
+ * signed, it waits for `gate` just before being written: false fails the dial with
+ * SlotMissedError before anything is sent.
+ */
+export async function gatedDial(
+  room: string,
+  gate: () => Promise<boolean>,
+  dial: () => Promise<void>,
+) {
+  dialGates.set(room, gate);
+  try {
+    await dial();
+  } finally {
+    dialGates.delete(room);
+  }
+}
+
 function sendOnce(client: unknown, host: string) {
   const rpc = (client as { rpc: Rpc }).rpc;
   const base = host.replace(/^ws/, "http");
   rpc.request = async (service, method, data, headers, timeoutSec = REQUEST_TIMEOUT_SEC) => {
     // Reads, updates and deletes are safe to resend; what creates or dials is not.
     const http = CREATES.test(method) ? noReuseClient() : undefined;
+    if (method === "CreateSIPParticipant") {
+      const gate = dialGates.get(String((data as { roomName?: string }).roomName));
+      if (gate && !(await gate())) throw new SlotMissedError();
+    }
     const res = await fetch(new URL(`/twirp/livekit.${service}/${method}`, base), {
       method: "POST",
       headers: {

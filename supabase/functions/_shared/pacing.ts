@@ -6,6 +6,7 @@ import type { Config } from "./config.ts";
 import type { Deps } from "./deps.ts";
 import type { Sql } from "./db.ts";
 import { isDatabaseUnavailable, RateLimitError } from "./errors.ts";
+import { gatedDial, SlotMissedError } from "./livekit.ts";
 
 /** A dial sent later than this after its slot takes a new one (internal.take_carrier_slots). */
 export const SLOT_TOLERANCE_MS = 30;
@@ -21,8 +22,8 @@ export async function takeSlot(sql: Sql, config: Config, carrier: string, horizo
 
 /**
  * How much of an earlier dial's lateness a dial need not make up: slots are 40 ms more than a
- * second apart per cps, and the rest covers what happens after the check (signing the request,
- * connecting, the network), which no check sees.
+ * second apart per cps, and the rest covers what happens after the last check, just before the
+ * request is written (connecting, the network), which no check sees.
  */
 const SLOT_SHRINK_MS = 10;
 /** This isolate's dials per carrier trunk in the last 2 s, as they went: slot and lateness (ms). */
@@ -52,9 +53,49 @@ export function carriedLateness(sent: readonly { slot: number; late: number }[],
   return wait;
 }
 
-/** Waits for the slot; a dial that would go out late takes a new slot instead (false: none). */
-export async function awaitSlot(deps: Deps, carrier: string, slot: Date) {
-  const { sql, config, clock } = deps;
+/**
+ * Sends a dial in its carrier slot. The dial is started at once, so the request is built and
+ * signed while the slot is still ahead; it then waits for the slot at the last moment, just
+ * before it is written (livekit.ts, gatedDial), and a dial that would go out more than
+ * SLOT_TOLERANCE_MS late takes a new slot. `onSend` is told when it goes. false: no slot opened
+ * in time, and nothing was sent.
+ */
+export async function sendInSlot(
+  deps: Deps,
+  carrier: string,
+  slot: Date | null,
+  room: string,
+  onSend: (at: number) => void,
+  send: () => Promise<void>,
+): Promise<boolean> {
+  const { clock } = deps;
+  const gate = async () => {
+    for (let tries = 0; slot && tries < 5; tries++) {
+      slot = await awaitSlot(deps, carrier, slot);
+      if (!slot) return false;
+      const now = clock.now();
+      const due = slot.getTime();
+      if (now - due <= SLOT_TOLERANCE_MS) {
+        sentOn(clock, carrier).push({ slot: due, late: now - due });
+        onSend(now);
+        return true;
+      }
+      slot = await retakeSlot(deps, carrier);
+    }
+    return false;
+  };
+  try {
+    await gatedDial(room, gate, send);
+    return true;
+  } catch (e) {
+    if (e instanceof SlotMissedError) return false;
+    throw e;
+  }
+}
+
+/** Waits for the slot; a dial that would go out late takes a new slot instead: the slot it goes in (null: none). */
+async function awaitSlot(deps: Deps, carrier: string, slot: Date): Promise<Date | null> {
+  const { clock } = deps;
   for (let tries = 0; tries < 5; tries++) {
     // Only a time still ahead is slept for: even a zero-length sleep waits for the event loop's
     // next turn, which on a busy isolate makes a dial late for a slot that had already come.
@@ -62,24 +103,25 @@ export async function awaitSlot(deps: Deps, carrier: string, slot: Date) {
     const sent = sentOn(clock, carrier);
     const goAt = slot.getTime() + carriedLateness(sent, slot.getTime());
     if (goAt > clock.now()) await clock.sleep(goAt - clock.now());
-    const late = clock.now() - slot.getTime();
-    if (late <= SLOT_TOLERANCE_MS) {
-      sentOn(clock, carrier).push({ slot: slot.getTime(), late });
-      return true;
-    }
-    let next: Date | null;
-    try {
-      next = await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
-    } catch (e) {
-      // The database restarting: nothing has gone out yet, so ask again shortly.
-      if (!isDatabaseUnavailable(e) || tries === 4) throw e;
-      await clock.sleep(250 * (tries + 1));
-      continue;
-    }
-    if (!next) return false;
+    if (clock.now() - slot.getTime() <= SLOT_TOLERANCE_MS) return slot;
+    const next = await retakeSlot(deps, carrier);
+    if (!next) return null;
     slot = next;
   }
-  return false;
+  return null;
+}
+
+/** A new slot for a dial that missed its own; the database restarting is waited out a little. */
+async function retakeSlot({ sql, config, clock }: Deps, carrier: string) {
+  for (let tries = 0;; tries++) {
+    try {
+      return await takeSlot(sql, config, carrier, DIRECT_SLOT_WAIT_SEC);
+    } catch (e) {
+      // Nothing has gone out yet, so ask again shortly.
+      if (!isDatabaseUnavailable(e) || tries === 4) throw e;
+      await clock.sleep(250 * (tries + 1));
+    }
+  }
 }
 
 /** 429 with the wait until the carrier trunk's next slot. */
