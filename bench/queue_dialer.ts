@@ -192,7 +192,7 @@ try {
     },
   });
   if (windowMs > 0) {
-    let timer = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       finished,
       new Promise((r) => timer = setTimeout(r, windowMs - (performance.now() - started))),
