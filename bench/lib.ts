@@ -2,6 +2,7 @@
 // own paths (map-number, the import trigger), bulk queues, a function host in a fresh
 // process, and small statistics.
 import postgres from "postgres";
+import { RoomServiceClient } from "livekit-server-sdk";
 import * as fixtures from "../stack/fixtures.ts";
 import { freePort } from "../stack/supabase/postgres.ts";
 import type { Stack, StackInfo } from "../stack/stack.ts";
@@ -210,10 +211,17 @@ export async function quietly<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
 
 /**
  * The calls a quiet row left live (their webhooks were off) end as reconciliation would end them
- * once their rooms are gone (internal.reconcile_calls), so that no later row inherits them: every
- * tick would otherwise check up to 200 of them against LiveKit first.
+ * once their rooms are gone (internal.reconcile_calls), and their rooms are deleted from LiveKit
+ * (webhooks still off), so that no later row inherits them: every tick would otherwise check up
+ * to 200 of them against LiveKit first, and the emulator would hold thousands of rooms.
  */
 async function endQuietCalls(ctx: Ctx) {
+  const { url, apiKey, apiSecret } = ctx.info.livekit;
+  const rooms = new RoomServiceClient(url, apiKey, apiSecret);
+  const names = (await rooms.listRooms()).map((r) => r.name);
+  for (let i = 0; i < names.length; i += 20) {
+    await Promise.all(names.slice(i, i + 20).map((n) => rooms.deleteRoom(n).catch(() => {})));
+  }
   for (let round = 0; round < 200; round++) {
     const live = await ctx.sql<{ id: string }[]>`
       select id from public.outbound_calls where not internal.call_is_final(status) limit 1000`;

@@ -50,18 +50,12 @@ interface Tenant {
 /** The tenants, made once: users, assistants and numbers through the product's own paths. */
 async function tenantFixture(ctx: Ctx): Promise<Tenant[]> {
   const tenants: Tenant[] = [];
-  // A few at a time, as readyNumbers assigns numbers (each provisions under a lock).
-  for (let i = 0; i < TENANTS; i += 4) {
-    tenants.push(
-      ...await Promise.all(
-        Array.from({ length: Math.min(4, TENANTS - i) }, async (_, k) => {
-          const user = await createUser(ctx, `bench-tenant-${i + k}`);
-          const assistantId = await createAssistant(ctx, user, AGENT);
-          const [line] = await provisionLines(ctx, user, assistantId, 1, 100);
-          return { user, assistantId, line };
-        }),
-      ),
-    );
+  // One after another: two tenants drawing a free number at once could draw the same one.
+  for (let i = 0; i < TENANTS; i++) {
+    const user = await createUser(ctx, `bench-tenant-${i}`);
+    const assistantId = await createAssistant(ctx, user, AGENT);
+    const [line] = await provisionLines(ctx, user, assistantId, 1, 100);
+    tenants.push({ user, assistantId, line });
   }
   return tenants;
 }
