@@ -70,19 +70,12 @@ export async function sendInSlot(
 ): Promise<boolean> {
   const { clock } = deps;
   const gate = async () => {
-    for (let tries = 0; slot && tries < 5; tries++) {
-      slot = await awaitSlot(deps, carrier, slot);
-      if (!slot) return false;
-      const now = clock.now();
-      const due = slot.getTime();
-      if (now - due <= SLOT_TOLERANCE_MS) {
-        sentOn(clock, carrier).push({ slot: due, late: now - due });
-        onSend(now);
-        return true;
-      }
-      slot = await retakeSlot(deps, carrier);
-    }
-    return false;
+    const due = slot && await awaitSlot(deps, carrier, slot);
+    if (!due) return false;
+    const now = clock.now();
+    sentOn(clock, carrier).push({ slot: due.getTime(), late: now - due.getTime() });
+    onSend(now);
+    return true;
   };
   try {
     await gatedDial(room, gate, send);
