@@ -77,6 +77,8 @@ declare
   n_region text[];
   n_country text[];
   n_carrier text[];
+  n_e164 text[];
+  n_outbound text[];
   n_used timestamptz[];
   live integer;
   free integer;
@@ -107,6 +109,12 @@ declare
   cand_trunk text[] := '{}';
   cand_owner uuid[] := '{}';
   cand_pos integer[] := '{}';
+  -- What the agent's dispatch says before the call's record exists (internal.open_dial writes
+  -- it once the agent is in the room): per candidate its number and outbound trunk, per
+  -- campaign its assistant's agent name.
+  cand_from text[] := '{}';
+  cand_outbound text[] := '{}';
+  camp_agent text[] := '{}';
   per_tenant integer;
   -- Each tenant's share of this claim still to gather (owners and their shares, side by side).
   t_owner uuid[] := '{}';
@@ -183,8 +191,10 @@ begin
       array_agg(internal.number_region(p.e164) order by u.ord) filter (where p.rest_until is null or p.rest_until <= now()),
       array_agg(internal.number_country(p.e164) order by u.ord) filter (where p.rest_until is null or p.rest_until <= now()),
       array_agg(coalesce(p.carrier_trunk, 'default') order by u.ord) filter (where p.rest_until is null or p.rest_until <= now()),
+      array_agg(p.e164 order by u.ord) filter (where p.rest_until is null or p.rest_until <= now()),
+      array_agg(p.outbound_trunk_id order by u.ord) filter (where p.rest_until is null or p.rest_until <= now()),
       array_agg(coalesce(lu.last_used_at, '-infinity') order by u.ord) filter (where p.rest_until is null or p.rest_until <= now())
-    into ready, resting, n_id, n_area, n_region, n_country, n_carrier, n_used
+    into ready, resting, n_id, n_area, n_region, n_country, n_carrier, n_e164, n_outbound, n_used
     from unnest(pool) with ordinality u(id, ord)
     join public.phone_number p on p.id = u.id
     left join internal.number_usage lu on lu.phone_number_id = p.id
@@ -265,11 +275,14 @@ begin
     end loop;
 
     camps := camps || c;
+    camp_agent := camp_agent || (select a.agent_name from public.assistant a where a.id = c.assistant_id);
     for i in 1 .. cardinality(eligible) loop
       cand_camp := cand_camp || cardinality(camps);
       cand_cc := cand_cc || eligible[i];
       cand_number := cand_number || n_id[chosen[i]];
       cand_trunk := cand_trunk || n_carrier[chosen[i]];
+      cand_from := cand_from || n_e164[chosen[i]];
+      cand_outbound := cand_outbound || n_outbound[chosen[i]];
       cand_owner := cand_owner || c.owner_id;
       cand_pos := cand_pos || i;
     end loop;
@@ -325,11 +338,9 @@ begin
       allowed_countries := c.allowed_countries;
       variables := cc.variables;
       name := cc.name;
-      -- What the agent's dispatch says before the call's record exists (internal.open_dial
-      -- writes it once the agent is in the room).
-      select p.e164, p.outbound_trunk_id into from_number, outbound_trunk_id
-      from public.phone_number p where p.id = cand_number[i];
-      select a.agent_name into agent_name from public.assistant a where a.id = c.assistant_id;
+      from_number := cand_from[i];
+      outbound_trunk_id := cand_outbound[i];
+      agent_name := camp_agent[cand_camp[i]];
       return next;
     end loop;
   end loop;
